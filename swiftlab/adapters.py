@@ -1,0 +1,114 @@
+"""The one place that knows model families.
+
+SWIFT switches individual attention and MLP sub-layers off. Every decoder-only family in
+transformers computes `h = h + attn(norm(h))` and `h = h + mlp(norm(h))` (GPT-NeoX in parallel,
+Gemma with an extra post-norm), so a sub-layer that returns zeros leaves the residual stream
+untouched: that is a skipped sub-layer. An adapter only has to say where the decoder layers live,
+which modules are a layer's attention and MLP, and what "zeros" look like for each module's
+return value. Nothing outside this file names a family.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .errors import SwiftlabError
+
+# A skip function receives the (args, kwargs) the module was called with and returns what the
+# module would have returned, with the sub-layer's contribution to the residual stream zeroed.
+SkipFn = Callable[[tuple, dict], object]
+
+
+def _hidden_states(args: tuple, kwargs: dict) -> torch.Tensor:
+    return args[0] if args else kwargs["hidden_states"]
+
+
+def zeros_like_input(args: tuple, kwargs: dict) -> torch.Tensor:
+    """An MLP's output: same shape as its input."""
+    return torch.zeros_like(_hidden_states(args, kwargs))
+
+
+def zeros_and_no_weights(args: tuple, kwargs: dict) -> tuple[torch.Tensor, None]:
+    """An attention module's output in transformers 5: (attn_output, attn_weights)."""
+    return torch.zeros_like(_hidden_states(args, kwargs)), None
+
+
+def no_features(args: tuple, kwargs: dict) -> torch.Tensor:
+    """For MLPs written inline as fc1 -> act -> fc2 (OPT): fc1 yields an empty feature axis ..."""
+    return _hidden_states(args, kwargs)[..., :0]
+
+
+def _zeros_with_width(width: int) -> SkipFn:
+    """... and fc2 turns it into zeros of the model width, so the residual add is a no-op."""
+
+    def skip(args: tuple, kwargs: dict) -> torch.Tensor:
+        x = _hidden_states(args, kwargs)
+        return x.new_zeros(*x.shape[:-1], width)
+
+    return skip
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """Where one family keeps its decoder layers and sub-layers."""
+
+    family: str
+    layers_path: str  # dotted attribute path from the CausalLM to the nn.ModuleList of layers
+    attention_name: str  # attribute of a decoder layer
+    mlp_names: tuple[str, ...] = ("mlp",)  # one module, or OPT's ("fc1", "fc2")
+
+    def layers(self, model: nn.Module) -> nn.ModuleList:
+        obj = model
+        for part in self.layers_path.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def attention_parts(self, layer: nn.Module) -> list[tuple[nn.Module, SkipFn]]:
+        return [(getattr(layer, self.attention_name), zeros_and_no_weights)]
+
+    def mlp_parts(self, layer: nn.Module) -> list[tuple[nn.Module, SkipFn]]:
+        if len(self.mlp_names) == 1:
+            return [(getattr(layer, self.mlp_names[0]), zeros_like_input)]
+        first, last = (getattr(layer, name) for name in self.mlp_names)
+        return [(first, no_features), (last, _zeros_with_width(last.out_features))]
+
+
+_LLAMA_LIKE = dict(layers_path="model.layers", attention_name="self_attn")
+
+# model_type (config.model_type) -> adapter. Every entry is exercised by tests/test_families.py.
+ADAPTERS: dict[str, Adapter] = {
+    name: Adapter(family=name, **_LLAMA_LIKE)
+    for name in (
+        "llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text",
+        "phi3", "phi", "olmo", "olmo2", "granite", "stablelm", "starcoder2",
+    )
+}
+ADAPTERS["gpt2"] = Adapter("gpt2", layers_path="transformer.h", attention_name="attn")
+ADAPTERS["gpt_neox"] = Adapter("gpt_neox", layers_path="gpt_neox.layers", attention_name="attention")
+ADAPTERS["opt"] = Adapter("opt", layers_path="model.decoder.layers", attention_name="self_attn",
+                          mlp_names=("fc1", "fc2"))
+
+
+def check_supported(config) -> Adapter:
+    """The adapter for a model config, or a clear error that says how to add one."""
+    model_type = getattr(config, "model_type", None)
+    if model_type in ADAPTERS:
+        return ADAPTERS[model_type]
+    arch = ", ".join(getattr(config, "architectures", None) or []) or type(config).__name__
+    raise SwiftlabError(
+        f"unsupported architecture {arch} (model_type {model_type!r}); supported: "
+        f"{', '.join(sorted(ADAPTERS))}. To add it, register an Adapter in swiftlab/adapters.py "
+        "naming its decoder-layer list and its attention and MLP modules"
+    )
+
+
+def adapter_for(model: nn.Module) -> Adapter:
+    return check_supported(getattr(model, "config", None))
+
+
+def num_layers(model: nn.Module) -> int:
+    return len(adapter_for(model).layers(model))

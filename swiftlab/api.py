@@ -1,0 +1,34 @@
+"""Text in, record out: the one call the CLI, the benchmark and the notebooks use."""
+
+from __future__ import annotations
+
+from .decoding import SwiftParams, decode
+from .errors import SwiftlabError
+from .records import DecodeResult
+from .sampling import SamplingParams
+from .skipset import SkipSet
+
+
+def encode_prompt(tokenizer, prompt: str) -> list[int]:
+    if not isinstance(prompt, str):
+        raise SwiftlabError(f"prompt must be a string, got {type(prompt).__name__}")
+    ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    if not ids and tokenizer.bos_token_id is not None:
+        ids = [tokenizer.bos_token_id]  # an empty prompt conditions on BOS alone
+    return ids
+
+
+def generate(model, tokenizer, prompt: str, *, method: str = "swift", skip_set: SkipSet | None = None,
+             skip_ratio: float = 0.45, max_new_tokens: int = 128, temperature: float = 0.0,
+             top_p: float = 1.0, top_k: int = 0, seed: int | None = None,
+             swift: SwiftParams = SwiftParams()) -> DecodeResult:
+    """Decode `prompt`; for SWIFT without a skip set, the uniform set at `skip_ratio` is used."""
+    from .adapters import num_layers
+
+    if method == "swift" and skip_set is None:
+        skip_set = SkipSet.uniform(num_layers(model), skip_ratio)
+    result = decode(model, encode_prompt(tokenizer, prompt), method=method, skip_set=skip_set,
+                    max_new_tokens=max_new_tokens, sampling=SamplingParams(temperature, top_k, top_p),
+                    swift=swift, seed=seed)
+    result.text = tokenizer.decode(result.token_ids, skip_special_tokens=True)
+    return result

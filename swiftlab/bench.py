@@ -1,0 +1,88 @@
+"""Side-by-side timing of autoregressive and SWIFT decoding on the same prompts.
+
+Methods are interleaved prompt by prompt and repeat by repeat, so drift of a shared, noisy
+machine hits both alike; the summary reports medians and the ratio of medians, never one time.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from tqdm.auto import tqdm
+
+from .decoding import SwiftParams, decode
+from .records import DecodeResult
+from .skipset import SkipSet
+
+
+@dataclass
+class Comparison:
+    ar: list[DecodeResult]
+    swift: list[DecodeResult]
+    hf: list[DecodeResult] = None  # transformers' own model.generate, when asked for
+
+    @property
+    def identical(self) -> bool:
+        """Greedy SWIFT must reproduce autoregressive output token for token."""
+        return all(a.token_ids == s.token_ids for a, s in zip(self.ar, self.swift))
+
+    @staticmethod
+    def _median_tps(results: list[DecodeResult]) -> float:
+        return statistics.median(r.tokens_per_s for r in results)
+
+    @property
+    def speedup(self) -> float:
+        """Median SWIFT tokens/s over median autoregressive tokens/s."""
+        return self._median_tps(self.swift) / self._median_tps(self.ar)
+
+    def summary(self) -> dict:
+        extra = {"hf_generate_tokens_per_s": self._median_tps(self.hf)} if self.hf else {}
+        return {
+            **extra,
+            "ar_tokens_per_s": self._median_tps(self.ar),
+            "swift_tokens_per_s": self._median_tps(self.swift),
+            "speedup": self.speedup,
+            "mean_accepted_tokens": statistics.median(r.mean_accepted_tokens for r in self.swift),
+            "acceptance_rate": statistics.median(r.acceptance_rate for r in self.swift),
+            "identical": self.identical,
+            "runs": len(self.ar),
+        }
+
+
+def compare(model, prompts: list[list[int]], skip_set: SkipSet, *, max_new_tokens: int = 128,
+            repeats: int = 3, swift: SwiftParams = SwiftParams(), warmup: bool = True,
+            with_hf_generate: bool = False, progress: bool = True) -> Comparison:
+    methods = ["ar", "swift"] + (["hf"] if with_hf_generate else [])
+    runs = {"ar": lambda ids, n: decode(model, ids, method="ar", max_new_tokens=n),
+            "swift": lambda ids, n: decode(model, ids, method="swift", skip_set=skip_set,
+                                           max_new_tokens=n, swift=swift),
+            "hf": lambda ids, n: hf_generate(model, ids, n)}
+    if warmup:  # first calls pay one-off allocation and dispatch costs; keep them out of the numbers
+        for method in methods:
+            runs[method](prompts[0], 8)
+    results = {method: [] for method in methods}
+    bar = tqdm(total=len(methods) * repeats * len(prompts), desc="benchmark", disable=not progress)
+    for repeat in range(repeats):
+        for i, ids in enumerate(prompts):
+            shift = (i + repeat) % len(methods)  # rotate the order so no method always runs first
+            for method in methods[shift:] + methods[:shift]:
+                results[method].append(runs[method](ids, max_new_tokens))
+                bar.update()
+    bar.close()
+    return Comparison(results["ar"], results["swift"], results.get("hf"))
+
+
+def hf_generate(model, ids: list[int], max_new_tokens: int) -> DecodeResult:
+    """transformers' own greedy generate(), timed the same way, as an outside baseline."""
+    import time
+
+    import torch
+
+    prompt = torch.tensor([ids], device=model.get_input_embeddings().weight.device)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        out = model.generate(prompt, max_new_tokens=max_new_tokens, do_sample=False)
+    wall = time.perf_counter() - start
+    return DecodeResult(method="hf-generate", prompt_ids=list(ids), token_ids=out[0, len(ids):].tolist(),
+                        wall_s=wall)

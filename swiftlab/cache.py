@@ -1,0 +1,48 @@
+"""The KV cache shared by drafting and verification.
+
+transformers' DynamicCache grows every layer by the tokens each forward pass feeds it. A skipped
+attention layer writes nothing, so during drafting its cache is shorter than the others. Two
+consequences, both handled here:
+- rolling back rejected draft tokens must cut every layer to an absolute length (not "drop k"),
+  because the layers no longer agree on how many entries they hold;
+- transformers sizes the attention mask from one layer's cache (the first full-attention layer,
+  or the first sliding one). If that layer is skipped (Gemma 2's layer 1 is its first global
+  layer) its stale length would size the mask wrong for every other layer. The longest layer of
+  the same kind always has the true length, because only skipped layers fall behind.
+"""
+
+from __future__ import annotations
+
+from transformers import DynamicCache
+
+
+class SkipAwareCache(DynamicCache):
+    def __init__(self, config, rollback: bool = True):
+        super().__init__(config=config)
+        if rollback:
+            # Sliding-window layers forget tokens that fall out of the window; to roll back
+            # rejected drafts they must keep them until the next crop_to.
+            self.activate_past_recording()
+    def _true_length_layer(self, layer_idx: int) -> int:
+        if layer_idx >= len(self.layers):
+            return layer_idx
+        kind = self.is_sliding[layer_idx]
+        same_kind = [i for i in range(len(self.layers)) if self.is_sliding[i] == kind]
+        return max(same_kind, key=lambda i: self.layers[i].get_seq_length())
+
+    def get_mask_sizes(self, query_length: int, layer_idx: int):
+        return super().get_mask_sizes(query_length, self._true_length_layer(layer_idx))
+
+    def get_query_offset(self, layer_idx: int = 0):
+        return super().get_query_offset(self._true_length_layer(layer_idx))
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return super().get_seq_length(self._true_length_layer(layer_idx))
+
+    def crop_to(self, length: int) -> None:
+        """Keep the first `length` positions in every layer (layers already shorter are left alone)."""
+        for layer in self.layers:
+            extra = layer.get_seq_length() - length
+            # crop(0) on a sliding layer trims it back to its window, which past recording postponed
+            if extra > 0 or (extra == 0 and layer.is_sliding):
+                layer.crop(-extra)

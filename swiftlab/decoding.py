@@ -1,0 +1,261 @@
+"""The decoding engine: autoregressive decoding and SWIFT self-speculative chain decoding.
+
+Both run on the same machinery (one SkipAwareCache, explicit position ids, the same token
+choice), so the only difference between them is the draft/verify step. Every caller (the CLI,
+the benchmark, later the optimizer, probes and widgets) goes through `decode`.
+
+One SWIFT step, with `cur` the last emitted token (not yet in the cache, which holds n positions):
+  draft   feed cur, then each drafted token, through the model with the skip set switched off,
+          until the drafter's top-1 probability drops below epsilon or the length cap is hit;
+  verify  cut every cache layer back to n, then feed [cur, d1..dk] through the full model once;
+  accept  greedy: the longest prefix of drafts equal to the full model's argmax, plus one bonus
+          token from the full model; sampling: speculative rejection sampling (accept d_i with
+          probability min(1, p/q), else sample the residual max(p - q, 0)), which leaves the
+          output distribution exactly the full model's;
+  rollback keep cache entries for cur and the accepted drafts only.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .cache import SkipAwareCache
+from .errors import SwiftlabError
+from .records import DecodeResult
+from .sampling import SamplingParams, choose, probabilities, sample
+from .skipping import check_skip_set, skipping
+from .skipset import SkipSet
+
+
+@dataclass(frozen=True)
+class SwiftParams:
+    epsilon: float = 0.8  # stop drafting when the drafter's top-1 probability falls below this
+    max_draft: int = 25  # draft-length cap (the reference's)
+
+    def __post_init__(self):
+        if not 0.0 <= self.epsilon <= 1.0:
+            raise SwiftlabError(f"epsilon must be in [0, 1], got {self.epsilon}")
+        if self.max_draft < 1:
+            raise SwiftlabError(f"max_draft must be >= 1, got {self.max_draft}")
+
+
+def context_limit(model: nn.Module) -> int | None:
+    config = model.config
+    for name in ("max_position_embeddings", "n_positions", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def eos_ids(model: nn.Module) -> set[int]:
+    gen = getattr(model, "generation_config", None)
+    eos = getattr(gen, "eos_token_id", None) if gen is not None else None
+    if eos is None:
+        eos = getattr(model.config, "eos_token_id", None)
+    if eos is None:
+        return set()
+    return {int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])}
+
+
+def prepare_prompt(model: nn.Module, input_ids, max_new_tokens: int) -> torch.Tensor:
+    """A [1, n] LongTensor on the model's device, or a clear error."""
+    ids = torch.as_tensor(input_ids, dtype=torch.long)
+    if ids.dim() == 2:
+        if ids.shape[0] != 1:
+            raise SwiftlabError(
+                f"batch size {ids.shape[0]} is not supported: swiftlab decodes one sequence at a time "
+                "(batch size 1); loop over your prompts")
+        ids = ids[0]
+    if ids.dim() != 1:
+        raise SwiftlabError(f"input_ids must be a list of token ids, got shape {tuple(ids.shape)}")
+    if ids.numel() == 0:
+        raise SwiftlabError("empty prompt: give at least one token (the tokenizer added no BOS token)")
+    vocab = model.get_input_embeddings().num_embeddings
+    if int(ids.min()) < 0 or int(ids.max()) >= vocab:
+        raise SwiftlabError(f"token id {int(ids.max()) if int(ids.max()) >= vocab else int(ids.min())} "
+                            f"is outside the model's vocabulary of {vocab}")
+    if max_new_tokens < 1:
+        raise SwiftlabError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    limit = context_limit(model)
+    if limit is not None and ids.numel() + max_new_tokens > limit:
+        raise SwiftlabError(
+            f"prompt too long: {ids.numel()} prompt tokens + {max_new_tokens} new tokens exceed the "
+            f"model's context of {limit} tokens")
+    return ids.unsqueeze(0).to(model.get_input_embeddings().weight.device)
+
+
+@dataclass
+class _Run:
+    """State of one decoding run: the cache, what has been emitted, and the clock."""
+
+    model: nn.Module
+    prompt: torch.Tensor
+    max_new_tokens: int
+    sampling: SamplingParams
+    eos: set[int]
+    generator: torch.Generator | None
+    rollback: bool = True  # SWIFT rolls the cache back; autoregressive decoding never does
+    cache: SkipAwareCache = None
+    tokens: list[int] = field(default_factory=list)
+    drafted: list[int] = field(default_factory=list)
+    accepted: list[int] = field(default_factory=list)
+    timings: dict = field(default_factory=lambda: {"draft": 0.0, "verify": 0.0, "optimize": 0.0, "other": 0.0})
+    stop_reason: str = ""
+
+    def __post_init__(self):
+        self.cache = SkipAwareCache(self.model.config, rollback=self.rollback)
+        self.device = self.prompt.device
+        self._sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+
+    def forward(self, ids: list[int] | torch.Tensor, start: int) -> torch.Tensor:
+        """Logits [len(ids), vocab] for ids placed at positions start, start+1, ..."""
+        ids = torch.as_tensor(ids, device=self.device).view(1, -1)
+        positions = torch.arange(start, start + ids.shape[1], device=self.device).unsqueeze(0)
+        out = self.model(input_ids=ids, position_ids=positions, cache=self.cache, use_cache=True)
+        return out.logits[0]
+
+    def clock(self) -> float:
+        self._sync()
+        return time.perf_counter()
+
+    def emit(self, new: list[int], drafted: int, accepted: int) -> bool:
+        """Record one full-model pass's tokens; False once decoding must stop."""
+        self.drafted.append(drafted)
+        self.accepted.append(accepted)
+        for token in new:
+            self.tokens.append(token)
+            if token in self.eos:
+                self.stop_reason = "eos"
+                return False
+            if len(self.tokens) >= self.max_new_tokens:
+                self.stop_reason = "max_new_tokens"
+                return False
+        return True
+
+    @property
+    def remaining(self) -> int:
+        return self.max_new_tokens - len(self.tokens)
+
+
+def decode(model: nn.Module, input_ids, *, method: str = "swift", skip_set: SkipSet | None = None,
+           max_new_tokens: int = 128, sampling: SamplingParams = SamplingParams(),
+           swift: SwiftParams = SwiftParams(), seed: int | None = None) -> DecodeResult:
+    """Decode one prompt with autoregressive ("ar") or SWIFT ("swift") decoding; return the record.
+
+    The model is left exactly as it was found: training flag restored, no skip overrides.
+    """
+    if method not in ("ar", "swift"):
+        raise SwiftlabError(f"unknown method {method!r}: choose 'ar' or 'swift'")
+    if method == "swift":
+        if skip_set is None:
+            raise SwiftlabError("SWIFT decoding needs a skip set (e.g. SkipSet.uniform(L, 0.45))")
+        check_skip_set(model, skip_set)
+    prompt = prepare_prompt(model, input_ids, max_new_tokens)
+    generator = None
+    if not sampling.greedy:
+        generator = torch.Generator(device=prompt.device)
+        generator.manual_seed(seed if seed is not None else torch.seed())
+    run = _Run(model, prompt, max_new_tokens, sampling, eos_ids(model), generator, rollback=method == "swift")
+
+    was_training = model.training
+    model.eval()
+    start = run.clock()
+    try:
+        with torch.inference_mode():
+            cur = choose(run.forward(prompt[0], 0)[-1], sampling, generator)  # prefill
+            going = run.emit([cur], 0, 0)
+            while going:
+                if method == "ar":
+                    new, drafted, accepted = _ar_step(run, cur)
+                else:
+                    new, drafted, accepted = _swift_step(run, cur, skip_set, swift)
+                going = run.emit(new, drafted, accepted)
+                cur = new[-1]
+    finally:
+        model.train(was_training)
+    wall = run.clock() - start
+    run.timings["other"] = max(wall - run.timings["draft"] - run.timings["verify"] - run.timings["optimize"], 0.0)
+    return DecodeResult(
+        method=method, prompt_ids=prompt[0].tolist(), token_ids=run.tokens,
+        skip_set=skip_set.to_dict() if (method == "swift" and skip_set is not None) else None,
+        drafted_per_step=run.drafted, accepted_per_step=run.accepted, wall_s=wall,
+        timings_s=run.timings, stop_reason=run.stop_reason)
+
+
+def _ar_step(run: _Run, cur: int) -> tuple[list[int], int, int]:
+    t0 = run.clock()
+    position = run.prompt.shape[1] + len(run.tokens) - 1
+    token = choose(run.forward([cur], position)[-1], run.sampling, run.generator)
+    run.timings["verify"] += run.clock() - t0
+    return [token], 0, 0
+
+
+def _swift_step(run: _Run, cur: int, skip_set: SkipSet, swift: SwiftParams) -> tuple[list[int], int, int]:
+    n = run.prompt.shape[1] + len(run.tokens) - 1  # positions already in the cache; cur goes at n
+    t0 = run.clock()
+    drafts, draft_probs = _draft(run, cur, n, skip_set, min(swift.max_draft, run.remaining - 1), swift.epsilon)
+    run.cache.crop_to(n)  # drop the drafter's KV entries: the full model recomputes these positions
+    t1 = run.clock()
+    logits = run.forward([cur] + drafts, n)
+    if run.sampling.greedy:
+        new = _accept_greedy(drafts, logits)
+    else:
+        new = _accept_sampled(drafts, draft_probs, probabilities(logits, run.sampling), run.generator)
+    accepted = len(new) - 1
+    run.cache.crop_to(n + 1 + accepted)  # keep cur and the accepted drafts; the bonus token is the next cur
+    run.timings["draft"] += t1 - t0
+    run.timings["verify"] += run.clock() - t1
+    return new, len(drafts), accepted
+
+
+def _draft(run: _Run, cur: int, n: int, skip_set: SkipSet, cap: int, epsilon: float):
+    """Tokens from the skip-mode model, one at a time, while it is confident."""
+    drafts, draft_probs = [], []
+    token = cur
+    with skipping(run.model, skip_set):
+        for j in range(cap):
+            probs = probabilities(run.forward([token], n + j)[-1], run.sampling)
+            if run.sampling.greedy:
+                confidence, token = (float(v) for v in probs.max(-1))
+                token = int(token)
+            else:
+                token = sample(probs, run.generator)
+                confidence = float(probs.max())
+                draft_probs.append(probs)
+            drafts.append(token)
+            if confidence < epsilon:
+                break
+    return drafts, draft_probs
+
+
+def _accept_greedy(drafts: list[int], logits: torch.Tensor) -> list[int]:
+    """Drafts that equal the full model's argmax, then the full model's own next token."""
+    target = logits.argmax(-1).tolist()
+    accepted = 0
+    while accepted < len(drafts) and drafts[accepted] == target[accepted]:
+        accepted += 1
+    return drafts[:accepted] + [target[accepted]]
+
+
+def _accept_sampled(drafts: list[int], q: list[torch.Tensor], p: torch.Tensor,
+                    generator: torch.Generator | None) -> list[int]:
+    """Speculative rejection sampling (Leviathan et al. 2023; Chen et al. 2023).
+
+    Draft d_i ~ q_i is kept with probability min(1, p_i(d_i) / q_i(d_i)). At the first rejection
+    the token is drawn from normalize(max(p_i - q_i, 0)), which makes the emitted token exactly
+    p_i-distributed; if every draft survives, a bonus token is drawn from p_k.
+    """
+    for i, d in enumerate(drafts):
+        u = torch.rand((), generator=generator, device=p.device)
+        if u * q[i][d] < p[i, d]:
+            continue
+        residual = torch.clamp(p[i] - q[i], min=0.0)
+        total = residual.sum()
+        residual = residual / total if total > 0 else p[i]
+        return drafts[:i] + [sample(residual, generator)]
+    return drafts + [sample(p[len(drafts)], generator)]

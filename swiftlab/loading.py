@@ -1,0 +1,57 @@
+"""Loading a model and its tokenizer from a hub id or a local folder, safely.
+
+Weights load from safetensors only and remote code stays off unless the caller opts in. The
+architecture is checked from the config before any weight is read, so an unsupported model fails
+in a second with a message, not after a multi-gigabyte download.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from .adapters import check_supported
+from .errors import SwiftlabError
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
+          "bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "auto": "auto"}
+
+
+def resolve_dtype(dtype):
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise SwiftlabError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def load_model(name_or_path: str | os.PathLike, *, dtype=None, device: str | None = None,
+               device_map=None, trust_remote_code: bool = False):
+    """(model, tokenizer) for a hub id or a local folder, in eval mode."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    name = str(name_or_path)
+    local = Path(name).expanduser()
+    if local.exists() and not local.is_dir():
+        raise SwiftlabError(f"model path {name} is a file; give the folder that holds config.json")
+    try:
+        config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        where = "local folder" if local.is_dir() else "hub model id (or no network to reach it)"
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SwiftlabError(f"cannot load model {name!r}: unknown {where}: {first_line}") from None
+    check_supported(config)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            name, config=config, dtype=resolve_dtype(dtype) or "auto", device_map=device_map,
+            use_safetensors=True, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SwiftlabError(f"cannot load model {name!r}: {first_line}") from None
+    if device is not None and device_map is None:
+        model = model.to(device)
+    model.eval()
+    return model, tokenizer

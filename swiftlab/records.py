@@ -1,0 +1,62 @@
+"""Plain records of what a decoding run did; they round-trip through JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+
+@dataclass
+class DecodeResult:
+    method: str  # "ar" or "swift"
+    prompt_ids: list[int]
+    token_ids: list[int]  # new tokens only
+    skip_set: dict | None = None  # {"attention": [...], "mlp": [...], "num_layers": L}
+    drafted_per_step: list[int] = field(default_factory=list)  # drafted tokens, per full-model pass
+    accepted_per_step: list[int] = field(default_factory=list)  # drafted tokens accepted, per pass
+    wall_s: float = 0.0
+    timings_s: dict = field(default_factory=lambda: {"draft": 0.0, "verify": 0.0, "optimize": 0.0, "other": 0.0})
+    stop_reason: str = ""  # "eos" or "max_new_tokens"
+    text: str | None = None
+
+    @property
+    def new_tokens(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def steps(self) -> int:
+        """Full-model forward passes, prefill included; each one yields at least one token."""
+        return len(self.drafted_per_step)
+
+    @property
+    def mean_accepted_tokens(self) -> float:
+        """Spec-Bench's metric: new tokens per full-model pass (1.0 for autoregressive decoding)."""
+        return self.new_tokens / self.steps if self.steps else 0.0
+
+    @property
+    def acceptance_rate(self) -> float:
+        """Share of drafted tokens the full model accepted."""
+        drafted = sum(self.drafted_per_step)
+        return sum(self.accepted_per_step) / drafted if drafted else 0.0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.new_tokens / self.wall_s if self.wall_s else 0.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(new_tokens=self.new_tokens, steps=self.steps, mean_accepted_tokens=self.mean_accepted_tokens,
+                 acceptance_rate=self.acceptance_rate, tokens_per_s=self.tokens_per_s)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DecodeResult":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, s: str) -> "DecodeResult":
+        return cls.from_dict(json.loads(s))

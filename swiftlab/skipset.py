@@ -1,0 +1,189 @@
+"""SkipSet: which attention and MLP sub-layers the drafter switches off.
+
+A skip set is two sets of 0-based decoder-layer indices. SWIFT never skips the first or the last
+layer (the search space is the 2·(L−2) middle sub-layers); early-exit drafting (LayerSkip-style)
+does skip the last layers, so it has to say so explicitly with `allow_edges=True`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import SwiftlabError
+from .storage import atomic_write_json, read_json
+
+
+@dataclass(frozen=True)
+class SkipSet:
+    attention: tuple[int, ...]
+    mlp: tuple[int, ...]
+    num_layers: int
+    allow_edges: bool = field(default=False, compare=False)
+
+    def __post_init__(self):
+        if not isinstance(self.num_layers, int) or self.num_layers < 1:
+            raise SwiftlabError(f"num_layers must be a positive integer, got {self.num_layers!r}")
+        for kind in ("attention", "mlp"):
+            indices = getattr(self, kind)
+            if any(not isinstance(i, int) or isinstance(i, bool) for i in indices):
+                raise SwiftlabError(f"{kind} layer indices must be integers, got {list(indices)!r}")
+            for i in indices:
+                if not 0 <= i < self.num_layers:
+                    raise SwiftlabError(
+                        f"{kind} layer index {i} out of range for a model with {self.num_layers} "
+                        f"layers (valid: 0..{self.num_layers - 1})")
+                if not self.allow_edges and i in (0, self.num_layers - 1):
+                    raise SwiftlabError(
+                        f"{kind} layer {i} is the first or last layer, which SWIFT never skips; "
+                        "pass allow_edges=True to skip it anyway")
+            object.__setattr__(self, kind, tuple(sorted(set(indices))))
+
+    # ----- derived quantities -------------------------------------------------------------
+    @property
+    def num_skipped(self) -> int:
+        return len(self.attention) + len(self.mlp)
+
+    @property
+    def search_size(self) -> int:
+        """Number of skippable sub-layers: 2·(L−2), the denominator of the skip ratio."""
+        return 2 * max(self.num_layers - 2, 0)
+
+    @property
+    def ratio(self) -> float:
+        return self.num_skipped / self.search_size if self.search_size else 0.0
+
+    def __bool__(self) -> bool:
+        return self.num_skipped > 0
+
+    def __str__(self) -> str:
+        return (f"SkipSet(r={self.ratio:.2f}, attention={list(self.attention)}, "
+                f"mlp={list(self.mlp)}, L={self.num_layers})")
+
+    # ----- construction -------------------------------------------------------------------
+    @classmethod
+    def none(cls, num_layers: int) -> "SkipSet":
+        return cls((), (), num_layers)
+
+    @classmethod
+    def uniform(cls, num_layers: int, ratio: float = 0.5) -> "SkipSet":
+        """Whole middle layers spread evenly; ratio 0.5 is the reference's "every other layer"."""
+        k = _count_for_ratio(num_layers, ratio)
+        middle = list(range(1, num_layers - 1))
+        n_layers = k // 2
+        layers = [middle[(i * len(middle)) // n_layers] for i in range(n_layers)] if n_layers else []
+        attention = list(layers)
+        if k % 2:  # an odd count: one more attention sub-layer, in the first free middle layer
+            attention.append(next(i for i in middle if i not in layers))
+        return cls(tuple(attention), tuple(layers), num_layers)
+
+    @classmethod
+    def random(cls, num_layers: int, ratio: float, seed: int | None = None) -> "SkipSet":
+        """k = int(2(L−2)·r) sub-layers chosen uniformly at random, as SWIFT's random search does."""
+        k = _count_for_ratio(num_layers, ratio)
+        coords = random.Random(seed).sample(range(2 * (num_layers - 2)), k)
+        return cls.from_coordinates(num_layers, coords)
+
+    @classmethod
+    def early_exit(cls, num_layers: int, exit_layer: int) -> "SkipSet":
+        """Draft with the first `exit_layer` layers only (skip every later one, last included)."""
+        if not 1 <= exit_layer < num_layers:
+            raise SwiftlabError(
+                f"exit layer {exit_layer} out of range: the drafter must keep 1..{num_layers - 1} "
+                f"of the {num_layers} layers")
+        skipped = tuple(range(exit_layer, num_layers))
+        return cls(skipped, skipped, num_layers, allow_edges=True)
+
+    # The optimizer works on a flat binary vector over the middle sub-layers:
+    # coordinate j < L-2 is attention of layer j+1, coordinate j >= L-2 is MLP of layer j-(L-2)+1.
+    @classmethod
+    def from_coordinates(cls, num_layers: int, coords) -> "SkipSet":
+        half = num_layers - 2
+        attention = [int(c) + 1 for c in coords if int(c) < half]
+        mlp = [int(c) - half + 1 for c in coords if int(c) >= half]
+        return cls(tuple(attention), tuple(mlp), num_layers)
+
+    def to_mask(self) -> list[int]:
+        half = self.num_layers - 2
+        mask = [0] * (2 * half)
+        for i in self.attention:
+            if 1 <= i <= half:
+                mask[i - 1] = 1
+        for i in self.mlp:
+            if 1 <= i <= half:
+                mask[half + i - 1] = 1
+        return mask
+
+    # ----- JSON ---------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d = {"attention": list(self.attention), "mlp": list(self.mlp), "num_layers": self.num_layers}
+        if self.allow_edges:
+            d["allow_edges"] = True
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict, num_layers: int | None = None) -> "SkipSet":
+        if not isinstance(d, dict) or "attention" not in d or "mlp" not in d:
+            raise SwiftlabError("a skip set needs 'attention' and 'mlp' lists of layer indices")
+        n = d.get("num_layers", num_layers)
+        if n is None:
+            raise SwiftlabError("skip set has no 'num_layers'; the model's layer count is needed")
+        if num_layers is not None and n != num_layers:
+            raise SwiftlabError(f"skip set is for a {n}-layer model, this model has {num_layers} layers")
+        if not isinstance(d["attention"], list) or not isinstance(d["mlp"], list):
+            raise SwiftlabError("skip set 'attention' and 'mlp' must be lists of layer indices")
+        return cls(tuple(d["attention"]), tuple(d["mlp"]), n, bool(d.get("allow_edges", False)))
+
+    def save(self, path: str | os.PathLike) -> None:
+        atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, num_layers: int | None = None, key: str | None = None) -> "SkipSet":
+        """Read a skip set: swiftlab's own format, or one entry of a reference skip_layers.json."""
+        data = read_json(path, what="skip set")
+        if isinstance(data, dict) and "attention" in data and key is None:
+            return cls.from_dict(data, num_layers)
+        entries = read_reference_entries(data, path)
+        if key is None:
+            if len(entries) != 1:
+                raise SwiftlabError(
+                    f"{path} holds {len(entries)} skip sets ({', '.join(sorted(entries))}); "
+                    "choose one with FILE#KEY")
+            key = next(iter(entries))
+        if key not in entries:
+            raise SwiftlabError(f"{path} has no skip set {key!r}; it has: {', '.join(sorted(entries))}")
+        return cls.from_dict(entries[key], num_layers)
+
+
+def _count_for_ratio(num_layers: int, ratio: float) -> int:
+    if num_layers < 3:
+        raise SwiftlabError(f"a {num_layers}-layer model has no middle layers to skip")
+    if not 0.0 <= ratio <= 1.0:
+        raise SwiftlabError(f"skip ratio must be between 0 and 1, got {ratio}")
+    return int(2 * (num_layers - 2) * ratio + 1e-9)
+
+
+# ----- the reference code's skip_layers.json: {"<model>_<task>": {"attention": [...], "mlp": [...]}} ----
+def read_reference_entries(data, path="skip_layers.json") -> dict[str, dict]:
+    if not isinstance(data, dict) or not all(
+            isinstance(v, dict) and "attention" in v and "mlp" in v for v in data.values()):
+        raise SwiftlabError(
+            f"{path} is not a skip-set file: expected {{\"attention\": [...], \"mlp\": [...]}} or "
+            "{\"<model>_<task>\": {\"attention\": [...], \"mlp\": [...]}}")
+    return data
+
+
+def load_reference_skip_sets(path: str | os.PathLike, num_layers: int) -> dict[str, SkipSet]:
+    """All entries of a reference-format skip_layers.json, validated for an L-layer model."""
+    entries = read_reference_entries(read_json(path, what="skip_layers.json"), path)
+    return {key: SkipSet.from_dict(v, num_layers) for key, v in entries.items()}
+
+
+def save_reference_skip_sets(path: str | os.PathLike, skip_sets: dict[str, SkipSet]) -> None:
+    """Write (merge into) a reference-format skip_layers.json, atomically."""
+    path = Path(path)
+    existing = read_reference_entries(read_json(path, what="skip_layers.json"), path) if path.exists() else {}
+    existing.update({k: {"attention": list(s.attention), "mlp": list(s.mlp)} for k, s in skip_sets.items()})
+    atomic_write_json(path, existing)

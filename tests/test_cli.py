@@ -1,0 +1,88 @@
+"""The command line: the JSON contract, and one-line errors with no traceback."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from swiftlab.cli import main
+
+KEYS = {"text", "token_ids", "method", "skip_set", "steps", "mean_accepted_tokens", "acceptance_rate",
+        "wall_s", "timings_s"}
+
+
+def run_cli(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_generate_json_swift_equals_ar(capsys, local_llama_dir):
+    base = ["generate", "--model", str(local_llama_dir), "--prompt", "hi there", "--max-new-tokens", "12", "--json"]
+    code, out, _ = run_cli(capsys, *base, "--method", "swift", "--skip-ratio", "0.5")
+    assert code == 0
+    swift = json.loads(out)
+    assert KEYS <= set(swift)
+    assert swift["method"] == "swift" and set(swift["skip_set"]) >= {"attention", "mlp"}
+    assert set(swift["timings_s"]) == {"draft", "verify", "optimize", "other"}
+    code, out, _ = run_cli(capsys, *base, "--method", "ar")
+    ar = json.loads(out)
+    assert ar["token_ids"] == swift["token_ids"] and ar["skip_set"] == {"attention": [], "mlp": []}
+
+
+def test_generate_with_skip_set_file_and_sampling(capsys, local_llama_dir, tmp_path):
+    ref = tmp_path / "skip_layers.json"
+    ref.write_text(json.dumps({"tiny_a": {"attention": [1, 2], "mlp": [3]}, "tiny_b": {"attention": [4], "mlp": []}}))
+    code, out, _ = run_cli(capsys, "generate", "--model", str(local_llama_dir), "--prompt", "x",
+                           "--skip-set", f"{ref}#tiny_a", "--max-new-tokens", "8", "--json",
+                           "--temperature", "0.9", "--top-p", "0.9", "--top-k", "20", "--seed", "3")
+    assert code == 0
+    d = json.loads(out)
+    assert d["skip_set"]["attention"] == [1, 2] and len(d["token_ids"]) == 8
+    code2, out2, _ = run_cli(capsys, "generate", "--model", str(local_llama_dir), "--prompt", "x",
+                             "--skip-set", f"{ref}#tiny_a", "--max-new-tokens", "8", "--json",
+                             "--temperature", "0.9", "--top-p", "0.9", "--top-k", "20", "--seed", "3")
+    assert json.loads(out2)["token_ids"] == d["token_ids"]  # seeded
+
+
+BAD_CASES = {  # name: (arguments after `generate`, with {model} and {tmp} filled in; expected message)
+    "unknown model": ("--model /definitely/not/here --prompt hi", "cannot load model '/definitely/not/here'"),
+    "prompt too long": ("--model {model} --prompt " + "a" * 300, "prompt too long"),
+    "two skip sources": ("--model {model} --prompt hi --skip-ratio 0.3 --skip-set x.json", "not both"),
+    "corrupt skip set": ("--model {model} --prompt hi --skip-set {tmp}/bad.json", "corrupt skip set"),
+    "index out of range": ("--model {model} --prompt hi --skip-set {tmp}/oor.json", "layer index 9 out of range"),
+    "negative temperature": ("--model {model} --prompt hi --temperature -1", "temperature must be >= 0"),
+    "top-p zero": ("--model {model} --prompt hi --top-p 0", "top_p must be in"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_errors_are_one_line(capsys, local_llama_dir, tmp_path, case):
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "oor.json").write_text(json.dumps({"attention": [9], "mlp": [], "num_layers": 6}))
+    args, message = BAD_CASES[case]
+    code, _, err = run_cli(capsys, "generate", *args.format(model=local_llama_dir, tmp=tmp_path).split())
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("swiftlab: error:") and message in lines[0], err
+
+
+def test_unsupported_architecture_from_cli(capsys, tmp_path):
+    from transformers import BloomConfig
+
+    BloomConfig(architectures=["BloomForCausalLM"]).save_pretrained(tmp_path)
+    code, _, err = run_cli(capsys, "generate", "--model", str(tmp_path), "--prompt", "x")
+    assert code == 2 and "unsupported architecture BloomForCausalLM" in err and "Traceback" not in err
+
+
+def test_python_dash_m_end_to_end(local_llama_dir):
+    """The real entry point in a fresh interpreter: JSON on stdout, clean exit."""
+    proc = subprocess.run([sys.executable, "-m", "swiftlab", "generate", "--model", str(local_llama_dir),
+                           "--prompt", "abc", "--max-new-tokens", "5", "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)["token_ids"]) == 5
+    bad = subprocess.run([sys.executable, "-m", "swiftlab", "generate", "--model", "nope/nope", "--prompt", "x"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
