@@ -30,5 +30,15 @@ def generate(model, tokenizer, prompt: str, *, method: str = "swift", skip_set: 
     result = decode(model, encode_prompt(tokenizer, prompt), method=method, skip_set=skip_set,
                     max_new_tokens=max_new_tokens, sampling=SamplingParams(temperature, top_k, top_p),
                     swift=swift, seed=seed)
-    result.text = tokenizer.decode(result.token_ids, skip_special_tokens=True)
+    result.text = decode_continuation(tokenizer, result.prompt_ids, result.token_ids)
     return result
+
+
+def decode_continuation(tokenizer, prompt_ids: list[int], new_ids: list[int]) -> str:
+    """The text the new tokens add to the prompt. Decoding them alone would lose the word
+    boundary (SentencePiece drops a leading space), so decode both and take the difference."""
+    before = tokenizer.decode(prompt_ids, skip_special_tokens=True)
+    after = tokenizer.decode(prompt_ids + new_ids, skip_special_tokens=True)
+    if after.startswith(before):
+        return after[len(before):]
+    return tokenizer.decode(new_ids, skip_special_tokens=True)

@@ -111,7 +111,7 @@ def _demo_model(args):
 
 
 def cmd_demo(args) -> int:
-    from .api import encode_prompt
+    from .api import decode_continuation, encode_prompt
     from .bench import compare
     from .decoding import SwiftParams
 
@@ -126,8 +126,8 @@ def cmd_demo(args) -> int:
     print(f"SWIFT           {s['swift_tokens_per_s']:8.1f} tok/s   "
           f"{s['mean_accepted_tokens']:.2f} tokens/pass, acceptance {s['acceptance_rate']:.0%}")
     print(f"speedup         {s['speedup']:8.2f}x   output identical to autoregressive: {s['identical']}")
-    print("\nsample (SWIFT):", DEMO_PROMPTS[0] + tokenizer.decode(comparison.swift[0].token_ids,
-                                                                   skip_special_tokens=True))
+    first = comparison.swift[0]
+    print("\nsample (SWIFT):", DEMO_PROMPTS[0] + decode_continuation(tokenizer, first.prompt_ids, first.token_ids))
     return 0 if s["identical"] else 1
 
 

@@ -27,6 +27,11 @@ def resolve_dtype(dtype):
     return DTYPES[dtype]
 
 
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def load_model(name_or_path: str | os.PathLike, *, dtype=None, device: str | None = None,
                device_map=None, trust_remote_code: bool = False):
     """(model, tokenizer) for a hub id or a local folder, in eval mode."""
@@ -40,8 +45,7 @@ def load_model(name_or_path: str | os.PathLike, *, dtype=None, device: str | Non
         config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
         where = "local folder" if local.is_dir() else "hub model id (or no network to reach it)"
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SwiftlabError(f"cannot load model {name!r}: unknown {where}: {first_line}") from None
+        raise SwiftlabError(f"cannot load model {name!r}: unknown {where}: {_first_line(e)}") from None
     check_supported(config)
     try:
         model = AutoModelForCausalLM.from_pretrained(
@@ -49,8 +53,7 @@ def load_model(name_or_path: str | os.PathLike, *, dtype=None, device: str | Non
             use_safetensors=True, trust_remote_code=trust_remote_code)
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SwiftlabError(f"cannot load model {name!r}: {first_line}") from None
+        raise SwiftlabError(f"cannot load model {name!r}: {_first_line(e)}") from None
     if device is not None and device_map is None:
         model = model.to(device)
     model.eval()

@@ -134,3 +134,5 @@ def test_real_weights_identity(stories_path):
         r = decode(model, ids, method="swift", skip_set=skip_set, max_new_tokens=120)
         assert r.token_ids == ref
     assert r.acceptance_rate > 0.3  # a real model's drafts are mostly right
+    text = generate(model, tokenizer, "Once upon a time", max_new_tokens=12).text
+    assert "Once upon a time" + text == tokenizer.decode(ids + ref[:12], skip_special_tokens=True)
