@@ -55,7 +55,98 @@ def build_parser() -> argparse.ArgumentParser:
     _add_skip_args(d)
     d.add_argument("--max-new-tokens", type=int, default=96)
     d.add_argument("--repeats", type=int, default=3)
+    t = sub.add_parser("tasks", help="the task suite: list tasks, show examples")
+    tsub = t.add_subparsers(dest="tasks_command", required=True)
+    tsub.add_parser("list", help="the registered tasks")
+    show = tsub.add_parser("show", help="print examples of a task")
+    show.add_argument("task")
+    show.add_argument("-n", type=int, default=2)
+    show.add_argument("--seed", type=int, default=0)
+    show.add_argument("--split", default="heldout", help="train | heldout")
+    show.add_argument("--path", default=None, help="local dataset file (real-dataset tasks)")
+    show.add_argument("--json", action="store_true", help="one JSON object per line")
+    ev = tsub.add_parser("evaluate", help="quality per task on held-out prompts, next to an untrained twin")
+    _add_model_args(ev)
+    ev.add_argument("-n", type=int, default=40, help="held-out prompts per task")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--tasks", default="reasoning,summarization,story,code")
+    ev.add_argument("--no-baseline", action="store_true", help="skip the untrained model")
+    ev.add_argument("--json", action="store_true")
+    tr = sub.add_parser("train-lab", help="train (or resume, or export) the bundled lab model")
+    tr.add_argument("--out", default="runs/lab", help="run folder: checkpoint, loss log, tokenizer")
+    tr.add_argument("--steps", type=int, default=None)
+    tr.add_argument("--layers", type=int, default=None)
+    tr.add_argument("--hidden", type=int, default=None)
+    tr.add_argument("--batch-size", type=int, default=None)
+    tr.add_argument("--seed", type=int, default=None)
+    tr.add_argument("--device", default=None, help="cpu | cuda (default: cuda when present)")
+    tr.add_argument("--export", action="store_true", help="write the latest checkpoint to swiftlab/models/lab")
     return parser
+
+
+def cmd_train_lab(args) -> int:
+    from dataclasses import replace
+
+    from .train import TrainConfig, export, train
+
+    if args.export:
+        print(f"exported to {export(args.out)}")
+        return 0
+    heads = {"heads": max(1, args.hidden // 32)} if args.hidden else {}  # 32-wide heads
+    overrides = {**heads, **{k: v for k, v in {"steps": args.steps, "layers": args.layers, "hidden": args.hidden,
+                                   "batch_size": args.batch_size, "seed": args.seed}.items() if v is not None}}
+    train(args.out, replace(TrainConfig(), **overrides), device=args.device)
+    return 0
+
+
+def cmd_tasks(args) -> int:
+    from .tasks import get_examples, get_task, task_names
+
+    if args.tasks_command == "list":
+        for name in task_names():
+            try:
+                description = get_task(name).description
+            except SwiftlabError:  # real-dataset tasks that need a path still get listed
+                description = "(real dataset; needs --path or the datasets library)"
+            print(f"{name:<14} {description}")
+        return 0
+    if args.tasks_command == "evaluate":
+        return _tasks_evaluate(args)
+    options = {"path": args.path} if args.path else {}
+    for ex in get_examples(args.task, args.n, seed=args.seed, split=args.split, **options):
+        if args.json:
+            print(json.dumps(ex.to_dict()))
+        else:
+            print(f"--- {ex.task} {ex.id}\n{ex.prompt}\n--- reference:\n{ex.reference}\n")
+    return 0
+
+
+def _tasks_evaluate(args) -> int:
+    from .tasks.quality import evaluate, untrained_twin
+
+    model, tokenizer = _load(args)
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    trained = evaluate(model, tokenizer, args.n, args.seed, tasks)
+    baseline = None if args.no_baseline else evaluate(untrained_twin(model), tokenizer, args.n, args.seed, tasks)
+    if args.json:
+        print(json.dumps({"model": args.model, "trained": trained, "untrained": baseline}))
+        return 0
+    print(quality_table(trained, baseline))
+    return 0
+
+
+def quality_table(trained: list[dict], baseline: list[dict] | None) -> str:
+    """A Markdown table: one row per task metric, trained next to untrained."""
+    lines = ["| task | metric | trained | untrained |", "| --- | --- | --- | --- |"]
+    for i, row in enumerate(trained):
+        for metric, value in row.items():
+            if metric in ("task", "n", "samples"):
+                continue
+            base = baseline[i][metric] if baseline else None
+            fmt = (lambda v: f"{v:.1%}") if metric != "perplexity" else (lambda v: f"{v:.2f}")
+            lines.append(f"| {row['task']} (n={row['n']}) | {metric} | {fmt(value)} | "
+                         f"{fmt(base) if base is not None else '-'} |")
+    return "\n".join(lines)
 
 
 def _skip_set(args, model):
@@ -139,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
-        return {"generate": cmd_generate, "demo": cmd_demo}[args.command](args)
+        return {"generate": cmd_generate, "demo": cmd_demo, "tasks": cmd_tasks, "train-lab": cmd_train_lab}[args.command](args)
     except SwiftlabError as e:
         print(f"swiftlab: error: {e}", file=sys.stderr)
         return 2

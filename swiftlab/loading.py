@@ -38,6 +38,14 @@ def load_model(name_or_path: str | os.PathLike, *, dtype=None, device: str | Non
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     name = str(name_or_path)
+    if name == "lab":  # the model this project trains and ships (swiftlab/models/lab)
+        from .train import LAB_DIR
+
+        if not (LAB_DIR / "config.json").exists():
+            raise SwiftlabError(f"the bundled lab model is missing from {LAB_DIR}; "
+                                "rebuild it with `python -m swiftlab train-lab` then `--export`")
+        name = str(LAB_DIR)
+        dtype = dtype or "float32"  # shipped in float16 to stay small; CPUs compute float32 faster
     local = Path(name).expanduser()
     if local.exists() and not local.is_dir():
         raise SwiftlabError(f"model path {name} is a file; give the folder that holds config.json")

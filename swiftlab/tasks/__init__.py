@@ -1,0 +1,5 @@
+"""Tasks: seeded generators shaped like the paper's analysis tasks, and loaders for the real datasets."""
+
+from .base import Example, SPLITS, content_id, get_examples, get_task, register_task, split_of, task_names
+
+__all__ = ["Example", "SPLITS", "content_id", "get_examples", "get_task", "register_task", "split_of", "task_names"]

@@ -1,0 +1,121 @@
+"""The task registry: every part of swiftlab asks for "task X, N prompts, seed S" the same way.
+
+A task is anything that yields `Example`s for a split. The four built-in tasks are seeded
+generators shaped like the paper's analysis tasks (summarization ~ CNN/DailyMail, reasoning ~
+GSM8K, story ~ TinyStories, code ~ HumanEval); real datasets (tasks/datasets.py) register under
+their own names and read local files or the `datasets` library.
+
+Splits never overlap: a generated example belongs to the held-out split when a hash of its
+content says so, so the same content can never appear in both splits, whatever the seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterator, Protocol
+
+from ..errors import SwiftlabError
+
+SPLITS = ("train", "heldout")
+HELDOUT_SHARE = 0.2
+
+
+@dataclass(frozen=True)
+class Example:
+    task: str
+    id: str  # stable across runs: a content hash or the dataset's own id
+    prompt: str  # everything the model is given, few-shot demonstrations included
+    reference: str  # what a perfect model would continue with
+    answer: str | None = None  # reasoning: the final number, as a string
+    facts: tuple[str, ...] = ()  # summarization: the facts a summary should recall
+    meta: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["facts"] = list(self.facts)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Example":
+        return cls(**{**d, "facts": tuple(d.get("facts", ()))})
+
+
+class Task(Protocol):
+    name: str
+    description: str
+
+    def examples(self, split: str, n: int, seed: int = 0) -> list[Example]: ...
+
+
+def content_id(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+def split_of(key: str) -> str:
+    """Deterministic split membership from content: ~20% held out."""
+    bucket = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "heldout" if bucket < HELDOUT_SHARE else "train"
+
+
+def check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise SwiftlabError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+
+
+def take_split(candidates: Iterator[tuple[str, Example]], split: str, n: int, task: str,
+               max_tries: int = 200_000) -> list[Example]:
+    """The first n distinct candidates (key, example) whose key hashes into `split`."""
+    check_split(split)
+    if n < 0:
+        raise SwiftlabError(f"number of examples must be >= 0, got {n}")
+    chosen, seen = [], set()
+    for tries, (key, example) in enumerate(candidates):
+        if len(chosen) == n:
+            break
+        if tries >= max_tries:
+            raise SwiftlabError(f"task {task!r} could only produce {len(chosen)} distinct {split} examples")
+        if key in seen or split_of(key) != split:
+            continue
+        seen.add(key)
+        chosen.append(example)
+    return chosen
+
+
+def rng_stream(task: str, seed: int) -> random.Random:
+    return random.Random(f"{task}:{seed}")
+
+
+# ----- the registry -------------------------------------------------------------------------
+_REGISTRY: dict[str, Callable[..., Task]] = {}
+
+
+def register_task(name: str, factory: Callable[..., Task]) -> None:
+    _REGISTRY[name] = factory
+
+
+def task_names() -> list[str]:
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def get_task(name: str, **options) -> Task:
+    """A task by name; options go to its factory (e.g. path= for a real dataset file)."""
+    _load_builtins()
+    if name not in _REGISTRY:
+        raise SwiftlabError(f"unknown task {name!r}; known tasks: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name](**options)
+
+
+def get_examples(name: str, n: int, seed: int = 0, split: str = "heldout", **options) -> list[Example]:
+    """The one call every other part uses: task `name`, n examples, seed, split."""
+    return get_task(name, **options).examples(split, n, seed)
+
+
+def _load_builtins() -> None:
+    from . import generators  # noqa: F401  (registers the built-in tasks)
+    try:
+        from . import datasets  # noqa: F401  (registers the real-dataset loaders)
+    except ImportError:  # pragma: no cover - only while the module is being written
+        pass

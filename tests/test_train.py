@@ -1,0 +1,65 @@
+"""The lab-model trainer: seeded, resumable without repeating data, exports a loadable model."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from swiftlab import SwiftlabError, load_model
+from swiftlab.train import TrainConfig, batch_for_step, export, read_log, train
+
+TINY = TrainConfig(layers=3, hidden=32, intermediate=64, heads=2, vocab_size=400, seq_len=64, batch_size=2,
+                   steps=4, warmup=2, eval_every=2, tokenizer_docs=300, bf16=False)
+
+
+def test_batches_are_a_function_of_seed_and_step(tmp_path):
+    train(tmp_path / "a", replace(TINY, steps=1), progress=False)
+    from transformers import PreTrainedTokenizerFast
+
+    tok = PreTrainedTokenizerFast.from_pretrained(tmp_path / "a")
+    assert torch.equal(batch_for_step(TINY, tok, 5), batch_for_step(TINY, tok, 5))
+    assert not torch.equal(batch_for_step(TINY, tok, 5), batch_for_step(TINY, tok, 6))
+    assert batch_for_step(TINY, tok, 0).shape == (2, 64)
+
+
+def test_resume_equals_one_run_and_export_loads(tmp_path):
+    train(tmp_path / "once", TINY, progress=False)
+    # Interrupt a second run right after its first checkpoint (step 2), then resume it to step 4.
+    half = tmp_path / "twice"
+    import swiftlab.train as t
+
+    calls = {"n": 0}
+    original = t._save_checkpoint
+
+    def stop_after_first_checkpoint(*args, **kwargs):
+        original(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+
+    t._save_checkpoint = stop_after_first_checkpoint
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(half, TINY, progress=False)
+    finally:
+        t._save_checkpoint = original
+    assert [r["step"] for r in read_log(half)] == [1, 2]  # nothing recorded was lost
+    train(half, TINY, progress=False)
+    a = torch.load(tmp_path / "once" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(half / "checkpoint.pt", weights_only=True)["model"]
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
+    log = read_log(half)
+    assert [r["step"] for r in log] == [1, 2, 3, 4] and "heldout_loss" in log[-1]
+
+    target = export(half, tmp_path / "exported")
+    model, tokenizer = load_model(target)
+    assert next(model.parameters()).dtype == torch.float16  # shipped small
+    assert model.config.num_hidden_layers == 3
+    with pytest.raises(SwiftlabError, match="different configuration"):
+        train(half, replace(TINY, hidden=64, heads=2), progress=False)
+
+
+def test_export_without_checkpoint(tmp_path):
+    with pytest.raises(SwiftlabError, match="no checkpoint"):
+        export(tmp_path, tmp_path / "x")
