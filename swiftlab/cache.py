@@ -19,6 +19,7 @@ from transformers import DynamicCache
 class SkipAwareCache(DynamicCache):
     def __init__(self, config, rollback: bool = True):
         super().__init__(config=config)
+        self.config_for_view = config
         if rollback:
             # Sliding-window layers forget tokens that fall out of the window; to roll back
             # rejected drafts they must keep them until the next crop_to.
@@ -46,3 +47,27 @@ class SkipAwareCache(DynamicCache):
             # crop(0) on a sliding layer trims it back to its window, which past recording postponed
             if extra > 0 or (extra == 0 and layer.is_sliding):
                 layer.crop(-extra)
+
+    def prefix_view(self, length: int, batch: int = 1) -> "SkipAwareCache | None":
+        """A cache holding the first `length` positions, repeated over `batch` rows, that shares
+        this cache's storage (views, no copy). Passes on the view append to the view only, so the
+        decoding in progress is untouched. None when a sliding-window layer has already dropped
+        positions the view would need."""
+        view = SkipAwareCache(self.config_for_view, rollback=False)
+        view.layers = []
+        for layer in self.layers:
+            if not getattr(layer, "is_initialized", False) or layer.get_seq_length() < length:
+                return None
+            first_held = layer.get_seq_length() - layer.keys.shape[-2]  # > 0 once a window dropped some
+            # a sliding layer attends to its last window-1 positions only, and the mask assumes so
+            lo = max(0, length - layer.sliding_window + 1) if layer.is_sliding else 0
+            if lo < first_held:
+                return None  # positions the view needs are gone; the caller must recompute
+            fresh = type(layer)(**({"sliding_window": layer.sliding_window} if layer.is_sliding else {}))
+            fresh.lazy_initialization(layer.keys, layer.values)
+            fresh.keys = layer.keys[:, :, lo - first_held:length - first_held].expand(batch, -1, -1, -1)
+            fresh.values = layer.values[:, :, lo - first_held:length - first_held].expand(batch, -1, -1, -1)
+            if layer.is_sliding:
+                fresh.cumulative_length = length
+            view.layers.append(fresh)
+        return view

@@ -11,6 +11,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
+import torch
 from torch import nn
 
 from .adapters import adapter_for
@@ -57,6 +58,58 @@ def skipping(model: nn.Module, skip_set: SkipSet | None) -> Iterator[None]:
                 del module.forward
             else:
                 module.forward = previous
+
+
+@contextmanager
+def skipping_rows(model: nn.Module, skip_sets: list[SkipSet]) -> Iterator[None]:
+    """Batch row b runs with skip_sets[b] switched off: one batched pass scores many candidates.
+
+    A sub-layer skipped by some rows but not all is computed for the whole batch and its output
+    zeroed in the skipping rows; `h + 0` is exactly what a skipped sub-layer leaves, so each row
+    gets what a pass with its own skip set alone would give. (A skipped attention layer's KV for
+    that row is computed but only that row's own, zeroed, attention reads it.) Sub-layers that
+    every row skips are skipped outright.
+    """
+    if not skip_sets:
+        yield
+        return
+    for s in skip_sets:
+        check_skip_set(model, s)
+    adapter = adapter_for(model)
+    layers = adapter.layers(model)
+    everyone = SkipSet(tuple(set.intersection(*(set(s.attention) for s in skip_sets))),
+                       tuple(set.intersection(*(set(s.mlp) for s in skip_sets))),
+                       skip_sets[0].num_layers, allow_edges=True)
+    saved = []
+    try:
+        for kind, parts_of in (("attention", adapter.attention_parts), ("mlp", adapter.mlp_parts)):
+            for i in sorted(set().union(*(getattr(s, kind) for s in skip_sets))):
+                if i in getattr(everyone, kind):
+                    continue
+                keep = torch.tensor([0.0 if i in getattr(s, kind) else 1.0 for s in skip_sets])
+                module = parts_of(layers[i])[-1][0]  # the part whose output joins the residual
+                saved.append((module, module.__dict__.get("forward", _MISSING)))
+                module.forward = _row_masked_forward(module.forward, keep)
+        with skipping(model, everyone):
+            yield
+    finally:
+        for module, previous in reversed(saved):
+            if previous is _MISSING:
+                del module.forward
+            else:
+                module.forward = previous
+
+
+def _row_masked_forward(forward, keep: torch.Tensor):
+    def masked(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        first = out[0] if isinstance(out, tuple) else out
+        # OPT flattens (batch, seq) into one leading axis before its MLP: repeat per position
+        rows = keep.repeat_interleave(first.shape[0] // keep.numel()).to(first.device, first.dtype)
+        scaled = first * rows.view(-1, *([1] * (first.dim() - 1)))
+        return (scaled, *out[1:]) if isinstance(out, tuple) else scaled
+    masked.swiftlab_skipped = True
+    return masked
 
 
 def _skipped_forward(skip_fn):

@@ -63,3 +63,14 @@ def test_resume_equals_one_run_and_export_loads(tmp_path):
 def test_export_without_checkpoint(tmp_path):
     with pytest.raises(SwiftlabError, match="no checkpoint"):
         export(tmp_path, tmp_path / "x")
+
+
+def test_model_card_counts_resumed_time_and_draws_a_curve():
+    from swiftlab.modelcard import loss_curve_svg, training_seconds
+
+    log = [{"step": 1, "loss": 5.0, "elapsed_s": 10.0}, {"step": 2, "loss": 4.0, "elapsed_s": 20.0,
+                                                          "heldout_loss": 4.5},
+           {"step": 3, "loss": 3.5, "elapsed_s": 8.0}, {"step": 4, "loss": 3.0, "elapsed_s": 16.0}]
+    assert training_seconds(log) == 36.0
+    svg = loss_curve_svg(log)
+    assert svg.startswith("<svg") and svg.count("<polyline") == 2

@@ -1,0 +1,48 @@
+"""SWIFT's optimization objective: how often the skip-mode model agrees with the full model.
+
+Take the last W tokens the full model generated. Run the skip-mode model once over them,
+teacher-forced, on top of the cached keys and values of everything before them; matchness is the
+share of positions where its argmax equals the token the full model actually produced next.
+No new tokens are generated, so scoring costs one forward pass, and several candidate skip sets
+can share that pass as rows of one batch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .cache import SkipAwareCache
+from .skipping import skipping_rows
+from .skipset import SkipSet
+
+
+@torch.inference_mode()
+def matchness_scores(model: nn.Module, cache: SkipAwareCache, tokens: list[int], window: int,
+                     skip_sets: list[SkipSet]) -> list[float]:
+    """Scores for `skip_sets` over the last `window` positions of `tokens`.
+
+    `tokens` is the whole sequence so far, prompt included; its last token may or may not be in
+    `cache` yet (the pending token of a decoding run is not). Positions before the window must be
+    in the cache. The cache itself is not modified.
+    """
+    n = len(tokens)
+    start = n - 1 - window  # window positions start..n-2 are fed; each predicts its next token
+    if start < 0:
+        raise ValueError(f"need more than {window} tokens for a window of {window}, have {n}")
+    device = model.get_input_embeddings().weight.device
+    batch = len(skip_sets)
+    view = cache.prefix_view(start, batch)
+    if view is None:  # a sliding window dropped the prefix: recompute it with the full model
+        view = SkipAwareCache(model.config, rollback=False)
+        if start:
+            positions = torch.arange(start, device=device).unsqueeze(0)
+            model(input_ids=torch.tensor([tokens[:start]], device=device), position_ids=positions,
+                  cache=view, use_cache=True)
+        view.batch_repeat_interleave(batch)
+    ids = torch.tensor([tokens[start:n - 1]], device=device).expand(batch, -1)
+    positions = torch.arange(start, n - 1, device=device).unsqueeze(0).expand(batch, -1)
+    with skipping_rows(model, skip_sets):
+        logits = model(input_ids=ids, position_ids=positions, cache=view, use_cache=True).logits
+    targets = torch.tensor(tokens[start + 1:], device=device)
+    return (logits.argmax(-1) == targets).float().mean(-1).tolist()
