@@ -80,7 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--batch-size", type=int, default=None)
     tr.add_argument("--seed", type=int, default=None)
     tr.add_argument("--device", default=None, help="cpu | cuda (default: cuda when present)")
-    tr.add_argument("--export", action="store_true", help="write the latest checkpoint to swiftlab/models/lab")
+    tr.add_argument("--export", action="store_true",
+                    help="write the latest checkpoint to swiftlab/models/lab, evaluate it, write its model card")
+    tr.add_argument("--eval-n", type=int, default=30, help="held-out prompts per task for the model card")
     return parser
 
 
@@ -90,12 +92,35 @@ def cmd_train_lab(args) -> int:
     from .train import TrainConfig, export, train
 
     if args.export:
-        print(f"exported to {export(args.out)}")
-        return 0
+        return _export_lab(args.out, args.eval_n)
     heads = {"heads": max(1, args.hidden // 32)} if args.hidden else {}  # 32-wide heads
     overrides = {**heads, **{k: v for k, v in {"steps": args.steps, "layers": args.layers, "hidden": args.hidden,
                                    "batch_size": args.batch_size, "seed": args.seed}.items() if v is not None}}
     train(args.out, replace(TrainConfig(), **overrides), device=args.device)
+    return 0
+
+
+def _export_lab(run_dir: str, eval_n: int) -> int:
+    import platform
+
+    from .loading import load_model
+    from .modelcard import write_model_card
+    from .tasks.quality import evaluate, untrained_twin
+    from .train import export
+
+    target = export(run_dir)
+    model, tokenizer = load_model(target, dtype="float32")
+    trained = evaluate(model, tokenizer, eval_n)
+    baseline = evaluate(untrained_twin(model), tokenizer, eval_n)
+    table = quality_table(trained, baseline)
+    samples = [{"task": row["task"], **sample} for row in trained for sample in row["samples"]]
+    hardware = f"{platform.machine()} CPU, {os.cpu_count()} cores"
+    card = write_model_card(target, run_dir, table, samples, {"hardware": hardware})
+    from .storage import atomic_write_json
+
+    atomic_write_json(target / "quality.json", {"trained": trained, "untrained": baseline})
+    print(table)
+    print(f"exported to {target}; model card {card}")
     return 0
 
 

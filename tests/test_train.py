@@ -74,3 +74,21 @@ def test_model_card_counts_resumed_time_and_draws_a_curve():
     assert training_seconds(log) == 36.0
     svg = loss_curve_svg(log)
     assert svg.startswith("<svg") and svg.count("<polyline") == 2
+
+
+def test_export_command_evaluates_and_writes_the_card(tmp_path, monkeypatch, capsys):
+    import swiftlab.train as t
+    from swiftlab.cli import _export_lab
+    from swiftlab.tasks import quality
+
+    for task in quality.NEW_TOKENS:
+        monkeypatch.setitem(quality.NEW_TOKENS, task, 3)
+    monkeypatch.setattr(t, "LAB_DIR", tmp_path / "lab")
+    monkeypatch.setattr(t.export, "__defaults__", (tmp_path / "lab",))
+    train(tmp_path / "run", TINY, progress=False)
+    assert _export_lab(str(tmp_path / "run"), eval_n=1) == 0
+    card = (tmp_path / "lab" / "README.md").read_text()
+    assert "16 decoder layers" not in card and "3 decoder layers" in card
+    assert "| reasoning (n=1) | exact_match |" in card and "loss_curve.svg" in card
+    assert (tmp_path / "lab" / "loss_curve.svg").exists() and (tmp_path / "lab" / "quality.json").exists()
+    assert "exported to" in capsys.readouterr().out
