@@ -144,13 +144,22 @@ class _Run:
 
 def decode(model: nn.Module, input_ids, *, method: str = "swift", skip_set: SkipSet | None = None,
            max_new_tokens: int = 128, sampling: SamplingParams = SamplingParams(),
-           swift: SwiftParams = SwiftParams(), seed: int | None = None) -> DecodeResult:
+           swift: SwiftParams = SwiftParams(), seed: int | None = None, search=None) -> DecodeResult:
     """Decode one prompt with autoregressive ("ar") or SWIFT ("swift") decoding; return the record.
+
+    With a `search` (a SkipSearch that is still running), SWIFT's optimization phase runs too: after
+    every verification, once a window of generated tokens exists, one search step scores its
+    candidates by matchness on those tokens, and drafting continues with the best set so far.
+    The output does not depend on it: verification keeps it the full model's.
 
     The model is left exactly as it was found: training flag restored, no skip overrides.
     """
     if method not in ("ar", "swift"):
         raise SwiftlabError(f"unknown method {method!r}: choose 'ar' or 'swift'")
+    if search is not None:
+        if method != "swift":
+            raise SwiftlabError("a skip-set search runs with SWIFT decoding only")
+        skip_set = skip_set or search.best
     if method == "swift":
         if skip_set is None:
             raise SwiftlabError("SWIFT decoding needs a skip set (e.g. SkipSet.uniform(L, 0.45))")
@@ -176,15 +185,31 @@ def decode(model: nn.Module, input_ids, *, method: str = "swift", skip_set: Skip
                     new, drafted, accepted = _swift_step(run, cur, skip_set, swift)
                 going = run.emit(new, drafted, accepted)
                 cur = new[-1]
+                if going and search is not None and not search.done:
+                    skip_set = _optimize(run, search) or skip_set
     finally:
         model.train(was_training)
     wall = run.clock() - start
     run.timings["other"] = max(wall - run.timings["draft"] - run.timings["verify"] - run.timings["optimize"], 0.0)
     return DecodeResult(
         method=method, prompt_ids=prompt[0].tolist(), token_ids=run.tokens,
-        skip_set=skip_set.to_dict() if (method == "swift" and skip_set is not None) else None,
+        skip_set=skip_set.to_dict() if method == "swift" else None,
         drafted_per_step=run.drafted, accepted_per_step=run.accepted, wall_s=wall,
         timings_s=run.timings, stop_reason=run.stop_reason)
+
+
+def _optimize(run: _Run, search) -> SkipSet | None:
+    """One search step on the tokens generated so far; the best set to draft with next."""
+    from .matchness import matchness_scores
+
+    window = search.config.window
+    if len(run.tokens) < window + 1:  # matchness needs `window` generated tokens and their successors
+        return None
+    t0 = run.clock()
+    tokens = run.prompt[0].tolist() + run.tokens
+    search.step(lambda sets: matchness_scores(run.model, run.cache, tokens, window, sets))
+    run.timings["optimize"] += run.clock() - t0
+    return search.best
 
 
 def _ar_step(run: _Run, cur: int) -> tuple[list[int], int, int]:
