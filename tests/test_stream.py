@@ -14,7 +14,7 @@ PROMPTS = [[1, 5, 9, 23, 40, 7], [1, 8, 3, 3, 60], [1, 44, 12, 9], [1, 2, 3, 4, 
 def test_greedy_output_identical_while_the_search_runs():
     model = tiny_model("llama")
     model.generation_config.eos_token_id = None
-    stream = SwiftStream(model, SearchConfig(window=8, candidates_per_step=3, bayes_interval=4, max_steps=40,
+    stream = SwiftStream(model, SearchConfig(window=8, candidates_per_step=2, bayes_interval=4, max_steps=400,
                                              tolerance=1000, max_score=1.0))
     for ids in PROMPTS:
         result = stream.decode(ids, max_new_tokens=40)
