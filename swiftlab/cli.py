@@ -49,6 +49,25 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-k", type=int, default=0)
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--json", action="store_true", help="print one JSON object")
+    g.add_argument("--task", default=None, help="use the skip set cached for this model and task")
+    g.add_argument("--store", default=None, help="skip-set store file (default ~/.cache/swiftlab/skip_layers.json)")
+
+    o = sub.add_parser("optimize", help="find a skip set on the fly over a stream of task prompts")
+    _add_model_args(o)
+    o.add_argument("--task", required=True)
+    o.add_argument("--prompts", type=int, default=10)
+    o.add_argument("--skip-ratio", type=float, default=0.45)
+    o.add_argument("--bayes-interval", type=int, default=25)
+    o.add_argument("--max-steps", type=int, default=1000)
+    o.add_argument("--tolerance", type=int, default=300)
+    o.add_argument("--max-score", type=float, default=0.93)
+    o.add_argument("--window", type=int, default=32)
+    o.add_argument("--candidates", type=int, default=1, help="candidates scored together per step")
+    o.add_argument("--max-new-tokens", type=int, default=128)
+    o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--out", default=None, help="write the found set to this file instead of the store")
+    o.add_argument("--store", default=None)
+    o.add_argument("--json", action="store_true")
 
     d = sub.add_parser("demo", help="SWIFT vs autoregressive on a few prompts: same tokens, measured ratio")
     _add_model_args(d, required=False)
@@ -174,6 +193,47 @@ def quality_table(trained: list[dict], baseline: list[dict] | None) -> str:
     return "\n".join(lines)
 
 
+def cmd_optimize(args) -> int:
+    from .api import encode_prompt
+    from .search import SearchConfig
+    from .store import SkipSetStore
+    from .stream import SwiftStream
+    from .tasks import get_examples
+    from tqdm.auto import tqdm
+
+    model, tokenizer = _load(args)
+    config = SearchConfig(skip_ratio=args.skip_ratio, bayes_interval=args.bayes_interval, max_score=args.max_score,
+                          tolerance=args.tolerance, max_steps=args.max_steps, window=args.window,
+                          candidates_per_step=args.candidates, seed=args.seed)
+    stream = SwiftStream(model, config)
+    examples = get_examples(args.task, args.prompts, seed=args.seed)
+    for ex in tqdm(examples, desc=f"optimizing on {args.task}", disable=args.json):
+        stream.decode(encode_prompt(tokenizer, ex.prompt), max_new_tokens=args.max_new_tokens)
+    search, summary = stream.search, stream.summary()
+    if args.out:
+        search.best.save(args.out)
+        where = args.out
+    else:
+        store = SkipSetStore(args.store)
+        key = store.put(args.model, args.task, search.best, matchness=search.best_score,
+                        iterations=search.iteration, stopped_because=search.stopped_because)
+        where = f"{store.path} [{key}]"
+    if args.json:
+        print(json.dumps({**{k: v for k, v in summary.items() if k != "skip_set"},
+                          "skip_set": {"attention": list(search.best.attention), "mlp": list(search.best.mlp),
+                                       "num_layers": search.best.num_layers},
+                          "trajectory": [step for step in search.trajectory.to_dict()["steps"]], "saved_to": where}))
+        return 0
+    print(f"best skip set: {search.best}  matchness {search.best_score:.3f}")
+    print(f"{search.iteration} proposals ({summary['bayes_iterations']} Bayesian) over {len(stream.records)} prompts; "
+          f"stopped because: {search.stopped_because or 'still running (prompts ran out)'}")
+    for r in stream.records:
+        print(f"  prompt {r.index:>3} {r.phase:<10} {r.tokens_per_s:7.1f} tok/s  {r.mean_accepted_tokens:.2f} tok/pass"
+              f"  acceptance {r.acceptance_rate:.0%}  optimize {r.optimize_s:.2f} s")
+    print(f"saved to {where}")
+    return 0
+
+
 def _skip_set(args, model):
     from .adapters import num_layers
     from .skipset import SkipSet
@@ -181,6 +241,17 @@ def _skip_set(args, model):
     if args.skip_set and args.skip_ratio is not None:
         raise SwiftlabError("give --skip-ratio or --skip-set, not both")
     n = num_layers(model)
+    if getattr(args, "task", None):
+        from .store import SkipSetStore
+
+        if args.skip_set or args.skip_ratio is not None:
+            raise SwiftlabError("give --task (cached set) or --skip-set / --skip-ratio, not both")
+        store = SkipSetStore(args.store)
+        cached = store.get(args.model, args.task, n)
+        if cached is None:
+            raise SwiftlabError(f"no cached skip set for model {args.model!r} and task {args.task!r} in {store.path}; "
+                                f"run `swiftlab optimize --model {args.model} --task {args.task}` first")
+        return cached
     if args.skip_set:
         path, _, key = args.skip_set.partition("#")
         return SkipSet.load(path, n, key or None)
@@ -255,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
-        return {"generate": cmd_generate, "demo": cmd_demo, "tasks": cmd_tasks, "train-lab": cmd_train_lab}[args.command](args)
+        return {"generate": cmd_generate, "demo": cmd_demo, "tasks": cmd_tasks, "train-lab": cmd_train_lab,
+                "optimize": cmd_optimize}[args.command](args)
     except SwiftlabError as e:
         print(f"swiftlab: error: {e}", file=sys.stderr)
         return 2

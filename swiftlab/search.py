@@ -42,8 +42,8 @@ class SearchConfig:
             raise SwiftlabError("bayes_interval, max_steps, tolerance and window must be >= 1")
         if self.candidates_per_step < 1:
             raise SwiftlabError("candidates_per_step must be >= 1")
-        if not 0.0 < self.max_score <= 1.0:
-            raise SwiftlabError(f"max_score must be in (0, 1], got {self.max_score}")
+        if not self.max_score > 0.0:  # a matchness in (0, 1]; inf for objectives without a ceiling
+            raise SwiftlabError(f"max_score must be > 0, got {self.max_score}")
 
 
 @dataclass

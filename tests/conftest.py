@@ -16,15 +16,24 @@ def stories_path():
     return STORIES
 
 
-@pytest.fixture(scope="session")
-def local_llama_dir(tmp_path_factory):
-    """A tiny Llama and a byte-level tokenizer saved with save_pretrained: a local 'hub' folder."""
+def _save_tiny_llama(path, **overrides):
     from tiny_models import tiny_model
 
     from swiftlab.demo import byte_tokenizer
 
-    path = tmp_path_factory.mktemp("tiny-llama")
-    model = tiny_model("llama", vocab_size=258)  # the byte tokenizer's vocabulary
+    model = tiny_model("llama", vocab_size=258, **overrides)  # the byte tokenizer's vocabulary
     model.save_pretrained(path)  # safetensors by default
     byte_tokenizer().save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def local_llama_dir(tmp_path_factory):
+    """A tiny Llama and a byte-level tokenizer saved with save_pretrained: a local 'hub' folder."""
+    return _save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def local_long_llama_dir(tmp_path_factory):
+    """The same with a long context, for task prompts (bytes make them long)."""
+    return _save_tiny_llama(tmp_path_factory.mktemp("tiny-llama-long"), max_position_embeddings=4096)

@@ -86,3 +86,21 @@ def test_python_dash_m_end_to_end(local_llama_dir):
     bad = subprocess.run([sys.executable, "-m", "swiftlab", "generate", "--model", "nope/nope", "--prompt", "x"],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_optimize_then_generate_with_the_cached_set(capsys, local_long_llama_dir, tmp_path):
+    store = tmp_path / "store.json"
+    code, out, _ = run_cli(capsys, "optimize", "--model", str(local_long_llama_dir), "--task", "story",
+                           "--prompts", "2", "--max-new-tokens", "24", "--window", "8", "--bayes-interval", "3",
+                           "--store", str(store), "--json")
+    assert code == 0
+    d = json.loads(out)
+    assert {"skip_set", "matchness", "iterations", "bayes_iterations", "stopped_because", "trajectory"} <= set(d)
+    assert d["iterations"] == len(d["trajectory"]) - 1 and d["bayes_iterations"] >= 1
+    assert json.loads(store.read_text())[f"{local_long_llama_dir.name}_story"]["attention"] == d["skip_set"]["attention"]
+    code, out, _ = run_cli(capsys, "generate", "--model", str(local_long_llama_dir), "--prompt", "hi",
+                           "--task", "story", "--store", str(store), "--max-new-tokens", "5", "--json")
+    assert code == 0 and json.loads(out)["skip_set"]["attention"] == d["skip_set"]["attention"]
+    code, _, err = run_cli(capsys, "generate", "--model", str(local_long_llama_dir), "--prompt", "hi",
+                           "--task", "code", "--store", str(store))
+    assert code == 2 and "no cached skip set" in err
