@@ -49,15 +49,24 @@ def skipping(model: nn.Module, skip_set: SkipSet | None) -> Iterator[None]:
     saved = []
     try:
         for module, skip_fn in skipped_parts(model, skip_set):
-            saved.append((module, module.__dict__.get("forward", _MISSING)))
-            module.forward = _skipped_forward(skip_fn)
+            _override(saved, module, _skipped_forward(skip_fn))
         yield
     finally:
-        for module, previous in reversed(saved):
-            if previous is _MISSING:
-                del module.forward
-            else:
-                module.forward = previous
+        _restore(saved)
+
+
+def _override(saved: list, module: nn.Module, forward) -> None:
+    saved.append((module, module.__dict__.get("forward", _MISSING)))
+    module.forward = forward
+
+
+def _restore(saved: list) -> None:
+    """Put back exactly what each module had: its class forward, or an earlier instance override."""
+    for module, previous in reversed(saved):
+        if previous is _MISSING:
+            del module.forward
+        else:
+            module.forward = previous
 
 
 @contextmanager
@@ -88,16 +97,11 @@ def skipping_rows(model: nn.Module, skip_sets: list[SkipSet]) -> Iterator[None]:
                     continue
                 keep = torch.tensor([0.0 if i in getattr(s, kind) else 1.0 for s in skip_sets])
                 module = parts_of(layers[i])[-1][0]  # the part whose output joins the residual
-                saved.append((module, module.__dict__.get("forward", _MISSING)))
-                module.forward = _row_masked_forward(module.forward, keep)
+                _override(saved, module, _row_masked_forward(module.forward, keep))
         with skipping(model, everyone):
             yield
     finally:
-        for module, previous in reversed(saved):
-            if previous is _MISSING:
-                del module.forward
-            else:
-                module.forward = previous
+        _restore(saved)
 
 
 def _row_masked_forward(forward, keep: torch.Tensor):
