@@ -13,6 +13,7 @@ consequences, both handled here:
 
 from __future__ import annotations
 
+import torch
 from transformers import DynamicCache
 
 
@@ -47,6 +48,23 @@ class SkipAwareCache(DynamicCache):
             # crop(0) on a sliding layer trims it back to its window, which past recording postponed
             if extra > 0 or (extra == 0 and layer.is_sliding):
                 layer.crop(-extra)
+
+    def keep(self, length: int, path: list[int], chain_length: int) -> None:
+        """After a tree verification: keep the first `length` positions, then the accepted nodes.
+
+        `path` holds node indices (node i sits at position length + i); the accepted path is a
+        prefix of the chain, which already sits in place, plus at most one sibling, whose entry
+        is moved next to it."""
+        chain_part = [i for i in path if i < chain_length]
+        sibling = [i for i in path if i >= chain_length]
+        for layer in self.layers:
+            if sibling and layer.get_seq_length() > length + sibling[0]:
+                at = length + sibling[0]
+                k, v = layer.keys[..., at:at + 1, :], layer.values[..., at:at + 1, :]
+                end = length + len(chain_part)
+                layer.keys = torch.cat([layer.keys[..., :end, :], k], dim=-2)
+                layer.values = torch.cat([layer.values[..., :end, :], v], dim=-2)
+        self.crop_to(length + len(path))
 
     def prefix_view(self, length: int, batch: int = 1) -> "SkipAwareCache | None":
         """A cache holding the first `length` positions, repeated over `batch` rows, that shares

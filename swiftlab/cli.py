@@ -32,6 +32,8 @@ def _add_skip_args(p: argparse.ArgumentParser) -> None:
                    help="skip set JSON (swiftlab's, or the reference skip_layers.json with #KEY)")
     p.add_argument("--epsilon", type=float, default=0.8, help="stop drafting below this confidence")
     p.add_argument("--max-draft", type=int, default=25, help="draft-length cap")
+    p.add_argument("--verify", choices=("tree", "chain"), default="tree",
+                   help="verify a token tree (top-1 chain plus runner-ups) or the top-1 chain only")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -269,7 +271,7 @@ def cmd_generate(args) -> int:
     from .decoding import SwiftParams
 
     model, tokenizer = _load(args)
-    swift = SwiftParams(args.epsilon, args.max_draft)
+    swift = SwiftParams(args.epsilon, args.max_draft, verify=args.verify)
     skip_set = _skip_set(args, model) if args.method == "swift" else None
     result = generate(model, tokenizer, args.prompt, method=args.method, skip_set=skip_set,
                       max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
@@ -306,7 +308,7 @@ def cmd_demo(args) -> int:
     skip_set = _skip_set(args, model)
     prompts = [encode_prompt(tokenizer, p) for p in DEMO_PROMPTS]
     comparison = compare(model, prompts, skip_set, max_new_tokens=args.max_new_tokens,
-                         repeats=args.repeats, swift=SwiftParams(args.epsilon, args.max_draft))
+                         repeats=args.repeats, swift=SwiftParams(args.epsilon, args.max_draft, verify=args.verify))
     s = comparison.summary()
     print(f"model: {args.model or 'random demo Llama'}   skip set: {skip_set}")
     print(f"autoregressive  {s['ar_tokens_per_s']:8.1f} tok/s (median of {s['runs']} runs)")

@@ -18,6 +18,7 @@ One SWIFT step, with `cur` the last emitted token (not yet in the cache, which h
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -29,14 +30,24 @@ from .records import DecodeResult
 from .sampling import SamplingParams, choose, probabilities, sample
 from .skipping import check_skip_set, skipping
 from .skipset import SkipSet
+from .tree import (GREEDY_SIBLINGS, SAMPLING_SIBLINGS, DraftTree, accept_greedy, accept_sampled,
+                   candidates_for, tree_mask, tree_positions)
 
 
 @dataclass(frozen=True)
 class SwiftParams:
     epsilon: float = 0.8  # stop drafting when the drafter's top-1 probability falls below this
     max_draft: int = 25  # draft-length cap (the reference's)
+    verify: str = "tree"  # "tree": top-1 chain plus runner-up siblings per depth; "chain": top-1 only
+    max_tree: int = 64  # cap on tree nodes per step
+    greedy_candidates: tuple = GREEDY_SIBLINGS  # (top-1 probability above, candidates kept) per depth
+    sampling_candidates: tuple = SAMPLING_SIBLINGS
 
     def __post_init__(self):
+        if self.verify not in ("tree", "chain"):
+            raise SwiftlabError(f"unknown verification {self.verify!r}: choose tree or chain")
+        if self.max_tree < 1:
+            raise SwiftlabError(f"max_tree must be >= 1, got {self.max_tree}")
         if not 0.0 <= self.epsilon <= 1.0:
             raise SwiftlabError(f"epsilon must be in [0, 1], got {self.epsilon}")
         if self.max_draft < 1:
@@ -60,6 +71,23 @@ def eos_ids(model: nn.Module) -> set[int]:
     if eos is None:
         return set()
     return {int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])}
+
+
+_TREE_NOTICE_SHOWN: set[str] = set()
+
+
+def tree_supported(model: nn.Module) -> bool:
+    """Tree verification needs one attention mask for every layer; sliding-window layers would
+    need their own windowed tree mask, so those models verify chains (and say so, once)."""
+    sliding = any(SkipAwareCache(model.config, rollback=False).is_sliding)
+    if sliding:
+        name = type(model).__name__
+        if name not in _TREE_NOTICE_SHOWN:
+            _TREE_NOTICE_SHOWN.add(name)
+            warnings.warn(f"{name} has sliding-window attention layers: SWIFT verifies draft chains instead of "
+                          "token trees on it (same output, fewer tokens per pass)", stacklevel=3)
+        return False
+    return True
 
 
 def prepare_prompt(model: nn.Module, input_ids, max_new_tokens: int) -> torch.Tensor:
@@ -100,23 +128,31 @@ class _Run:
     eos: set[int]
     generator: torch.Generator | None
     rollback: bool = True  # SWIFT rolls the cache back; autoregressive decoding never does
+    tree: bool = False  # verify token trees (else chains)
     cache: SkipAwareCache = None
     tokens: list[int] = field(default_factory=list)
     drafted: list[int] = field(default_factory=list)
     accepted: list[int] = field(default_factory=list)
     timings: dict = field(default_factory=lambda: {"draft": 0.0, "verify": 0.0, "optimize": 0.0, "other": 0.0})
+    tree_sizes: list[int] = field(default_factory=list)
     stop_reason: str = ""
 
     def __post_init__(self):
         self.cache = SkipAwareCache(self.model.config, rollback=self.rollback)
         self.device = self.prompt.device
         self._sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+        # a custom 4D mask is used as given: boolean for SDPA, additive for eager attention
+        eager = getattr(self.model.config, "_attn_implementation", "sdpa") == "eager"
+        self.additive_mask_dtype = self.model.get_input_embeddings().weight.dtype if eager else None
 
-    def forward(self, ids: list[int] | torch.Tensor, start: int) -> torch.Tensor:
-        """Logits [len(ids), vocab] for ids placed at positions start, start+1, ..."""
+    def forward(self, ids: list[int] | torch.Tensor, start: int, positions: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits [len(ids), vocab] for ids at positions start, start+1, ... (or the given positions,
+        with the given 4D attention mask, for a token tree)."""
         ids = torch.as_tensor(ids, device=self.device).view(1, -1)
-        positions = torch.arange(start, start + ids.shape[1], device=self.device).unsqueeze(0)
-        out = self.model(input_ids=ids, position_ids=positions, cache=self.cache, use_cache=True)
+        if positions is None:
+            positions = torch.arange(start, start + ids.shape[1], device=self.device).unsqueeze(0)
+        out = self.model(input_ids=ids, position_ids=positions, attention_mask=mask, cache=self.cache, use_cache=True)
         return out.logits[0]
 
     def clock(self) -> float:
@@ -169,7 +205,8 @@ def decode(model: nn.Module, input_ids, *, method: str = "swift", skip_set: Skip
     if not sampling.greedy:
         generator = torch.Generator(device=prompt.device)
         generator.manual_seed(seed if seed is not None else torch.seed())
-    run = _Run(model, prompt, max_new_tokens, sampling, eos_ids(model), generator, rollback=method == "swift")
+    run = _Run(model, prompt, max_new_tokens, sampling, eos_ids(model), generator, rollback=method == "swift",
+               tree=method == "swift" and swift.verify == "tree" and tree_supported(model))
 
     was_training = model.training
     model.eval()
@@ -195,6 +232,8 @@ def decode(model: nn.Module, input_ids, *, method: str = "swift", skip_set: Skip
         method=method, prompt_ids=prompt[0].tolist(), token_ids=run.tokens,
         skip_set=skip_set.to_dict() if method == "swift" else None,
         drafted_per_step=run.drafted, accepted_per_step=run.accepted, wall_s=wall,
+        tree_size_per_step=[0] + run.tree_sizes if method == "swift" else [],
+        verify=("tree" if run.tree else "chain") if method == "swift" else "",
         timings_s=run.timings, stop_reason=run.stop_reason)
 
 
@@ -223,64 +262,65 @@ def _ar_step(run: _Run, cur: int) -> tuple[list[int], int, int]:
 def _swift_step(run: _Run, cur: int, skip_set: SkipSet, swift: SwiftParams) -> tuple[list[int], int, int]:
     n = run.prompt.shape[1] + len(run.tokens) - 1  # positions already in the cache; cur goes at n
     t0 = run.clock()
-    drafts, draft_probs = _draft(run, cur, n, skip_set, min(swift.max_draft, run.remaining - 1), swift.epsilon)
+    tree = _draft(run, cur, n, skip_set, min(swift.max_draft, run.remaining - 1), swift)
     run.cache.crop_to(n)  # drop the drafter's KV entries: the full model recomputes these positions
     t1 = run.clock()
-    logits = run.forward([cur] + drafts, n)
-    if run.sampling.greedy:
-        new = _accept_greedy(drafts, logits)
+    if tree.size > len(tree.chain):  # siblings: one pass over the whole tree with a tree mask
+        logits = run.forward([cur] + tree.tokens(), n, positions=tree_positions(tree, n, run.device),
+                             mask=tree_mask(tree, n, additive_dtype=run.additive_mask_dtype, device=run.device))
     else:
-        new = _accept_sampled(drafts, draft_probs, probabilities(logits, run.sampling), run.generator)
-    accepted = len(new) - 1
-    run.cache.crop_to(n + 1 + accepted)  # keep cur and the accepted drafts; the bonus token is the next cur
+        logits = run.forward([cur] + tree.chain, n)
+    if run.sampling.greedy:
+        new, path = accept_greedy(tree, logits)
+    else:
+        new, path = accept_sampled(tree, probabilities(logits, run.sampling), run.generator)
+    # keep cur and the accepted path (a chain prefix, maybe one sibling); the bonus is the next cur
+    run.cache.keep(n + 1, path, len(tree.chain))
     run.timings["draft"] += t1 - t0
     run.timings["verify"] += run.clock() - t1
-    return new, len(drafts), accepted
+    run.tree_sizes.append(tree.size)
+    return new, len(tree.chain), len(path)
 
 
-def _draft(run: _Run, cur: int, n: int, skip_set: SkipSet, cap: int, epsilon: float):
-    """Tokens from the skip-mode model, one at a time, while it is confident."""
-    drafts, draft_probs = [], []
+def _draft(run: _Run, cur: int, n: int, skip_set: SkipSet, cap: int, swift: SwiftParams) -> DraftTree:
+    """Tokens from the skip-mode model, one at a time, while it is confident; with tree
+    verification also, per depth, runner-up candidates (more where the drafter is less sure)."""
+    tree = DraftTree()
     token = cur
+    greedy = run.sampling.greedy
     with skipping(run.model, skip_set):
         for j in range(cap):
             probs = probabilities(run.forward([token], n + j)[-1], run.sampling)
-            if run.sampling.greedy:
+            if greedy:
                 confidence, token = (float(v) for v in probs.max(-1))
                 token = int(token)
             else:
                 token = sample(probs, run.generator)
                 confidence = float(probs.max())
-                draft_probs.append(probs)
-            drafts.append(token)
-            if confidence < epsilon:
+                tree.draft_probs.append(probs)
+            tree.chain.append(token)
+            tree.siblings.append(_siblings(run, probs, token, confidence, swift, tree.size) if run.tree else [])
+            if confidence < swift.epsilon:
                 break
-    return drafts, draft_probs
+    return tree
 
 
-def _accept_greedy(drafts: list[int], logits: torch.Tensor) -> list[int]:
-    """Drafts that equal the full model's argmax, then the full model's own next token."""
-    target = logits.argmax(-1).tolist()
-    accepted = 0
-    while accepted < len(drafts) and drafts[accepted] == target[accepted]:
-        accepted += 1
-    return drafts[:accepted] + [target[accepted]]
-
-
-def _accept_sampled(drafts: list[int], q: list[torch.Tensor], p: torch.Tensor,
-                    generator: torch.Generator | None) -> list[int]:
-    """Speculative rejection sampling (Leviathan et al. 2023; Chen et al. 2023).
-
-    Draft d_i ~ q_i is kept with probability min(1, p_i(d_i) / q_i(d_i)). At the first rejection
-    the token is drawn from normalize(max(p_i - q_i, 0)), which makes the emitted token exactly
-    p_i-distributed; if every draft survives, a bonus token is drawn from p_k.
-    """
-    for i, d in enumerate(drafts):
-        u = torch.rand((), generator=generator, device=p.device)
-        if u * q[i][d] < p[i, d]:
-            continue
-        residual = torch.clamp(p[i] - q[i], min=0.0)
-        total = residual.sum()
-        residual = residual / total if total > 0 else p[i]
-        return drafts[:i] + [sample(residual, generator)]
-    return drafts + [sample(p[len(drafts)], generator)]
+def _siblings(run: _Run, probs: torch.Tensor, chain_token: int, confidence: float, swift: SwiftParams,
+              size: int) -> list[int]:
+    """Runner-up candidates at one depth: the top tokens when greedy; for sampling, further draws
+    from q without replacement (what keeps recursive rejection sampling lossless)."""
+    table = swift.greedy_candidates if run.sampling.greedy else swift.sampling_candidates
+    count = min(candidates_for(confidence, table) - 1, swift.max_tree - size - 1, int((probs > 0).sum()) - 1)
+    if count <= 0:
+        return []
+    if run.sampling.greedy:
+        top = torch.topk(probs, count + 1).indices.tolist()
+        return [t for t in top if t != chain_token][:count]
+    q = probs.clone()
+    out = []
+    for _ in range(count):
+        q[out[-1] if out else chain_token] = 0.0
+        if q.sum() <= 0:
+            break
+        out.append(sample(q / q.sum(), run.generator))
+    return out

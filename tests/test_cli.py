@@ -104,3 +104,14 @@ def test_optimize_then_generate_with_the_cached_set(capsys, local_long_llama_dir
     code, _, err = run_cli(capsys, "generate", "--model", str(local_long_llama_dir), "--prompt", "hi",
                            "--task", "code", "--store", str(store))
     assert code == 2 and "no cached skip set" in err
+
+
+def test_verify_flag(capsys, local_llama_dir):
+    base = ["generate", "--model", str(local_llama_dir), "--prompt", "abc", "--max-new-tokens", "16", "--json"]
+    outs = {}
+    for verify in ("tree", "chain"):
+        code, out, _ = run_cli(capsys, *base, "--verify", verify, "--skip-ratio", "0.75")
+        outs[verify] = json.loads(out)
+        assert code == 0 and outs[verify]["verify"] == verify
+    assert outs["tree"]["token_ids"] == outs["chain"]["token_ids"]
+    assert len(outs["tree"]["tree_size_per_step"]) == outs["tree"]["steps"]

@@ -59,21 +59,32 @@ def chi_square_p(samples, expected_probs):
     return chisquare(obs, exp).pvalue
 
 
+@pytest.mark.parametrize("verify", ["chain", "tree"])
 @pytest.mark.parametrize("params", [SamplingParams(temperature=1.0),
                                     SamplingParams(temperature=0.7, top_k=6, top_p=0.9)],
                          ids=["t1", "t0.7-topk6-topp0.9"])
-def test_swift_sampling_matches_the_model_distribution(model, params):
+def test_swift_sampling_matches_the_model_distribution(model, params, verify, monkeypatch):
+    import swiftlab.decoding as engine
+
+    paths = []  # accepted node paths, to check that siblings were really accepted
+    original = engine.accept_sampled
+    monkeypatch.setattr(engine, "accept_sampled",
+                        lambda tree, p, g: paths.append((len(tree.chain), r := original(tree, p, g))) or r)
     want2, want3 = exact_marginals(model, params)
     second, third, drafted, accepted = [], [], 0, 0
+    # two siblings per depth: enough for every branch of recursive rejection sampling to run
+    swift = SwiftParams(epsilon=0.0, max_draft=4, verify=verify, sampling_candidates=((0.0, 3),))
     for seed in range(N):
         r = decode(model, PROMPT, method="swift", skip_set=SKIP, max_new_tokens=3, sampling=params,
-                   seed=seed, swift=SwiftParams(epsilon=0.0, max_draft=4))
+                   seed=seed, swift=swift)
         second.append(r.token_ids[1])
         third.append(r.token_ids[2])
         drafted += sum(r.drafted_per_step)
         accepted += sum(r.accepted_per_step)
-    # both the accept and the reject-and-resample paths must have run many times
-    assert 0.15 < accepted / drafted < 0.9
+    # the accept and the reject-and-resample paths must both have run many times
+    assert 0.15 < accepted / drafted < 0.97
+    with_sibling = sum(any(node >= chain for node in path) for chain, (_, path) in paths)
+    assert (with_sibling > 100) if verify == "tree" else (with_sibling == 0)
     assert chi_square_p(np.array(second), want2) > 1e-3
     assert chi_square_p(np.array(third), want3) > 1e-3
 
