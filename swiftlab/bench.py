@@ -53,11 +53,21 @@ class Comparison:
 def compare(model, prompts: list[list[int]], skip_set: SkipSet, *, max_new_tokens: int = 128,
             repeats: int = 3, swift: SwiftParams = SwiftParams(), warmup: bool = True,
             with_hf_generate: bool = False, progress: bool = True) -> Comparison:
-    methods = ["ar", "swift"] + (["hf"] if with_hf_generate else [])
     runs = {"ar": lambda ids, n: decode(model, ids, method="ar", max_new_tokens=n),
             "swift": lambda ids, n: decode(model, ids, method="swift", skip_set=skip_set,
-                                           max_new_tokens=n, swift=swift),
-            "hf": lambda ids, n: hf_generate(model, ids, n)}
+                                           max_new_tokens=n, swift=swift)}
+    if with_hf_generate:
+        runs["hf"] = lambda ids, n: hf_generate(model, ids, n)
+    results = interleaved(runs, prompts, max_new_tokens=max_new_tokens, repeats=repeats, warmup=warmup,
+                          progress=progress)
+    return Comparison(results["ar"], results["swift"], results.get("hf"))
+
+
+def interleaved(runs: dict, prompts: list[list[int]], *, max_new_tokens: int, repeats: int = 3,
+                warmup: bool = True, progress: bool = True) -> dict[str, list[DecodeResult]]:
+    """Run every method on every prompt, `repeats` times, rotating the order so that no method
+    always runs first; results per method in the same (repeat, prompt) order."""
+    methods = list(runs)
     if warmup:  # first calls pay one-off allocation and dispatch costs; keep them out of the numbers
         for method in methods:
             runs[method](prompts[0], 8)
@@ -65,12 +75,12 @@ def compare(model, prompts: list[list[int]], skip_set: SkipSet, *, max_new_token
     bar = tqdm(total=len(methods) * repeats * len(prompts), desc="benchmark", disable=not progress)
     for repeat in range(repeats):
         for i, ids in enumerate(prompts):
-            shift = (i + repeat) % len(methods)  # rotate the order so no method always runs first
+            shift = (i + repeat) % len(methods)
             for method in methods[shift:] + methods[:shift]:
                 results[method].append(runs[method](ids, max_new_tokens))
                 bar.update()
     bar.close()
-    return Comparison(results["ar"], results["swift"], results.get("hf"))
+    return results
 
 
 def hf_generate(model, ids: list[int], max_new_tokens: int) -> DecodeResult:
