@@ -195,7 +195,7 @@ def decode(model: nn.Module, input_ids, *, method: str = "swift", skip_set: Skip
     if search is not None:
         if method != "swift":
             raise SwiftlabError("a skip-set search runs with SWIFT decoding only")
-        skip_set = skip_set or search.best
+        skip_set = search.best if skip_set is None else skip_set
     if method == "swift":
         if skip_set is None:
             raise SwiftlabError("SWIFT decoding needs a skip set (e.g. SkipSet.uniform(L, 0.45))")
