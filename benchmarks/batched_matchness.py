@@ -12,13 +12,10 @@ import argparse
 import statistics
 import time
 
-import torch
-
-from swiftlab import SkipSet, decode, load_model, num_layers
+from swiftlab import SkipSet, load_model, num_layers
 from swiftlab.api import encode_prompt
-from swiftlab.cache import SkipAwareCache
 from swiftlab.cli import DEMO_PROMPTS
-from swiftlab.matchness import matchness_scores
+from swiftlab.matchness import matchness_scores, reference_continuation
 
 
 def main() -> None:
@@ -33,11 +30,7 @@ def main() -> None:
     model, tokenizer = load_model(args.model)
     L = num_layers(model)
     ids = encode_prompt(tokenizer, DEMO_PROMPTS[0])
-    result = decode(model, ids, method="ar", max_new_tokens=args.window + 8)
-    tokens = result.prompt_ids + result.token_ids
-    cache = SkipAwareCache(model.config)
-    with torch.inference_mode():
-        model(input_ids=torch.tensor([tokens[:-1]]), cache=cache, use_cache=True)
+    tokens, cache = reference_continuation(model, ids, args.window + 8)
     print(f"# {args.model}: {L} layers, window {args.window}, ratio {args.ratio}, median of {args.repeats}")
     print(f"{'B':>3} {'one by one (ms)':>16} {'batched (ms)':>13} {'saving':>7} same")
     for b in args.candidates:

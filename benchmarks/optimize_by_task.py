@@ -15,13 +15,10 @@ import argparse
 import json
 import statistics
 
-import torch
-
-from swiftlab import SkipSet, decode, load_model, num_layers
+from swiftlab import SkipSet, load_model, num_layers
 from swiftlab.api import encode_prompt
 from swiftlab.bench import compare
-from swiftlab.cache import SkipAwareCache
-from swiftlab.matchness import matchness_scores
+from swiftlab.matchness import matchness_scores, reference_continuation
 from swiftlab.search import SearchConfig
 from swiftlab.stream import SwiftStream
 from swiftlab.tasks import get_examples
@@ -32,11 +29,7 @@ def uniform_matchness(model, prompts, ratios, window=32):
     sets = [SkipSet.uniform(L, r) for r in ratios]
     rows = []
     for ids in prompts:
-        r = decode(model, ids, method="ar", max_new_tokens=window + 1)
-        tokens = r.prompt_ids + r.token_ids
-        cache = SkipAwareCache(model.config)
-        with torch.inference_mode():
-            model(input_ids=torch.tensor([tokens[:-1]]), cache=cache, use_cache=True)
+        tokens, cache = reference_continuation(model, ids, window + 1)
         rows.append(matchness_scores(model, cache, tokens, window, sets))
     return [statistics.mean(col) for col in zip(*rows)]
 

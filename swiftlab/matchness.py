@@ -18,6 +18,21 @@ from .skipset import SkipSet
 
 
 @torch.inference_mode()
+def reference_continuation(model: nn.Module, prompt_ids: list[int], new_tokens: int):
+    """The full model's greedy continuation of a prompt, and a cache holding all but its last
+    token: the state a decoding run is in, ready for matchness over the generated tokens."""
+    from .decoding import decode
+
+    result = decode(model, prompt_ids, method="ar", max_new_tokens=new_tokens)
+    tokens = result.prompt_ids + result.token_ids
+    device = model.get_input_embeddings().weight.device
+    cache = SkipAwareCache(model.config, rollback=False)
+    model(input_ids=torch.tensor([tokens[:-1]], device=device),
+          position_ids=torch.arange(len(tokens) - 1, device=device).unsqueeze(0), cache=cache, use_cache=True)
+    return tokens, cache
+
+
+@torch.inference_mode()
 def matchness_scores(model: nn.Module, cache: SkipAwareCache, tokens: list[int], window: int,
                      skip_sets: list[SkipSet]) -> list[float]:
     """Scores for `skip_sets` over the last `window` positions of `tokens`.
@@ -26,6 +41,17 @@ def matchness_scores(model: nn.Module, cache: SkipAwareCache, tokens: list[int],
     `cache` yet (the pending token of a decoding run is not). Positions before the window must be
     in the cache. The cache itself is not modified.
     """
+    logits = window_logits(model, cache, tokens, window, skip_sets)
+    targets = torch.tensor(tokens[-window:], device=logits.device)
+    return (logits.argmax(-1) == targets).float().mean(-1).tolist()
+
+
+@torch.inference_mode()
+def window_logits(model: nn.Module, cache: SkipAwareCache, tokens: list[int], window: int,
+                  skip_sets: list[SkipSet], **forward_kwargs):
+    """Logits [len(skip_sets), window, vocab]: row b is the model with skip_sets[b] switched off,
+    teacher-forced over the window (positions n-1-window .. n-2 of `tokens`). With
+    forward_kwargs (e.g. output_hidden_states=True) the whole model output is returned."""
     n = len(tokens)
     start = n - 1 - window  # window positions start..n-2 are fed; each predicts its next token
     if start < 0:
@@ -43,6 +69,5 @@ def matchness_scores(model: nn.Module, cache: SkipAwareCache, tokens: list[int],
     ids = torch.tensor([tokens[start:n - 1]], device=device).expand(batch, -1)
     positions = torch.arange(start, n - 1, device=device).unsqueeze(0).expand(batch, -1)
     with skipping_rows(model, skip_sets):
-        logits = model(input_ids=ids, position_ids=positions, cache=view, use_cache=True).logits
-    targets = torch.tensor(tokens[start + 1:], device=device)
-    return (logits.argmax(-1) == targets).float().mean(-1).tolist()
+        out = model(input_ids=ids, position_ids=positions, cache=view, use_cache=True, **forward_kwargs)
+    return out if forward_kwargs else out.logits

@@ -13,14 +13,12 @@ from __future__ import annotations
 import statistics
 from dataclasses import replace
 
-import torch
 from tqdm.auto import tqdm
 
 from .adapters import num_layers
-from .cache import SkipAwareCache
 from .decoding import SwiftParams, decode
 from .errors import SwiftlabError
-from .matchness import matchness_scores
+from .matchness import matchness_scores, reference_continuation
 from .search import SearchConfig, SkipSearch
 
 
@@ -48,14 +46,8 @@ def _matchness_objective(model, prompts, max_new_tokens):
     """Greedy continuations and their caches are computed once; each step is one pass per prompt."""
     calibration = []
     for ids in prompts:
-        result = decode(model, ids, method="ar", max_new_tokens=max_new_tokens)
-        tokens = result.prompt_ids + result.token_ids
-        cache = SkipAwareCache(model.config, rollback=False)
-        with torch.inference_mode():
-            model(input_ids=torch.tensor([tokens[:-1]], device=model.device),
-                  position_ids=torch.arange(len(tokens) - 1, device=model.device).unsqueeze(0),
-                  cache=cache, use_cache=True)
-        calibration.append((tokens, cache, len(result.token_ids) - 1))
+        tokens, cache = reference_continuation(model, ids, max_new_tokens)
+        calibration.append((tokens, cache, len(tokens) - len(ids) - 1))
 
     def score(sets):
         per_prompt = [matchness_scores(model, cache, tokens, window, sets)
