@@ -1,0 +1,107 @@
+"""Layer-sparsity probes: experiments as functions that return plain records.
+
+Every probe measures on the full model's own greedy continuations of a task's held-out prompts
+(the tokens SWIFT's matchness is measured on), and scores many skip sets in one batched pass
+(see matchness.window_logits), so a probe over all 2·L sub-layers costs one pass per prompt.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .adapters import num_layers
+from .matchness import reference_continuation, window_logits
+from .skipset import SkipSet
+
+
+@dataclass
+class ImportanceRecord:
+    """Skip one sub-layer at a time: how much agreement with the full model is lost."""
+    task: str
+    num_layers: int
+    prompts: int
+    window: int
+    attention_drop: list[float]  # per layer: 1 - matchness with that attention sub-layer skipped
+    mlp_drop: list[float]
+    attention_kl: list[float]  # per layer: KL(full || skipped) of the next-token distribution, nats
+    mlp_kl: list[float]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, s: str) -> "ImportanceRecord":
+        return cls(**json.loads(s))
+
+
+@dataclass
+class RedundancyRecord:
+    """Cosine similarity of the residual stream just before and just after each sub-layer:
+    near 1 means the sub-layer barely turns the hidden state (a candidate to skip)."""
+    task: str
+    num_layers: int
+    prompts: int
+    window: int
+    attention_cosine: list[float]
+    mlp_cosine: list[float]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, s: str) -> "RedundancyRecord":
+        return cls(**json.loads(s))
+
+
+def single_skips(L: int) -> list[SkipSet]:
+    """Every sub-layer alone (first and last layers included): attention 0..L-1, then MLP 0..L-1."""
+    return ([SkipSet((i,), (), L, allow_edges=True) for i in range(L)] +
+            [SkipSet((), (i,), L, allow_edges=True) for i in range(L)])
+
+
+def _mean_rows(rows: list[list[float]]) -> list[float]:
+    return [sum(col) / len(col) for col in zip(*rows)]
+
+
+@torch.inference_mode()
+def sublayer_importance(model, prompts: list[list[int]], task: str = "", window: int = 32) -> ImportanceRecord:
+    L = num_layers(model)
+    sets = [SkipSet.none(L)] + single_skips(L)
+    drops, kls = [], []
+    for ids in prompts:
+        tokens, cache = reference_continuation(model, ids, window + 1)
+        logits = window_logits(model, cache, tokens, window, sets).float()
+        targets = torch.tensor(tokens[-window:], device=logits.device)
+        matchness = (logits.argmax(-1) == targets).float().mean(-1)  # [1 + 2L]
+        logp = F.log_softmax(logits, -1)
+        kl = (logp[0].exp() * (logp[0] - logp)).sum(-1).mean(-1)  # KL(full || each row), mean over window
+        drops.append((matchness[0] - matchness[1:]).tolist())
+        kls.append(kl[1:].tolist())
+    drop, kl = _mean_rows(drops), _mean_rows(kls)
+    return ImportanceRecord(task, L, len(prompts), window, drop[:L], drop[L:], kl[:L], kl[L:])
+
+
+@torch.inference_mode()
+def redundancy(model, prompts: list[list[int]], task: str = "", window: int = 32) -> RedundancyRecord:
+    """Row 0 runs the full model; row 1 + i skips layer i's MLP, so its layer-i output is the
+    residual stream right after layer i's attention (in sequential and parallel-residual
+    families alike). Before attention = layer input; after MLP = layer output of row 0."""
+    L = num_layers(model)
+    sets = [SkipSet.none(L)] + [SkipSet((), (i,), L, allow_edges=True) for i in range(L)]
+    attn_rows, mlp_rows = [], []
+    for ids in prompts:
+        tokens, cache = reference_continuation(model, ids, window + 1)
+        hidden = window_logits(model, cache, tokens, window, sets, output_hidden_states=True).hidden_states
+        attn, mlp = [], []
+        for i in range(L):
+            before, after_mlp = hidden[i][0].float(), hidden[i + 1][0].float()
+            after_attn = hidden[i + 1][1 + i].float()
+            attn.append(F.cosine_similarity(before, after_attn, dim=-1).mean().item())
+            mlp.append(F.cosine_similarity(after_attn, after_mlp, dim=-1).mean().item())
+        attn_rows.append(attn)
+        mlp_rows.append(mlp)
+    return RedundancyRecord(task, L, len(prompts), window, _mean_rows(attn_rows), _mean_rows(mlp_rows))
