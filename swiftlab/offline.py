@@ -23,14 +23,16 @@ from .search import SearchConfig, SkipSearch
 
 
 def offline_search(model, prompts: list[list[int]], config: SearchConfig = SearchConfig(), *, steps: int = 50,
-                   objective: str = "matchness", max_new_tokens: int = 64, progress: bool = True) -> SkipSearch:
+                   objective: str = "matchness", max_new_tokens: int = 64, progress: bool = True,
+                   start=None) -> SkipSearch:
     if objective not in ("matchness", "tokens_per_s"):
         raise SwiftlabError(f"unknown objective {objective!r}: choose matchness or tokens_per_s")
     if not prompts:
         raise SwiftlabError("offline search needs at least one calibration prompt")
     # every proposal from BO, as in Self-SD; the stop rules still apply
     ceiling = config.max_score if objective == "matchness" else float("inf")  # tokens/s has no ceiling
-    search = SkipSearch(num_layers(model), replace(config, bayes_interval=1, max_steps=steps, max_score=ceiling))
+    search = SkipSearch(num_layers(model), replace(config, bayes_interval=1, max_steps=steps, max_score=ceiling),
+                        start)
     score = (_matchness_objective(model, prompts, max_new_tokens) if objective == "matchness"
              else _speed_objective(model, prompts, max_new_tokens))
     bar = tqdm(total=steps, desc=f"offline BO ({objective})", disable=not progress)

@@ -105,3 +105,105 @@ def redundancy(model, prompts: list[list[int]], task: str = "", window: int = 32
         attn_rows.append(attn)
         mlp_rows.append(mlp)
     return RedundancyRecord(task, L, len(prompts), window, _mean_rows(attn_rows), _mean_rows(mlp_rows))
+
+
+# ----- skip-ratio sweep ------------------------------------------------------------------------
+STRATEGIES = ("uniform", "random", "early_exit", "offline_bo", "swift")
+
+
+@dataclass
+class SweepRow:
+    strategy: str
+    ratio: float  # the ratio asked for; the set's own ratio may round down
+    set_ratio: float
+    attention: list[int]
+    mlp: list[int]
+    matchness: float
+    acceptance_rate: float
+    mean_accepted_tokens: float
+    speedup: float  # median SWIFT tokens/s over median autoregressive tokens/s, same prompts
+    identical: bool
+
+
+@dataclass
+class SweepRecord:
+    task: str
+    num_layers: int
+    prompts: int
+    max_new_tokens: int
+    rows: list[SweepRow]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, s: str) -> "SweepRecord":
+        d = json.loads(s)
+        return cls(**{**d, "rows": [SweepRow(**r) for r in d["rows"]]})
+
+
+def skip_set_for(strategy: str, model, ratio: float, prompts: list[list[int]], seed: int = 0,
+                 search_steps: int = 30, max_new_tokens: int = 64) -> SkipSet:
+    """The skip set each strategy picks at a ratio (optimizing ones search on `prompts`)."""
+    from .offline import offline_search
+    from .search import SearchConfig
+    from .stream import SwiftStream
+
+    L = num_layers(model)
+    if strategy == "uniform":
+        return SkipSet.uniform(L, ratio)
+    if strategy == "random":
+        return SkipSet.random(L, ratio, seed=seed)
+    if strategy == "early_exit":  # LayerSkip-style: drop the last layers, about as many sub-layers
+        skipped_layers = round(ratio * (L - 2))
+        return SkipSet.early_exit(L, L - skipped_layers) if skipped_layers else SkipSet.none(L)
+    config = SearchConfig(skip_ratio=ratio, max_steps=search_steps, seed=seed,
+                          window=max(1, min(32, max_new_tokens // 2)))
+    start = SkipSet.uniform(L, ratio)  # searching at ratio r starts from the uniform set at r
+    if strategy == "offline_bo":
+        return offline_search(model, prompts, config, steps=search_steps, max_new_tokens=max_new_tokens,
+                              progress=False, start=start).best
+    if strategy == "swift":
+        stream = SwiftStream(model, config, start=start)
+        for ids in prompts:
+            if stream.search.done:
+                break
+            stream.decode(ids, max_new_tokens=max_new_tokens)
+        return stream.search.best
+    raise ValueError(f"unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")
+
+
+def ratio_sweep(model, prompts: list[list[int]], ratios, strategies=STRATEGIES, task: str = "",
+                max_new_tokens: int = 64, repeats: int = 1, search_prompts: list[list[int]] | None = None,
+                progress: bool = False) -> SweepRecord:
+    """Matchness, acceptance, tokens per pass and speedup against the skip ratio, per strategy.
+    Optimizing strategies search on `search_prompts` (default: the same prompts)."""
+    from tqdm.auto import tqdm
+
+    from .bench import compare
+    from .matchness import matchness_scores
+
+    window = min(32, max_new_tokens - 1)
+    references = [reference_continuation(model, ids, window + 1) for ids in prompts]
+    rows = []
+    for strategy in tqdm(strategies, desc="strategies", disable=not progress):
+        for ratio in ratios:
+            s = skip_set_for(strategy, model, ratio, search_prompts or prompts, max_new_tokens=max_new_tokens)
+            matchness = sum(matchness_scores(model, cache, tokens, window, [s])[0]
+                            for tokens, cache in references) / len(references)
+            c = compare(model, prompts, s, max_new_tokens=max_new_tokens, repeats=repeats, warmup=False,
+                        progress=False)
+            summary = c.summary()
+            rows.append(SweepRow(strategy, ratio, s.ratio, list(s.attention), list(s.mlp), matchness,
+                                 summary["acceptance_rate"], summary["mean_accepted_tokens"], c.speedup,
+                                 c.identical))
+    return SweepRecord(task, num_layers(model), len(prompts), max_new_tokens, rows)
+
+
+def latency_breakdown(results) -> dict[str, float]:
+    """Share of wall time in optimize / draft / verify / other, over decoding records (the
+    paper's per-token latency table), plus milliseconds per generated token."""
+    totals = {k: sum(r.timings_s[k] for r in results) for k in ("optimize", "draft", "verify", "other")}
+    wall = sum(r.wall_s for r in results)
+    tokens = sum(r.new_tokens for r in results)
+    return {**{k: v / wall for k, v in totals.items()}, "ms_per_token": 1000 * wall / tokens}

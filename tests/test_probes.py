@@ -51,3 +51,30 @@ def test_redundancy_matches_hidden_states_computed_with_hooks(model):
     assert record.attention_cosine[1] == pytest.approx(cos(before, after_attn, dim=-1).mean().item(), abs=1e-4)
     assert record.mlp_cosine[1] == pytest.approx(cos(after_attn, after_mlp, dim=-1).mean().item(), abs=1e-4)
     assert RedundancyRecord.from_json(record.to_json()) == record
+
+
+def test_ratio_sweep_shapes_and_ratio_zero(model):
+    from swiftlab.probes import STRATEGIES, SweepRecord, ratio_sweep
+
+    record = ratio_sweep(model, PROMPTS, [0.0, 0.5], max_new_tokens=16)
+    assert len(record.rows) == 2 * len(STRATEGIES)
+    for row in record.rows:
+        assert row.identical  # every strategy's decoding stays lossless
+        if row.ratio == 0.0:
+            assert row.matchness == 1.0 and row.set_ratio == 0.0  # nothing skipped: full agreement
+        else:
+            assert 0.0 <= row.matchness <= 1.0 and row.set_ratio > 0
+    ee = [r for r in record.rows if r.strategy == "early_exit" and r.ratio == 0.5][0]
+    assert ee.attention == ee.mlp and ee.attention[-1] == num_layers(model) - 1  # the last layers
+    assert SweepRecord.from_json(record.to_json()) == record
+
+
+def test_latency_breakdown_sums_to_one(model):
+    from swiftlab import decode
+    from swiftlab.probes import latency_breakdown
+
+    results = [decode(model, ids, method="swift", skip_set=SkipSet.uniform(6, 0.5), max_new_tokens=20)
+               for ids in PROMPTS]
+    shares = latency_breakdown(results)
+    assert sum(shares[k] for k in ("optimize", "draft", "verify", "other")) == pytest.approx(1.0)
+    assert shares["draft"] > 0 and shares["ms_per_token"] > 0
