@@ -104,7 +104,51 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--export", action="store_true",
                     help="write the latest checkpoint to swiftlab/models/lab, evaluate it, write its model card")
     tr.add_argument("--eval-n", type=int, default=30, help="held-out prompts per task for the model card")
+    b = sub.add_parser("bench", help="Spec-Bench-style benchmark: methods x prompts x repeats, interleaved")
+    _add_model_args(b)
+    b.add_argument("--task", required=True)
+    b.add_argument("--prompts", type=int, default=10)
+    b.add_argument("--methods", default="ar,swift,uniform,early-exit,hf-early-exit,hf-prompt-lookup")
+    b.add_argument("--repeats", type=int, default=1)
+    b.add_argument("--max-new-tokens", type=int, default=128)
+    b.add_argument("--skip-ratio", type=float, default=0.45)
+    b.add_argument("--exit-layer", type=int, default=None, help="early-exit layer (default L/2)")
+    b.add_argument("--store", default=None)
+    b.add_argument("--out", default="results.jsonl", help="JSON lines, appended as measured")
+    b.add_argument("--specbench", default=None, help="also write Spec-Bench's answer format here")
+
+    rp = sub.add_parser("report", help="rebuild the summary table from a results file, without re-running")
+    rp.add_argument("results")
+    rp.add_argument("--json", action="store_true")
     return parser
+
+
+def cmd_bench(args) -> int:
+    from .harness import run_bench, summarize, summary_table, to_specbench
+    from .search import SearchConfig
+    from .store import SkipSetStore
+
+    model, tokenizer = _load(args)
+    lines = run_bench(model, tokenizer, task=args.task, prompts=args.prompts,
+                      methods=[m.strip() for m in args.methods.split(",") if m.strip()], model_name=args.model,
+                      repeats=args.repeats, max_new_tokens=args.max_new_tokens, out=args.out,
+                      skip_ratio=args.skip_ratio, exit_layer=args.exit_layer,
+                      search=SearchConfig(skip_ratio=args.skip_ratio), store=SkipSetStore(args.store))
+    if args.specbench:
+        from .storage import atomic_write_text
+
+        atomic_write_text(args.specbench, "".join(json.dumps(r) + "\n" for r in to_specbench(lines, tokenizer, args.model)))
+    print(summary_table(summarize(lines)))
+    print(f"results appended to {args.out}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .harness import read_lines, summarize, summary_table
+
+    rows = summarize(read_lines(args.results))
+    print(json.dumps(rows) if args.json else summary_table(rows))
+    return 0
 
 
 def cmd_train_lab(args) -> int:
@@ -329,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
         return {"generate": cmd_generate, "demo": cmd_demo, "tasks": cmd_tasks, "train-lab": cmd_train_lab,
-                "optimize": cmd_optimize}[args.command](args)
+                "optimize": cmd_optimize, "bench": cmd_bench, "report": cmd_report}[args.command](args)
     except SwiftlabError as e:
         print(f"swiftlab: error: {e}", file=sys.stderr)
         return 2

@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import SwiftlabError
-from .storage import atomic_write_json
+from .storage import atomic_write_json, atomic_write_text
 
 LAB_DIR = Path(__file__).resolve().parent / "models" / "lab"
 
@@ -175,7 +175,7 @@ def train(out: str | os.PathLike, config: TrainConfig, device: str | None = None
         step = state["step"]
         # steps logged after the last checkpoint will be redone: drop their records
         kept = [r for r in read_log(out) if r["step"] <= step]
-        _atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in kept))
+        atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in kept))
     atomic_write_json(out / "train_config.json", asdict(config))
     eval_batch = batch_for_step(config, tokenizer, 0, split="eval").to(device)
 
@@ -210,12 +210,6 @@ def train(out: str | os.PathLike, config: TrainConfig, device: str | None = None
         bar.update()
     bar.close()
     return out
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _save_checkpoint(path: Path, model, optimizer, step: int, config: TrainConfig) -> None:

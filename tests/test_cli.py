@@ -115,3 +115,17 @@ def test_verify_flag(capsys, local_llama_dir):
         assert code == 0 and outs[verify]["verify"] == verify
     assert outs["tree"]["token_ids"] == outs["chain"]["token_ids"]
     assert len(outs["tree"]["tree_size_per_step"]) == outs["tree"]["steps"]
+
+
+def test_bench_then_report(capsys, local_long_llama_dir, tmp_path):
+    out, spec = tmp_path / "results.jsonl", tmp_path / "answers.jsonl"
+    code, printed, _ = run_cli(capsys, "bench", "--model", str(local_long_llama_dir), "--task", "story",
+                               "--prompts", "1", "--methods", "ar,uniform,hf-generate", "--max-new-tokens", "6",
+                               "--out", str(out), "--specbench", str(spec))
+    assert code == 0 and "| story | uniform |" in printed
+    assert len(out.read_text().splitlines()) == 3 and len(spec.read_text().splitlines()) == 3
+    code, printed, _ = run_cli(capsys, "report", str(out))
+    assert code == 0 and "| story | hf-generate |" in printed
+    code, _, err = run_cli(capsys, "bench", "--model", str(local_long_llama_dir), "--task", "story",
+                           "--methods", "ar,warp-drive", "--out", str(out))
+    assert code == 2 and "unknown method(s) warp-drive" in err

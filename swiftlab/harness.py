@@ -1,0 +1,205 @@
+"""A Spec-Bench-style benchmark harness: methods x prompts x repeats, interleaved, one JSON line each.
+
+Methods (all greedy):
+  ar            swiftlab's autoregressive loop (the baseline every speedup is relative to)
+  swift         SWIFT on the fly: one stream over the task's prompts, searching, then accelerating
+  swift-cached  SWIFT with the skip set cached for this model and task (`swiftlab optimize`)
+  uniform       SWIFT drafting with the static uniform set at --skip-ratio
+  early-exit    SWIFT drafting with the first layers only (LayerSkip-style static set)
+  hf-generate   transformers' model.generate(do_sample=False)
+  hf-early-exit transformers' generate(assistant_early_exit=E), E = the early-exit layer
+  hf-prompt-lookup  transformers' generate(prompt_lookup_num_tokens=10)
+Metrics follow Spec-Bench: speedup = mean tokens/s ratio to `ar`, mean accepted tokens per
+full-model pass, acceptance rate; medians over repeats; lossless methods are checked for
+token-identical output against `ar`.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .adapters import num_layers
+from .decoding import SwiftParams, decode
+from .errors import SwiftlabError
+from .records import DecodeResult
+from .search import SearchConfig
+from .skipset import SkipSet
+from .stream import SwiftStream
+
+METHODS = ("ar", "swift", "swift-cached", "uniform", "early-exit", "hf-generate", "hf-early-exit",
+           "hf-prompt-lookup")
+
+
+@dataclass
+class BenchLine:
+    method: str
+    task: str
+    prompt_id: str
+    repeat: int
+    new_tokens: int
+    wall_s: float
+    steps: int | None  # full-model passes (None where transformers does not say)
+    accepted_lengths: list[int] | None  # tokens per pass (accepted drafts + 1), Spec-Bench's
+    drafted_per_step: list[int] | None
+    skip_set: dict | None
+    token_ids: list[int] = field(default_factory=list)
+    timings_s: dict | None = None
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.new_tokens / self.wall_s if self.wall_s else 0.0
+
+
+def _line(method, task, prompt_id, repeat, result: DecodeResult) -> BenchLine:
+    lengths = [a + 1 for a in result.accepted_per_step] if result.accepted_per_step else None
+    return BenchLine(method, task, prompt_id, repeat, result.new_tokens, result.wall_s, result.steps or None,
+                     lengths, result.drafted_per_step or None, result.skip_set, result.token_ids, result.timings_s)
+
+
+def _hf(model, ids, max_new_tokens, **kwargs) -> DecodeResult:
+    prompt = torch.tensor([ids], device=model.get_input_embeddings().weight.device)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        out = model.generate(prompt, max_new_tokens=max_new_tokens, do_sample=False, **kwargs)
+    return DecodeResult(method="hf", prompt_ids=list(ids), token_ids=out[0, len(ids):].tolist(),
+                        wall_s=time.perf_counter() - start)
+
+
+def make_runners(model, methods, *, task: str, model_name: str, skip_ratio: float = 0.45,
+                 exit_layer: int | None = None, search: SearchConfig = SearchConfig(),
+                 swift: SwiftParams = SwiftParams(), store=None) -> dict:
+    """method -> function(ids, max_new_tokens) -> DecodeResult."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise SwiftlabError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    L = num_layers(model)
+    exit_layer = exit_layer or max(1, L // 2)
+    runners = {}
+    for m in methods:
+        if m == "ar":
+            runners[m] = lambda ids, n: decode(model, ids, method="ar", max_new_tokens=n)
+        elif m == "swift":
+            stream = SwiftStream(model, search)  # its search state runs across the prompts
+            runners[m] = lambda ids, n, stream=stream: stream.decode(ids, max_new_tokens=n)
+        elif m == "swift-cached":
+            from .store import SkipSetStore
+
+            cached = (store or SkipSetStore()).get(model_name, task, L)
+            if cached is None:
+                raise SwiftlabError(f"no cached skip set for {model_name!r} / {task!r}: run `swiftlab optimize` "
+                                    "first, or leave swift-cached out")
+            runners[m] = lambda ids, n, s=cached: decode(model, ids, method="swift", skip_set=s, max_new_tokens=n,
+                                                         swift=swift)
+        elif m in ("uniform", "early-exit"):
+            s = SkipSet.uniform(L, skip_ratio) if m == "uniform" else SkipSet.early_exit(L, exit_layer)
+            runners[m] = lambda ids, n, s=s: decode(model, ids, method="swift", skip_set=s, max_new_tokens=n,
+                                                    swift=swift)
+        elif m == "hf-generate":
+            runners[m] = lambda ids, n: _hf(model, ids, n)
+        elif m == "hf-early-exit":
+            runners[m] = lambda ids, n: _hf(model, ids, n, assistant_early_exit=exit_layer)
+        elif m == "hf-prompt-lookup":
+            runners[m] = lambda ids, n: _hf(model, ids, n, prompt_lookup_num_tokens=10)
+    return runners
+
+
+def run_bench(model, tokenizer, *, task: str, prompts: int, methods, model_name: str, repeats: int = 1,
+              max_new_tokens: int = 128, seed: int = 0, out: str | Path | None = None, progress: bool = True,
+              **runner_options) -> list[BenchLine]:
+    """Every method on every prompt, interleaved; lines are appended to `out` as they come, so an
+    interrupted run keeps what it measured."""
+    from .api import encode_prompt
+    from .tasks import get_examples
+
+    examples = get_examples(task, prompts, seed=seed)
+    runners = make_runners(model, methods, task=task, model_name=model_name, **runner_options)
+    warm = [encode_prompt(tokenizer, examples[0].prompt)]
+    for method, run in runners.items():  # one short warm-up each, kept out of the numbers
+        if method != "swift":
+            run(warm[0], 4)
+    lines = []
+    names = list(runners)
+    bar = tqdm(total=len(names) * repeats * len(examples), desc=f"bench {task}", disable=not progress)
+    for repeat in range(repeats):
+        for i, ex in enumerate(examples):
+            ids = encode_prompt(tokenizer, ex.prompt)
+            shift = (i + repeat) % len(names)
+            for method in names[shift:] + names[:shift]:
+                line = _line(method, task, ex.id, repeat, runners[method](ids, max_new_tokens))
+                lines.append(line)
+                if out is not None:
+                    with open(out, "a") as f:
+                        f.write(json.dumps(asdict(line)) + "\n")
+                bar.update()
+    bar.close()
+    return lines
+
+
+def read_lines(path: str | Path) -> list[BenchLine]:
+    lines = []
+    for number, text in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            lines.append(BenchLine(**json.loads(text)))
+        except (json.JSONDecodeError, TypeError) as e:
+            raise SwiftlabError(f"{path} line {number} is not a bench result: {e}") from None
+    if not lines:
+        raise SwiftlabError(f"{path} holds no bench results")
+    return lines
+
+
+def summarize(lines: list[BenchLine]) -> list[dict]:
+    """Per task and method: Spec-Bench's speedup (mean tokens/s over the mean of `ar`'s), mean
+    accepted tokens, acceptance, and whether the output equalled `ar`'s on every prompt."""
+    rows = []
+    for task in dict.fromkeys(l.task for l in lines):
+        mine = [l for l in lines if l.task == task]
+        per = {}
+        for l in mine:  # median over repeats, per prompt
+            per.setdefault(l.method, {}).setdefault(l.prompt_id, []).append(l)
+        ar = per.get("ar")
+        ar_tps = statistics.mean(statistics.median(x.tokens_per_s for x in v) for v in ar.values()) if ar else None
+        for method, by_prompt in per.items():
+            tps = statistics.mean(statistics.median(x.tokens_per_s for x in v) for v in by_prompt.values())
+            lengths = [n for v in by_prompt.values() for x in v for n in (x.accepted_lengths or [])]
+            same = None
+            if ar:
+                same = all(v[0].token_ids == ar[p][0].token_ids for p, v in by_prompt.items() if p in ar)
+            rows.append({"task": task, "method": method, "prompts": len(by_prompt), "tokens_per_s": tps,
+                         "speedup": tps / ar_tps if ar_tps else None,
+                         "mean_accepted_tokens": statistics.mean(lengths) if lengths else None,
+                         "acceptance_rate": _acceptance(by_prompt), "identical_to_ar": same})
+    return rows
+
+
+def _acceptance(by_prompt) -> float | None:
+    lines = [x for v in by_prompt.values() for x in v if x.drafted_per_step]
+    drafted = sum(sum(x.drafted_per_step) for x in lines)
+    if not drafted:
+        return None
+    return sum(n - 1 for x in lines for n in x.accepted_lengths) / drafted
+
+
+def summary_table(rows: list[dict]) -> str:
+    out = ["| task | method | tokens/s | speedup | tokens/pass | identical |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        f = lambda v, fmt: fmt.format(v) if v is not None else "-"
+        out.append(f"| {r['task']} | {r['method']} | {r['tokens_per_s']:.1f} | {f(r['speedup'], '{:.2f}x')} | "
+                   f"{f(r['mean_accepted_tokens'], '{:.2f}')} | {f(r['identical_to_ar'], '{}')} |")
+    return "\n".join(out)
+
+
+def to_specbench(lines: list[BenchLine], tokenizer, model_id: str) -> list[dict]:
+    """Spec-Bench's answer format, one record per (method, prompt, repeat)."""
+    return [{"question_id": l.prompt_id, "answer_id": f"{l.method}-{l.repeat}", "model_id": f"{model_id}-{l.method}",
+             "choices": [{"index": 0, "turns": [tokenizer.decode(l.token_ids, skip_special_tokens=True)],
+                          "decoding_steps": [l.steps], "new_tokens": [l.new_tokens], "wall_time": [l.wall_s],
+                          "accept_lengths": l.accepted_lengths or []}], "tstamp": time.time()} for l in lines]

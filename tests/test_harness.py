@@ -1,0 +1,57 @@
+"""The benchmark harness: metrics on a hand-made results file, and a real interleaved run."""
+
+import json
+
+import pytest
+
+from swiftlab import SwiftlabError, load_model
+from swiftlab.search import SearchConfig
+from swiftlab.harness import BenchLine, read_lines, run_bench, summarize, summary_table, to_specbench
+
+
+def line(method, prompt, repeat, tokens, wall, lengths=None, drafted=None, ids=(1, 2, 3)):
+    return BenchLine(method, "story", prompt, repeat, tokens, wall, len(lengths) if lengths else None, lengths,
+                     drafted, None, list(ids))
+
+
+def test_metrics_on_a_hand_made_file(tmp_path):
+    lines = [
+        line("ar", "p1", 0, 10, 1.0), line("ar", "p1", 1, 10, 2.0), line("ar", "p2", 0, 10, 1.0),
+        line("swift", "p1", 0, 10, 0.5, [3, 3, 4], [3, 4, 3]), line("swift", "p1", 1, 10, 0.25, [3, 3, 4], [3, 4, 3]),
+        line("swift", "p2", 0, 10, 0.5, [5, 5], [4, 6], ids=(9, 9)),
+    ]
+    path = tmp_path / "results.jsonl"
+    path.write_text("".join(json.dumps(l.__dict__) + "\n" for l in lines))
+    rows = {r["method"]: r for r in summarize(read_lines(path))}
+    # ar: p1 median(10, 5) = 7.5 tok/s, p2 10 -> mean 8.75; swift: p1 median(20, 40) = 30, p2 20 -> 25
+    assert rows["ar"]["tokens_per_s"] == pytest.approx(8.75)
+    assert rows["swift"]["speedup"] == pytest.approx(25 / 8.75)
+    assert rows["swift"]["mean_accepted_tokens"] == pytest.approx(sum([3, 3, 4, 3, 3, 4, 5, 5]) / 8)
+    # accepted drafts (length - 1) over drafted tokens: (7 + 7 + 8) / (10 + 10 + 10)
+    assert rows["swift"]["acceptance_rate"] == pytest.approx(22 / 30)
+    assert rows["swift"]["identical_to_ar"] is False  # p2 differs
+    assert "| story | swift |" in summary_table(summarize(lines))
+
+
+def test_corrupt_results_file(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"method": "ar"}\n')
+    with pytest.raises(SwiftlabError, match="line 1 is not a bench result"):
+        read_lines(path)
+
+
+def test_real_run_interleaves_and_appends(local_long_llama_dir, tmp_path):
+    model, tokenizer = load_model(local_long_llama_dir)
+    out = tmp_path / "results.jsonl"
+    methods = ["ar", "swift", "uniform", "early-exit", "hf-generate", "hf-early-exit", "hf-prompt-lookup"]
+    lines = run_bench(model, tokenizer, task="story", prompts=2, methods=methods, model_name="tiny",
+                      repeats=2, max_new_tokens=12, out=out, progress=False,
+                      search=SearchConfig(window=4))
+    assert len(lines) == len(methods) * 2 * 2 and len(read_lines(out)) == len(lines)
+    first_methods = [l.method for l in lines[::len(methods)]]
+    assert len(set(first_methods)) > 1  # the order rotates
+    rows = summarize(lines)
+    assert all(r["identical_to_ar"] for r in rows)  # every method is lossless
+    assert {r["method"] for r in rows} == set(methods)
+    spec = to_specbench(lines, tokenizer, "tiny")
+    assert spec[0]["choices"][0]["new_tokens"] == [12] and "question_id" in spec[0]
