@@ -117,6 +117,21 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="results.jsonl", help="JSON lines, appended as measured")
     b.add_argument("--specbench", default=None, help="also write Spec-Bench's answer format here")
 
+    pr = sub.add_parser("probe", help="run one layer-sparsity probe and write its record as JSON")
+    pr.add_argument("name", help="importance | redundancy | sweep | task-sparsity | dynamics | latency")
+    _add_model_args(pr)
+    pr.add_argument("--task", default="story")
+    pr.add_argument("--prompts", type=int, default=4)
+    pr.add_argument("--max-new-tokens", type=int, default=96)
+    pr.add_argument("--out", required=True, help="JSON file to write")
+
+    fg = sub.add_parser("figures", help="draw every figure (HTML) from saved probe records, or run them all first")
+    fg.add_argument("--from", dest="source", default=None, help="folder of probe records to draw")
+    _add_model_args(fg, required=False)
+    fg.add_argument("--prompts", type=int, default=4)
+    fg.add_argument("--max-new-tokens", type=int, default=96)
+    fg.add_argument("--out", required=True)
+
     rp = sub.add_parser("report", help="rebuild the summary table from a results file, without re-running")
     rp.add_argument("results")
     rp.add_argument("--json", action="store_true")
@@ -140,6 +155,35 @@ def cmd_bench(args) -> int:
         atomic_write_text(args.specbench, "".join(json.dumps(r) + "\n" for r in to_specbench(lines, tokenizer, args.model)))
     print(summary_table(summarize(lines)))
     print(f"results appended to {args.out}")
+    return 0
+
+
+def cmd_probe(args) -> int:
+    from pathlib import Path
+
+    from .experiments import run_probe, save
+
+    model, tokenizer = _load(args)
+    record = run_probe(args.name, model, tokenizer, task=args.task, prompts=args.prompts,
+                       max_new_tokens=args.max_new_tokens)
+    print(f"wrote {save(Path(args.out), args.name, record)}")
+    return 0
+
+
+def cmd_figures(args) -> int:
+    from pathlib import Path
+
+    from .experiments import draw, load_dir, run_all
+
+    if bool(args.source) == bool(args.model):
+        raise SwiftlabError("give --from DIR (redraw saved records) or --model M (run every probe), not both")
+    if args.source:
+        written = draw(load_dir(Path(args.source)), Path(args.out))
+    else:
+        model, tokenizer = _load(args)
+        written = run_all(model, tokenizer, Path(args.out), prompts=args.prompts, max_new_tokens=args.max_new_tokens)
+    for path in written:
+        print(path)
     return 0
 
 
@@ -373,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
         return {"generate": cmd_generate, "demo": cmd_demo, "tasks": cmd_tasks, "train-lab": cmd_train_lab,
-                "optimize": cmd_optimize, "bench": cmd_bench, "report": cmd_report}[args.command](args)
+                "optimize": cmd_optimize, "bench": cmd_bench, "report": cmd_report,
+                "probe": cmd_probe, "figures": cmd_figures}[args.command](args)
     except SwiftlabError as e:
         print(f"swiftlab: error: {e}", file=sys.stderr)
         return 2

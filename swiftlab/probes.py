@@ -207,3 +207,54 @@ def latency_breakdown(results) -> dict[str, float]:
     wall = sum(r.wall_s for r in results)
     tokens = sum(r.new_tokens for r in results)
     return {**{k: v / wall for k, v in totals.items()}, "ms_per_token": 1000 * wall / tokens}
+
+
+# ----- task-specific sparsity and transfer --------------------------------------------------------
+@dataclass
+class TaskSparsityRecord:
+    """The skip set SWIFT finds per task, and the speedup of each task's set on every task."""
+    num_layers: int
+    tasks: list[str]
+    skip_sets: dict  # task -> {"attention": [...], "mlp": [...], "num_layers": L}
+    matchness: dict  # task -> best matchness its search reached
+    transfer: list[list[float]]  # [optimized on][decoded task] speedup over autoregressive
+    identical: bool
+
+    def sets(self) -> dict[str, SkipSet]:
+        return {t: SkipSet.from_dict(d) for t, d in self.skip_sets.items()}
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, s: str) -> "TaskSparsityRecord":
+        return cls(**json.loads(s))
+
+
+def task_sparsity(model, prompts_by_task: dict[str, list[list[int]]], eval_by_task: dict[str, list[list[int]]],
+                  search=None, max_new_tokens: int = 128, progress: bool = False) -> TaskSparsityRecord:
+    """Optimize on each task's stream, then decode every task with every task's set."""
+    from tqdm.auto import tqdm
+
+    from .bench import compare
+    from .search import SearchConfig
+    from .stream import SwiftStream
+
+    sets, scores = {}, {}
+    for task, prompts in tqdm(prompts_by_task.items(), desc="optimizing per task", disable=not progress):
+        stream = SwiftStream(model, search or SearchConfig())
+        for ids in prompts:
+            stream.decode(ids, max_new_tokens=max_new_tokens)
+        sets[task], scores[task] = stream.search.best, stream.search.best_score
+    tasks = list(prompts_by_task)
+    transfer, identical = [], True
+    for source in tqdm(tasks, desc="transfer matrix", disable=not progress):
+        row = []
+        for target in tasks:
+            c = compare(model, eval_by_task[target], sets[source], max_new_tokens=max_new_tokens, repeats=1,
+                        warmup=False, progress=False)
+            row.append(c.speedup)
+            identical &= c.identical
+        transfer.append(row)
+    return TaskSparsityRecord(num_layers(model), tasks, {t: s.to_dict() for t, s in sets.items()}, scores,
+                              transfer, identical)

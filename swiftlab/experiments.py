@@ -1,0 +1,148 @@
+"""The paper's analysis as runnable experiments: probes -> JSON files -> figures (HTML).
+
+    swiftlab probe importance --model lab --task story --out runs/figures/importance-story.json
+    swiftlab figures --model lab --out runs/figures          # run every probe, then draw everything
+    swiftlab figures --from runs/figures --out runs/figures  # redraw from saved records only
+
+Each saved file is {"probe": name, "record": {...}}, so figures can be rebuilt without a model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from . import figures
+from .errors import SwiftlabError
+from .probes import (ImportanceRecord, RedundancyRecord, SweepRecord, TaskSparsityRecord, latency_breakdown,
+                     ratio_sweep, redundancy, sublayer_importance, task_sparsity)
+from .search import SearchConfig, Trajectory
+from .storage import atomic_write_json, read_json
+
+TASKS = ("reasoning", "summarization", "story", "code")
+RECORDS = {"importance": ImportanceRecord, "redundancy": RedundancyRecord, "sweep": SweepRecord,
+           "task-sparsity": TaskSparsityRecord}
+
+
+def _prompts(tokenizer, task: str, n: int, seed: int = 0) -> list[list[int]]:
+    from .api import encode_prompt
+    from .tasks import get_examples
+
+    return [encode_prompt(tokenizer, ex.prompt) for ex in get_examples(task, n, seed=seed)]
+
+
+def save(path: Path, probe: str, record) -> Path:
+    payload = record if isinstance(record, dict) else json.loads(record.to_json())
+    atomic_write_json(path, {"probe": probe, "record": payload})
+    return path
+
+
+def load(path: Path):
+    data = read_json(path, what="probe record")
+    if not isinstance(data, dict) or "probe" not in data or "record" not in data:
+        raise SwiftlabError(f"{path} is not a swiftlab probe record")
+    probe = data["probe"]
+    if probe in RECORDS:
+        return probe, RECORDS[probe].from_json(json.dumps(data["record"]))
+    return probe, data["record"]
+
+
+def run_probe(name: str, model, tokenizer, *, task: str = "story", prompts: int = 4, max_new_tokens: int = 96,
+              ratios=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6), progress: bool = True):
+    if name == "importance":
+        return sublayer_importance(model, _prompts(tokenizer, task, prompts), task)
+    if name == "redundancy":
+        return redundancy(model, _prompts(tokenizer, task, prompts), task)
+    if name == "sweep":
+        return ratio_sweep(model, _prompts(tokenizer, task, prompts), ratios, task=task, max_new_tokens=max_new_tokens,
+                           search_prompts=_prompts(tokenizer, task, prompts, seed=1), progress=progress)
+    if name == "task-sparsity":
+        return task_sparsity(model, {t: _prompts(tokenizer, t, prompts, seed=1) for t in TASKS},
+                             {t: _prompts(tokenizer, t, max(2, prompts // 2)) for t in TASKS},
+                             max_new_tokens=max_new_tokens, progress=progress)
+    if name == "dynamics":  # the search and the stream, as the paper's optimization figures show them
+        from .stream import SwiftStream
+
+        stream = SwiftStream(model, SearchConfig())
+        for ids in tqdm(_prompts(tokenizer, task, prompts * 5, seed=2), desc="stream", disable=not progress):
+            stream.decode(ids, max_new_tokens=max_new_tokens)
+        return {"task": task, "trajectory": stream.search.trajectory.to_dict(), **stream.summary()}
+    if name == "latency":
+        from .stream import SwiftStream
+
+        stream = SwiftStream(model, SearchConfig())
+        results = [stream.decode(ids, max_new_tokens=max_new_tokens)
+                   for ids in _prompts(tokenizer, task, prompts * 3, seed=3)]
+        return {"task": task, "all": latency_breakdown(results),
+                "accelerating": latency_breakdown([r for r, rec in zip(results, stream.records)
+                                                   if rec.phase == "accelerate"] or results)}
+    raise SwiftlabError(f"unknown probe {name!r}; choose from importance, redundancy, sweep, task-sparsity, "
+                        "dynamics, latency")
+
+
+PROBES = ("importance", "redundancy", "sweep", "task-sparsity", "dynamics", "latency")
+
+
+def draw(records: dict[str, list], out: Path) -> list[Path]:
+    """Write one standalone HTML file per figure (and a PNG where a static exporter works)."""
+    from .stream import PromptRecord
+
+    out.mkdir(parents=True, exist_ok=True)
+    figs = {}
+    if records.get("importance"):
+        figs["importance"] = figures.importance_heatmap(records["importance"])
+    if records.get("redundancy"):
+        figs["redundancy"] = figures.redundancy_figure(records["redundancy"])
+    for r in records.get("sweep", []):
+        figs[f"sweep-{r.task}"] = figures.sweep_figure(r)
+    for r in records.get("task-sparsity", []):
+        figs["task-skip-sets"] = figures.skip_sets_heatmap(r.sets())
+        figs["transfer"] = figures.transfer_matrix({(a, b): r.transfer[i][j] for i, a in enumerate(r.tasks)
+                                                    for j, b in enumerate(r.tasks)})
+    for d in records.get("dynamics", []):
+        figs[f"trajectory-{d['task']}"] = figures.trajectory_figure(Trajectory.from_dict(d["trajectory"]))
+        figs[f"stream-{d['task']}"] = figures.stream_figure([PromptRecord(**p) for p in d["records"]])
+    for d in records.get("latency", []):
+        figs[f"latency-{d['task']}"] = figures.latency_figure(d["accelerating"])
+    written = []
+    for name, fig in figs.items():
+        path = out / f"{name}.html"
+        fig.write_html(path, include_plotlyjs="cdn")
+        written.append(path)
+        try:  # static images need kaleido and a browser; optional
+            fig.write_image(out / f"{name}.png")
+            written.append(out / f"{name}.png")
+        except Exception:
+            pass
+    return written
+
+
+def load_dir(folder: Path) -> dict[str, list]:
+    records: dict[str, list] = {}
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            probe, record = load(path)
+        except SwiftlabError:
+            continue  # other JSON files may live there too
+        records.setdefault(probe, []).append(record)
+    if not records:
+        raise SwiftlabError(f"no probe records in {folder}")
+    return records
+
+
+def run_all(model, tokenizer, out: Path, prompts: int = 4, max_new_tokens: int = 96) -> list[Path]:
+    """Every probe on every task the figures need, saved as it goes, then drawn."""
+    out.mkdir(parents=True, exist_ok=True)
+    plan = [(p, t) for p in ("importance", "redundancy") for t in TASKS]
+    plan += [("sweep", "story"), ("sweep", "reasoning"), ("task-sparsity", "all"), ("dynamics", "story"),
+             ("latency", "story")]
+    for probe, task in tqdm(plan, desc="probes"):
+        path = out / f"{probe}-{task}.json"
+        if path.exists():
+            continue  # resumable: a finished probe is not run again
+        record = run_probe(probe, model, tokenizer, task=task if task != "all" else "story", prompts=prompts,
+                           max_new_tokens=max_new_tokens, progress=False)
+        save(path, probe, record)
+    return draw(load_dir(out), out)
