@@ -67,6 +67,11 @@ class Adapter:
             obj = getattr(obj, part)
         return obj
 
+    def whole_layer_skippable(self, model: nn.Module) -> bool:
+        """With both sub-layers off, is the decoder layer the identity on the residual stream?
+        Pre-norm layers are; OPT's post-norm variant (do_layer_norm_before=False) still normalizes."""
+        return getattr(model.config, "do_layer_norm_before", True)
+
     def attention_parts(self, layer: nn.Module) -> list[tuple[nn.Module, SkipFn]]:
         return [(getattr(layer, self.attention_name), zeros_and_no_weights)]
 

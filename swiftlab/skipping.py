@@ -29,13 +29,24 @@ def check_skip_set(model: nn.Module, skip_set: SkipSet) -> None:
 
 
 def skipped_parts(model: nn.Module, skip_set: SkipSet):
-    """(module, skip function) for every module the skip set switches off."""
+    """(module, skip function) for every module the skip set switches off. A layer with both
+    sub-layers off is replaced whole by the identity: its norms and residual adds are skipped too."""
     adapter = adapter_for(model)
     layers = adapter.layers(model)
+    whole = set(skip_set.attention) & set(skip_set.mlp) if adapter.whole_layer_skippable(model) else set()
+    for i in sorted(whole):
+        yield layers[i], identity_layer
     for i in skip_set.attention:
-        yield from adapter.attention_parts(layers[i])
+        if i not in whole:
+            yield from adapter.attention_parts(layers[i])
     for i in skip_set.mlp:
-        yield from adapter.mlp_parts(layers[i])
+        if i not in whole:
+            yield from adapter.mlp_parts(layers[i])
+
+
+def identity_layer(args: tuple, kwargs: dict):
+    """A decoder layer in transformers 5 returns its output hidden states; skipped, its input."""
+    return args[0] if args else kwargs["hidden_states"]
 
 
 @contextmanager
