@@ -378,12 +378,16 @@ def cmd_generate(args) -> int:
 
 
 def _demo_model(args):
+    from .train import LAB_DIR
+
+    if not args.model and (LAB_DIR / "config.json").exists():
+        args.model = "lab"  # the model this project trains and ships
     if args.model:
         return _load(args)
     from .demo import random_demo_model
 
-    print("No --model given: using a small randomly initialised Llama (its text is gibberish, "
-          "but the equality check and the speed ratio are real).", file=sys.stderr)
+    print("No --model given and no bundled lab model: using a small randomly initialised Llama (its text is "
+          "gibberish, but the equality check and the speed ratio are real).", file=sys.stderr)
     return random_demo_model()
 
 
