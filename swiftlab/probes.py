@@ -15,11 +15,12 @@ import torch.nn.functional as F
 
 from .adapters import num_layers
 from .matchness import reference_continuation, window_logits
+from .records import JsonRecord
 from .skipset import SkipSet
 
 
 @dataclass
-class ImportanceRecord:
+class ImportanceRecord(JsonRecord):
     """Skip one sub-layer at a time: how much agreement with the full model is lost."""
     task: str
     num_layers: int
@@ -30,16 +31,9 @@ class ImportanceRecord:
     attention_kl: list[float]  # per layer: KL(full || skipped) of the next-token distribution, nats
     mlp_kl: list[float]
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, s: str) -> "ImportanceRecord":
-        return cls(**json.loads(s))
-
 
 @dataclass
-class RedundancyRecord:
+class RedundancyRecord(JsonRecord):
     """Cosine similarity of the residual stream just before and just after each sub-layer:
     near 1 means the sub-layer barely turns the hidden state (a candidate to skip)."""
     task: str
@@ -48,13 +42,6 @@ class RedundancyRecord:
     window: int
     attention_cosine: list[float]
     mlp_cosine: list[float]
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, s: str) -> "RedundancyRecord":
-        return cls(**json.loads(s))
 
 
 def single_skips(L: int) -> list[SkipSet]:
@@ -126,15 +113,12 @@ class SweepRow:
 
 
 @dataclass
-class SweepRecord:
+class SweepRecord(JsonRecord):
     task: str
     num_layers: int
     prompts: int
     max_new_tokens: int
     rows: list[SweepRow]
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
 
     @classmethod
     def from_json(cls, s: str) -> "SweepRecord":
@@ -211,7 +195,7 @@ def latency_breakdown(results) -> dict[str, float]:
 
 # ----- task-specific sparsity and transfer --------------------------------------------------------
 @dataclass
-class TaskSparsityRecord:
+class TaskSparsityRecord(JsonRecord):
     """The skip set SWIFT finds per task, and the speedup of each task's set on every task."""
     num_layers: int
     tasks: list[str]
@@ -222,13 +206,6 @@ class TaskSparsityRecord:
 
     def sets(self) -> dict[str, SkipSet]:
         return {t: SkipSet.from_dict(d) for t, d in self.skip_sets.items()}
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, s: str) -> "TaskSparsityRecord":
-        return cls(**json.loads(s))
 
 
 def task_sparsity(model, prompts_by_task: dict[str, list[list[int]]], eval_by_task: dict[str, list[list[int]]],

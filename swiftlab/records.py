@@ -6,6 +6,17 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 
 
+class JsonRecord:
+    """to_json / from_json for flat dataclass records (fields are JSON types)."""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, s: str):
+        return cls(**json.loads(s))
+
+
 @dataclass
 class DecodeResult:
     method: str  # "ar" or "swift"
