@@ -198,7 +198,7 @@ def cmd_report(args) -> int:
 def cmd_train_lab(args) -> int:
     from dataclasses import replace
 
-    from .train import TrainConfig, export, train
+    from .train import TrainConfig, train
 
     if args.export:
         return _export_lab(args.out, args.eval_n)

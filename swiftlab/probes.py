@@ -8,7 +8,7 @@ Every probe measures on the full model's own greedy continuations of a task's he
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F

@@ -13,7 +13,6 @@ import re
 import time
 from pathlib import Path
 
-from .errors import SwiftlabError
 from .skipset import SkipSet, read_reference_entries
 from .storage import atomic_write_json, read_json
 
