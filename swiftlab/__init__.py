@@ -2,7 +2,7 @@
 
 from .adapters import ADAPTERS, Adapter, num_layers
 from .api import generate
-from .decoding import SwiftParams, decode
+from .decoding import DecodeSession, StepEvent, SwiftParams, decode
 from .errors import SwiftlabError
 from .loading import load_model
 from .records import DecodeResult
@@ -12,7 +12,7 @@ from .skipset import SkipSet, load_reference_skip_sets, save_reference_skip_sets
 
 __version__ = "0.1.0"
 __all__ = [
-    "ADAPTERS", "Adapter", "DecodeResult", "SamplingParams", "SkipSet", "SwiftParams", "SwiftlabError",
+    "ADAPTERS", "Adapter", "DecodeResult", "DecodeSession", "StepEvent", "SamplingParams", "SkipSet", "SwiftParams", "SwiftlabError",
     "decode", "generate", "is_pristine", "load_model", "load_reference_skip_sets", "num_layers",
     "save_reference_skip_sets", "skipping",
 ]

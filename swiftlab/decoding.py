@@ -190,51 +190,100 @@ def decode(model: nn.Module, input_ids, *, method: str = "swift", skip_set: Skip
 
     The model is left exactly as it was found: training flag restored, no skip overrides.
     """
-    if method not in ("ar", "swift"):
-        raise SwiftlabError(f"unknown method {method!r}: choose 'ar' or 'swift'")
-    if search is not None:
-        if method != "swift":
-            raise SwiftlabError("a skip-set search runs with SWIFT decoding only")
-        skip_set = search.best if skip_set is None else skip_set
-    if method == "swift":
-        if skip_set is None:
-            raise SwiftlabError("SWIFT decoding needs a skip set (e.g. SkipSet.uniform(L, 0.45))")
-        check_skip_set(model, skip_set)
-    prompt = prepare_prompt(model, input_ids, max_new_tokens)
-    generator = None
-    if not sampling.greedy:
-        generator = torch.Generator(device=prompt.device)
-        generator.manual_seed(seed if seed is not None else torch.seed())
-    run = _Run(model, prompt, max_new_tokens, sampling, eos_ids(model), generator, rollback=method == "swift",
-               tree=method == "swift" and swift.verify == "tree" and tree_supported(model))
+    session = DecodeSession(model, input_ids, method=method, skip_set=skip_set, max_new_tokens=max_new_tokens,
+                            sampling=sampling, swift=swift, seed=seed, search=search)
+    while not session.done:
+        session.step()
+    return session.result()
 
-    was_training = model.training
-    model.eval()
-    start = run.clock()
-    try:
-        with torch.inference_mode():
-            cur = choose(run.forward(prompt[0], 0)[-1], sampling, generator)  # prefill
-            going = run.emit([cur], 0, 0)
-            while going:
-                if method == "ar":
-                    new, drafted, accepted = _ar_step(run, cur)
-                else:
-                    new, drafted, accepted = _swift_step(run, cur, skip_set, swift)
-                going = run.emit(new, drafted, accepted)
-                cur = new[-1]
-                if going and search is not None and not search.done:
-                    skip_set = _optimize(run, search) or skip_set
-    finally:
-        model.train(was_training)
-    wall = run.clock() - start
-    run.timings["other"] = max(wall - run.timings["draft"] - run.timings["verify"] - run.timings["optimize"], 0.0)
-    return DecodeResult(
-        method=method, prompt_ids=prompt[0].tolist(), token_ids=run.tokens,
-        skip_set=skip_set.to_dict() if method == "swift" else None,
-        drafted_per_step=run.drafted, accepted_per_step=run.accepted, wall_s=wall,
-        tree_size_per_step=[0] + run.tree_sizes if method == "swift" else [],
-        verify=("tree" if run.tree else "chain") if method == "swift" else "",
-        timings_s=run.timings, stop_reason=run.stop_reason)
+
+@dataclass
+class StepEvent:
+    """What one full-model pass did (index 0 is the prefill, which yields the first token)."""
+    index: int
+    drafted: list[int]  # the drafter's top-1 chain this step
+    siblings: list[list[int]]  # runner-up candidates per depth (tree verification)
+    accepted: int  # drafted tokens the full model accepted (a sibling counts)
+    new_tokens: list[int]  # emitted: the accepted tokens, then the full model's own next token
+    skip_set: SkipSet | None  # the set the drafter used
+
+
+class DecodeSession:
+    """One decoding run, advanced one full-model pass at a time: `decode` runs it to the end, the
+    lab's token stepper shows it step by step. Between steps the model is exactly as it was found."""
+
+    def __init__(self, model: nn.Module, input_ids, *, method: str = "swift", skip_set: SkipSet | None = None,
+                 max_new_tokens: int = 128, sampling: SamplingParams = SamplingParams(),
+                 swift: SwiftParams = SwiftParams(), seed: int | None = None, search=None):
+        if method not in ("ar", "swift"):
+            raise SwiftlabError(f"unknown method {method!r}: choose 'ar' or 'swift'")
+        if search is not None:
+            if method != "swift":
+                raise SwiftlabError("a skip-set search runs with SWIFT decoding only")
+            skip_set = search.best if skip_set is None else skip_set
+        if method == "swift":
+            if skip_set is None:
+                raise SwiftlabError("SWIFT decoding needs a skip set (e.g. SkipSet.uniform(L, 0.45))")
+            check_skip_set(model, skip_set)
+        prompt = prepare_prompt(model, input_ids, max_new_tokens)
+        generator = None
+        if not sampling.greedy:
+            generator = torch.Generator(device=prompt.device)
+            generator.manual_seed(seed if seed is not None else torch.seed())
+        self.model, self.method, self.skip_set, self.swift, self.search = model, method, skip_set, swift, search
+        self.run = _Run(model, prompt, max_new_tokens, sampling, eos_ids(model), generator,
+                        rollback=method == "swift",
+                        tree=method == "swift" and swift.verify == "tree" and tree_supported(model))
+        self.done = False
+        self.events: list[StepEvent] = []
+        self._cur = None
+        self._start = self._end = None
+
+    def step(self) -> StepEvent:
+        if self.done:
+            raise SwiftlabError("this decoding run has finished")
+        run = self.run
+        was_training = self.model.training
+        self.model.eval()
+        if self._start is None:
+            self._start = run.clock()
+        try:
+            with torch.inference_mode():
+                event = self._step()
+        finally:
+            self.model.train(was_training)
+            self._end = run.clock()
+        self.events.append(event)
+        return event
+
+    def _step(self) -> StepEvent:
+        run, index = self.run, len(self.events)
+        if self._cur is None:  # prefill: the full model reads the prompt and picks the first token
+            new, tree, path = [choose(run.forward(run.prompt[0], 0)[-1], run.sampling, run.generator)], None, []
+        elif self.method == "ar":
+            new, tree, path = _ar_step(run, self._cur), None, []
+        else:
+            new, tree, path = _swift_step(run, self._cur, self.skip_set, self.swift)
+        used = self.skip_set if tree is not None else None
+        going = run.emit(new, len(tree.chain) if tree else 0, len(path))
+        self._cur = new[-1]
+        if going and self.search is not None and not self.search.done and index > 0:
+            self.skip_set = _optimize(run, self.search) or self.skip_set
+        self.done = not going
+        return StepEvent(index, list(tree.chain) if tree else [], [list(s) for s in tree.siblings] if tree else [],
+                         len(path), new, used)
+
+    def result(self) -> DecodeResult:
+        run, method = self.run, self.method
+        wall = (self._end - self._start) if self._start is not None else 0.0
+        run.timings["other"] = max(wall - run.timings["draft"] - run.timings["verify"] - run.timings["optimize"], 0.0)
+        return DecodeResult(
+            method=method, prompt_ids=run.prompt[0].tolist(), token_ids=list(run.tokens),
+            skip_set=self.skip_set.to_dict() if method == "swift" else None,
+            drafted_per_step=list(run.drafted), accepted_per_step=list(run.accepted), wall_s=wall,
+            tree_size_per_step=[0] + run.tree_sizes if method == "swift" else [],
+            verify=("tree" if run.tree else "chain") if method == "swift" else "",
+            timings_s=dict(run.timings), stop_reason=run.stop_reason)
 
 
 def _optimize(run: _Run, search) -> SkipSet | None:
@@ -251,15 +300,16 @@ def _optimize(run: _Run, search) -> SkipSet | None:
     return search.best
 
 
-def _ar_step(run: _Run, cur: int) -> tuple[list[int], int, int]:
+def _ar_step(run: _Run, cur: int) -> list[int]:
     t0 = run.clock()
     position = run.prompt.shape[1] + len(run.tokens) - 1
     token = choose(run.forward([cur], position)[-1], run.sampling, run.generator)
     run.timings["verify"] += run.clock() - t0
-    return [token], 0, 0
+    return [token]
 
 
-def _swift_step(run: _Run, cur: int, skip_set: SkipSet, swift: SwiftParams) -> tuple[list[int], int, int]:
+def _swift_step(run: _Run, cur: int, skip_set: SkipSet, swift: SwiftParams):
+    """One draft/verify cycle: (emitted tokens, the draft tree, the accepted node path)."""
     n = run.prompt.shape[1] + len(run.tokens) - 1  # positions already in the cache; cur goes at n
     t0 = run.clock()
     tree = _draft(run, cur, n, skip_set, min(swift.max_draft, run.remaining - 1), swift)
@@ -279,7 +329,7 @@ def _swift_step(run: _Run, cur: int, skip_set: SkipSet, swift: SwiftParams) -> t
     run.timings["draft"] += t1 - t0
     run.timings["verify"] += run.clock() - t1
     run.tree_sizes.append(tree.size)
-    return new, len(tree.chain), len(path)
+    return new, tree, path
 
 
 def _draft(run: _Run, cur: int, n: int, skip_set: SkipSet, cap: int, swift: SwiftParams) -> DraftTree:

@@ -136,3 +136,26 @@ def test_real_weights_identity(stories_path):
     assert r.acceptance_rate > 0.3  # a real model's drafts are mostly right
     text = generate(model, tokenizer, "Once upon a time", max_new_tokens=12).text
     assert "Once upon a time" + text == tokenizer.decode(ids + ref[:12], skip_special_tokens=True)
+
+
+def test_session_steps_one_pass_at_a_time(model):
+    from swiftlab import SwiftParams, is_pristine
+    from swiftlab.decoding import DecodeSession
+
+    s = uniform(model, 0.75)
+    session = DecodeSession(model, [1, 5, 9], method="swift", skip_set=s, max_new_tokens=30,
+                            swift=SwiftParams(verify="chain"))
+    events = []
+    while not session.done:
+        events.append(session.step())
+        assert is_pristine(model)  # nothing left switched off between steps
+    result = session.result()
+    assert result.token_ids == decode(model, [1, 5, 9], method="ar", max_new_tokens=30).token_ids
+    assert [t for e in events for t in e.new_tokens] == result.token_ids
+    assert events[0].index == 0 and events[0].drafted == [] and len(events[0].new_tokens) == 1
+    for e in events[1:]:
+        assert e.new_tokens[:e.accepted] == e.drafted[:e.accepted]  # accepted drafts come first
+        if e.accepted < len(e.drafted):
+            assert e.new_tokens[-1] != e.drafted[e.accepted]  # the rejected draft was replaced
+    with pytest.raises(SwiftlabError, match="finished"):
+        session.step()
