@@ -1,0 +1,40 @@
+"""A model picker: the bundled lab model by default, any hub id or local folder, loaded lazily."""
+
+from __future__ import annotations
+
+import ipywidgets as w
+
+from ..errors import SwiftlabError
+from ..loading import load_model
+
+
+class ModelPicker(w.HBox):
+    def __init__(self, name: str = "lab", on_load=None):
+        self.name = w.Combobox(value=name, options=["lab"], placeholder="hub id or local folder",
+                               description="model", layout=w.Layout(width="360px"))
+        self.button = w.Button(description="load", icon="download")
+        self.status = w.HTML()
+        super().__init__([self.name, self.button, self.status])
+        self.model = self.tokenizer = None
+        self._callbacks = [on_load] if on_load else []
+        self.button.on_click(lambda _: self.load())
+
+    def on_load(self, callback) -> None:
+        self._callbacks.append(callback)
+
+    def load(self):
+        """Load the named model; on failure show the one-line reason and keep the previous model."""
+        self.button.disabled = True
+        self.status.value = "loading…"
+        try:
+            model, tokenizer = load_model(self.name.value)
+        except SwiftlabError as e:
+            self.status.value = f"<span style='color:#b00'>{e}</span>"
+            return None
+        finally:
+            self.button.disabled = False
+        self.model, self.tokenizer = model, tokenizer
+        self.status.value = f"loaded {self.name.value} ({model.config.num_hidden_layers} layers)"
+        for callback in self._callbacks:
+            callback(model, tokenizer)
+        return model, tokenizer
