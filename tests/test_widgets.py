@@ -68,3 +68,44 @@ def test_model_picker_reports_errors_and_loads(local_long_llama_dir):
     assert picker.load() is None and "cannot load model" in picker.status.value and not loaded
     picker.name.value = str(local_long_llama_dir)
     assert picker.load() is not None and len(loaded) == 1 and "6 layers" in picker.status.value
+
+
+def test_skip_ratio_explorer(lab):
+    from swiftlab.widgets import SkipRatioExplorer
+
+    model, tokenizer = lab
+    explorer = SkipRatioExplorer(model, tokenizer, task="story", prompts=1, window=8)
+    assert explorer.curves["uniform"][0] == 1.0  # r = 0 skips nothing
+    explorer.ratio.value = 0.5
+    explorer.strategy.value = "early_exit"
+    marker = explorer.figure.data[-1]
+    assert list(marker.x) == [0.5] and list(marker.y) == [explorer.curves["early_exit"][5]]
+    assert "early_exit at r = 0.5" in explorer.info.value
+    record = explorer.measure(max_new_tokens=8)
+    assert {r.strategy for r in record.rows} == {"uniform", "random", "early_exit"} and all(
+        r.identical for r in record.rows)
+
+
+def test_task_sparsity_comparison_filters_tasks():
+    from swiftlab.probes import TaskSparsityRecord
+    from swiftlab.widgets import TaskSparsityComparison
+
+    sets = {t: SkipSet((i + 1,), (), 6).to_dict() for i, t in enumerate(("story", "reasoning", "code"))}
+    record = TaskSparsityRecord(6, ["story", "reasoning", "code"], sets, {}, [[1.4, 1.0, 1.1], [1.2, 1.3, 1.0],
+                                                                            [1.0, 1.0, 1.2]], True)
+    view = TaskSparsityComparison(record)
+    assert list(view.transfer_figure.data[0].y) == ["story", "reasoning", "code"]
+    view.tasks.value = ("story", "code")
+    assert list(view.transfer_figure.data[0].x) == ["story", "code"]
+    assert [list(r) for r in view.transfer_figure.data[0].z] == [[1.4, 1.1], [1.0, 1.2]]
+    assert list(view.sets_figure.data[0].y) == ["story", "code"]
+
+
+def test_with_model_picker_rebuilds_on_load(local_long_llama_dir):
+    from swiftlab.widgets import with_model_picker
+
+    box = with_model_picker(TokenStepper, name=str(local_long_llama_dir), prompt="Story: A", max_new_tokens=4)
+    assert isinstance(box.area.children[0], TokenStepper)
+    first = box.area.children[0]
+    box.picker.load()
+    assert box.area.children[0] is not first
