@@ -63,7 +63,7 @@ def main() -> None:
         found = compare(model, eval_ids, search.best, max_new_tokens=args.max_new_tokens, repeats=1, progress=False)
         start = compare(model, eval_ids, search.start, max_new_tokens=args.max_new_tokens, repeats=1, progress=False)
         row = {"task": task, "uniform_matchness": dict(zip(["0.3", "0.4", "0.5"], sparsity)),
-               "start_matchness": search.trajectory.steps[0].matchness, "found_matchness": search.best_score,
+               "start_matchness": search.trajectory.steps[0].matchness if search.trajectory.steps else float("nan"), "found_matchness": search.best_score if search.best_score is not None else float("nan"),
                "iterations": search.iteration, "stopped_because": search.stopped_because,
                "prompts_optimizing": len(opt_records), "optimize_share": optimize_share,
                "found_set": search.best.to_dict(), "speedup_found": found.speedup, "speedup_start": start.speedup,
