@@ -83,8 +83,9 @@ def interleaved(runs: dict, prompts: list[list[int]], *, max_new_tokens: int, re
     return results
 
 
-def hf_generate(model, ids: list[int], max_new_tokens: int) -> DecodeResult:
-    """transformers' own greedy generate(), timed the same way, as an outside baseline."""
+def hf_generate(model, ids: list[int], max_new_tokens: int, **generate_kwargs) -> DecodeResult:
+    """transformers' own greedy generate() (optionally with its assisted-decoding options), timed the
+    same way, as an outside baseline."""
     import time
 
     import torch
@@ -92,7 +93,7 @@ def hf_generate(model, ids: list[int], max_new_tokens: int) -> DecodeResult:
     prompt = torch.tensor([ids], device=model.get_input_embeddings().weight.device)
     start = time.perf_counter()
     with torch.inference_mode():
-        out = model.generate(prompt, max_new_tokens=max_new_tokens, do_sample=False)
+        out = model.generate(prompt, max_new_tokens=max_new_tokens, do_sample=False, **generate_kwargs)
     wall = time.perf_counter() - start
     return DecodeResult(method="hf-generate", prompt_ids=list(ids), token_ids=out[0, len(ids):].tolist(),
                         wall_s=wall)

@@ -22,10 +22,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
 from tqdm.auto import tqdm
 
 from .adapters import num_layers
+from .bench import hf_generate
 from .decoding import SwiftParams, decode
 from .errors import SwiftlabError
 from .records import DecodeResult
@@ -63,15 +63,6 @@ def _line(method, task, prompt_id, repeat, result: DecodeResult) -> BenchLine:
                      lengths, result.drafted_per_step or None, result.skip_set, result.token_ids, result.timings_s)
 
 
-def _hf(model, ids, max_new_tokens, **kwargs) -> DecodeResult:
-    prompt = torch.tensor([ids], device=model.get_input_embeddings().weight.device)
-    start = time.perf_counter()
-    with torch.inference_mode():
-        out = model.generate(prompt, max_new_tokens=max_new_tokens, do_sample=False, **kwargs)
-    return DecodeResult(method="hf", prompt_ids=list(ids), token_ids=out[0, len(ids):].tolist(),
-                        wall_s=time.perf_counter() - start)
-
-
 def make_runners(model, methods, *, task: str, model_name: str, skip_ratio: float = 0.45,
                  exit_layer: int | None = None, search: SearchConfig = SearchConfig(),
                  swift: SwiftParams = SwiftParams(), store=None) -> dict:
@@ -102,11 +93,11 @@ def make_runners(model, methods, *, task: str, model_name: str, skip_ratio: floa
             runners[m] = lambda ids, n, s=s: decode(model, ids, method="swift", skip_set=s, max_new_tokens=n,
                                                     swift=swift)
         elif m == "hf-generate":
-            runners[m] = lambda ids, n: _hf(model, ids, n)
+            runners[m] = lambda ids, n: hf_generate(model, ids, n)
         elif m == "hf-early-exit":
-            runners[m] = lambda ids, n: _hf(model, ids, n, assistant_early_exit=exit_layer)
+            runners[m] = lambda ids, n: hf_generate(model, ids, n, assistant_early_exit=exit_layer)
         elif m == "hf-prompt-lookup":
-            runners[m] = lambda ids, n: _hf(model, ids, n, prompt_lookup_num_tokens=10)
+            runners[m] = lambda ids, n: hf_generate(model, ids, n, prompt_lookup_num_tokens=10)
     return runners
 
 
