@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--hidden", type=int, default=None)
     tr.add_argument("--batch-size", type=int, default=None)
     tr.add_argument("--seed", type=int, default=None)
+    tr.add_argument("--lr", type=float, default=None, help="peak learning rate")
+    tr.add_argument("--warmup", type=int, default=None, help="warm-up steps")
+    tr.add_argument("--mix", default=None, help="task shares, e.g. reasoning=0.4,summarization=0.35,story=0.15,code=0.1")
+    tr.add_argument("--init-from", default=None,
+                    help="continue from this finished run's weights and tokenizer (fresh optimizer and schedule)")
     tr.add_argument("--device", default=None, help="cpu | cuda (default: cuda when present)")
     tr.add_argument("--export", action="store_true",
                     help="write the latest checkpoint to swiftlab/models/lab, evaluate it, write its model card")
@@ -203,10 +208,33 @@ def cmd_train_lab(args) -> int:
     if args.export:
         return _export_lab(args.out, args.eval_n)
     heads = {"heads": max(1, args.hidden // 32)} if args.hidden else {}  # 32-wide heads
-    overrides = {**heads, **{k: v for k, v in {"steps": args.steps, "layers": args.layers, "hidden": args.hidden,
-                                   "batch_size": args.batch_size, "seed": args.seed}.items() if v is not None}}
+    given = {"steps": args.steps, "layers": args.layers, "hidden": args.hidden, "batch_size": args.batch_size,
+             "seed": args.seed, "lr": args.lr, "warmup": args.warmup, "init_from": args.init_from,
+             "mix": _parse_mix(args.mix) if args.mix else None}
+    overrides = {**heads, **{k: v for k, v in given.items() if v is not None}}
     train(args.out, replace(TrainConfig(), **overrides), device=args.device)
     return 0
+
+
+def _parse_mix(text: str) -> dict:
+    from .train import TrainConfig
+
+    known = sorted(TrainConfig().mix)  # the built-in generators; real datasets are not training data
+    mix = {}
+    for part in text.split(","):
+        name, _, share = part.partition("=")
+        name = name.strip()
+        if name not in known:
+            raise SwiftlabError(f"--mix: unknown task {name!r} (known: {', '.join(known)})")
+        try:
+            mix[name] = float(share)
+        except ValueError:
+            raise SwiftlabError(f"--mix: share of {name!r} must be a number, got {share!r}") from None
+        if mix[name] < 0:
+            raise SwiftlabError(f"--mix: share of {name!r} is negative")
+    if not sum(mix.values()) > 0:
+        raise SwiftlabError("--mix: the shares add up to zero")
+    return mix
 
 
 def _export_lab(run_dir: str, eval_n: int) -> int:

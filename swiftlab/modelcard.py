@@ -6,7 +6,7 @@ import json
 import platform
 from pathlib import Path
 
-from .train import TrainConfig, read_log
+from .train import TrainConfig, lineage, read_log
 
 
 def training_seconds(log: list[dict]) -> float:
@@ -47,13 +47,43 @@ def loss_curve_svg(log: list[dict], width: int = 640, height: int = 300) -> str:
         "</svg>"])
 
 
+def _stage_line(config: TrainConfig, log: list[dict]) -> str:
+    tokens = log[-1]["step"] * config.batch_size * config.seq_len if log else 0
+    start = f"continued from `{config.init_from}`" if config.init_from else "from scratch"
+    return (f"{start}: mix {config.mix}, peak lr {config.lr} ({config.warmup} warm-up steps, cosine decay), "
+            f"seed {config.seed}; {log[-1]['step'] if log else 0} steps, {tokens / 1e6:.1f} M tokens, "
+            f"{training_seconds(log) / 60:.0f} min")
+
+
+def _reproduce(stages: list[tuple[Path, TrainConfig]]) -> str:
+    lines = []
+    for run_dir, config in stages:
+        options = f"--out {run_dir} --steps {config.steps}"
+        if config.init_from:
+            mix = ",".join(f"{k}={v}" for k, v in config.mix.items())
+            options += (f" --init-from {config.init_from} --lr {config.lr} --warmup {config.warmup}"
+                        f" --seed {config.seed} --mix {mix}")
+        lines.append(f"python -m swiftlab train-lab {options}")
+    lines.append(f"python -m swiftlab train-lab --out {stages[-1][0]} --export")
+    return "\n".join(lines)
+
+
 def write_model_card(target: Path, run_dir: Path, quality_md: str, samples: list[dict], extra: dict) -> Path:
     target, run_dir = Path(target), Path(run_dir)
-    config = TrainConfig(**json.loads((run_dir / "train_config.json").read_text()))
-    log = read_log(run_dir)
+    stages = [(folder, TrainConfig(**config)) for folder, config in lineage(run_dir)]
+    logs = [read_log(folder) for folder, _ in stages]
+    config = stages[-1][1]
+    # one curve over all stages: each stage's steps continue where the previous stage ended
+    log, offset = [], 0
+    for stage_log in logs:
+        log += [{**r, "step": r["step"] + offset} for r in stage_log]
+        offset += stage_log[-1]["step"] if stage_log else 0
     last = log[-1]
     held = [r for r in log if "heldout_loss" in r]
-    tokens = last["step"] * config.batch_size * config.seq_len
+    tokens = sum(stage_log[-1]["step"] * c.batch_size * c.seq_len for stage_log, (_, c) in zip(logs, stages)
+                 if stage_log)
+    stage_md = "\n".join(f"  {i + 1}. {_stage_line(c, stage_log)}"
+                          for i, (stage_log, (_, c)) in enumerate(zip(logs, stages)))
     (target / "loss_curve.svg").write_text(loss_curve_svg(log))
     sample_md = "\n".join(
         f"**{s['task']}** — prompt ends `…{s['prompt_tail'][-90:]!s}`\n\n```\n{s['generation'].strip()[:500]}\n```\n"
@@ -70,12 +100,13 @@ byte-level BPE tokenizer of {config.vocab_size} tokens with digits split one by 
 Weights in float16 safetensors; `swiftlab.load_model("lab")` loads them as float32.
 
 ## Training
-- Corpus: generated on the fly by the task generators, train split only (held-out prompts are never seen):
-  mix {config.mix}; documents of one to three demonstrations in each task's prompt format.
+- Corpus: generated on the fly by the task generators, train split only (held-out prompts are never seen);
+  documents of one to three demonstrations in each task's prompt format.
 - Plain next-token loss; no layer dropout or early-exit losses. AdamW (0.9, 0.95), weight decay
-  {config.weight_decay}, peak lr {config.lr} with {config.warmup} warm-up steps and cosine decay,
-  batch {config.batch_size} × {config.seq_len} tokens, bfloat16 autocast: {config.bf16}, seed {config.seed}.
-- Steps done: {last['step']} of {config.steps} planned ({tokens / 1e6:.1f} M tokens), in {training_seconds(log) / 60:.0f} min
+  {config.weight_decay}, batch {config.batch_size} × {config.seq_len} tokens, bfloat16 autocast: {config.bf16}.
+- Stages:
+{stage_md}
+- In all: {last['step']} steps, {tokens / 1e6:.1f} M tokens, {sum(training_seconds(x) for x in logs) / 60:.0f} min
   on {extra.get('hardware', platform.processor() or platform.machine())}.
 - Final train loss {last['loss']:.3f}; held-out loss {held[-1]['heldout_loss'] if held else float('nan'):.3f}
   (at step {held[-1]['step'] if held else '-'}).
@@ -89,8 +120,7 @@ Weights in float16 safetensors; `swiftlab.load_model("lab")` loads them as float
 {sample_md}
 ## Reproduce
 ```
-python -m swiftlab train-lab --out runs/lab --steps {config.steps}
-python -m swiftlab train-lab --out runs/lab --export
+{_reproduce(stages)}
 python -m swiftlab tasks evaluate --model lab
 ```
 

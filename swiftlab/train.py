@@ -49,6 +49,9 @@ class TrainConfig:
     eval_every: int = 50
     bf16: bool = True
     tokenizer_docs: int = 20_000
+    # warm start: a finished run folder whose weights and tokenizer this run continues from, with a
+    # fresh optimizer and schedule (a second stage with another mix, say); None trains from scratch
+    init_from: str | None = None
 
 
 # ----- the corpus --------------------------------------------------------------------------
@@ -154,14 +157,19 @@ def train(out: str | os.PathLike, config: TrainConfig, device: str | None = None
     out.mkdir(parents=True, exist_ok=True)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     ckpt_path, log_path = out / "checkpoint.pt", out / "log.jsonl"
-    if (out / "tokenizer.json").exists():
-        from transformers import PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
+    if (out / "tokenizer.json").exists():
         tokenizer = PreTrainedTokenizerFast.from_pretrained(out)
+    elif config.init_from:  # the weights only make sense with the tokenizer they were trained with
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(_run_folder(config.init_from))
+        tokenizer.save_pretrained(out)
     else:
         tokenizer = train_tokenizer(config)
         tokenizer.save_pretrained(out)
     model = make_model(config, tokenizer).to(device)
+    if config.init_from and not ckpt_path.exists():
+        _warm_start(model, config.init_from)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.95),
                                   weight_decay=config.weight_decay)
     step = 0
@@ -212,6 +220,31 @@ def train(out: str | os.PathLike, config: TrainConfig, device: str | None = None
     return out
 
 
+def _run_folder(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not (path / "checkpoint.pt").exists() or not (path / "tokenizer.json").exists():
+        raise SwiftlabError(f"--init-from {path}: not a finished training run (needs checkpoint.pt and tokenizer.json)")
+    return path
+
+
+def _warm_start(model, init_from: str | os.PathLike) -> None:
+    """Load the weights of an earlier run; its architecture must match this run's."""
+    state = torch.load(_run_folder(init_from) / "checkpoint.pt", map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        first = str(err).splitlines()[1].strip() if len(str(err).splitlines()) > 1 else str(err)
+        raise SwiftlabError(f"--init-from {init_from}: its model has another shape ({first})") from None
+
+
+def lineage(out: str | os.PathLike) -> list[tuple[Path, dict]]:
+    """(run folder, training configuration) of each stage that led to a run, oldest first."""
+    out = Path(out)
+    config = json.loads((out / "train_config.json").read_text())
+    earlier = lineage(config["init_from"]) if config.get("init_from") else []
+    return earlier + [(out, config)]
+
+
 def _save_checkpoint(path: Path, model, optimizer, step: int, config: TrainConfig) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
@@ -241,5 +274,5 @@ def export(out: str | os.PathLike, target: str | os.PathLike = LAB_DIR) -> Path:
     model.half().save_pretrained(target)
     tokenizer.save_pretrained(target)
     atomic_write_json(target / "training.json", {"config": asdict(config), "steps_done": state["step"],
-                                                  "log_tail": read_log(out)[-5:]})
+                                                  "stages": [config for _, config in lineage(out)], "log_tail": read_log(out)[-5:]})
     return target

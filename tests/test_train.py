@@ -92,3 +92,50 @@ def test_export_command_evaluates_and_writes_the_card(tmp_path, monkeypatch, cap
     assert "| reasoning (n=1) | exact_match |" in card and "loss_curve.svg" in card
     assert (tmp_path / "lab" / "loss_curve.svg").exists() and (tmp_path / "lab" / "quality.json").exists()
     assert "exported to" in capsys.readouterr().out
+
+
+def test_warm_start_continues_from_the_earlier_weights_and_tokenizer(tmp_path, monkeypatch):
+    import swiftlab.train as t
+    from swiftlab.train import lineage
+
+    train(tmp_path / "a", TINY, progress=False)
+    # lr 0 leaves the weights exactly where the warm start put them (AdamW's decay scales with lr too)
+    monkeypatch.setattr(t, "lr_at", lambda config, step: 0.0)
+    second = replace(TINY, steps=2, seed=1, init_from=str(tmp_path / "a"), mix={"reasoning": 1.0})
+    train(tmp_path / "b", second, progress=False)
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["model"]
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    assert (tmp_path / "b" / "tokenizer.json").read_text() == (tmp_path / "a" / "tokenizer.json").read_text()
+    assert [folder.name for folder, _ in lineage(tmp_path / "b")] == ["a", "b"]
+    with pytest.raises(SwiftlabError, match="another shape"):
+        train(tmp_path / "c", replace(second, hidden=64), progress=False)
+    with pytest.raises(SwiftlabError, match="not a finished training run"):
+        train(tmp_path / "d", replace(second, init_from=str(tmp_path / "nothing")), progress=False)
+
+
+def test_model_card_of_a_warm_started_model_lists_both_stages(tmp_path, monkeypatch):
+    import swiftlab.train as t
+    from swiftlab.modelcard import write_model_card
+
+    train(tmp_path / "a", TINY, progress=False)
+    train(tmp_path / "b", replace(TINY, steps=2, init_from=str(tmp_path / "a")), progress=False)
+    target = export(tmp_path / "b", tmp_path / "lab")
+    card = write_model_card(target, tmp_path / "b", "| table |", [], {"hardware": "test CPU"}).read_text()
+    assert "1. from scratch" in card and f"2. continued from `{tmp_path / 'a'}`" in card
+    assert "In all: 6 steps" in card  # 4 + 2, one curve over both stages
+    assert f"--init-from {tmp_path / 'a'}" in card
+    import json
+
+    assert len(json.loads((target / "training.json").read_text())["stages"]) == 2
+
+
+@pytest.mark.parametrize("mix, message", [("poetry=1", "unknown task 'poetry'"), ("story=x", "must be a number"),
+                                           ("story=-1", "negative"), ("story=0", "add up to zero")])
+def test_mix_option_errors(mix, message):
+    from swiftlab.cli import _parse_mix
+
+    with pytest.raises(SwiftlabError, match=message):
+        _parse_mix(mix)
+    assert _parse_mix("story=0.5,code=0.5") == {"story": 0.5, "code": 0.5}
