@@ -1,6 +1,5 @@
 """The shipped lab model: loads offline, is deep enough, decodes losslessly, meets its quality bar."""
 
-from pathlib import Path
 
 import pytest
 import torch

@@ -115,8 +115,7 @@ def test_warm_start_continues_from_the_earlier_weights_and_tokenizer(tmp_path, m
         train(tmp_path / "d", replace(second, init_from=str(tmp_path / "nothing")), progress=False)
 
 
-def test_model_card_of_a_warm_started_model_lists_both_stages(tmp_path, monkeypatch):
-    import swiftlab.train as t
+def test_model_card_of_a_warm_started_model_lists_both_stages(tmp_path):
     from swiftlab.modelcard import write_model_card
 
     train(tmp_path / "a", TINY, progress=False)
