@@ -24,7 +24,9 @@ def importance_heatmap(records) -> go.Figure:
         labels += [f"{r.task or 'task'} · attention", f"{r.task or 'task'} · MLP"]
     fig = go.Figure(go.Heatmap(z=z, y=labels, x=list(range(records[0].num_layers)), colorscale="Reds",
                                colorbar={"title": "matchness<br>drop"}))
-    return fig.update_layout(title="Sub-layer importance (skip one at a time)", xaxis_title="layer")
+    # rows read top-down in the order given (plotly draws the first row at the bottom otherwise)
+    return fig.update_layout(title="Sub-layer importance (skip one at a time)", xaxis_title="layer",
+                             yaxis_autorange="reversed")
 
 
 def redundancy_figure(records) -> go.Figure:
@@ -63,7 +65,7 @@ def skip_sets_heatmap(sets: dict[str, SkipSet]) -> go.Figure:
     x = [f"A{i}" for i in range(L)] + [f"M{i}" for i in range(L)]
     fig = go.Figure(go.Heatmap(z=z, x=x, y=names, colorscale=[[0, "#f7f7f7"], [1, "#2c7fb8"]], showscale=False,
                                xgap=1, ygap=1))
-    return fig.update_layout(title="Skipped sub-layers per task (A = attention, M = MLP)")
+    return fig.update_layout(title="Skipped sub-layers per task (A = attention, M = MLP)", yaxis_autorange="reversed")
 
 
 def transfer_matrix(speedups: dict[tuple[str, str], float]) -> go.Figure:
@@ -75,7 +77,8 @@ def transfer_matrix(speedups: dict[tuple[str, str], float]) -> go.Figure:
                                text=[[f"{v:.2f}×" if v is not None else "" for v in row] for row in z],
                                texttemplate="%{text}", colorbar={"title": "speedup"}))
     return fig.update_layout(title="Cross-task transfer: optimized on (row), decoding (column)",
-                             xaxis_title="decoded task", yaxis_title="skip set optimized on")
+                             xaxis_title="decoded task", yaxis_title="skip set optimized on",
+                             yaxis_autorange="reversed")
 
 
 def trajectory_figure(trajectory: Trajectory) -> go.Figure:

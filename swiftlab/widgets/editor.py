@@ -30,9 +30,9 @@ class SkipSetEditor(w.VBox):
         for kind in ("attention", "mlp"):
             buttons = []
             for i in range(self.L):
-                b = w.ToggleButton(description=str(i), layout=w.Layout(width="34px"), tooltip=f"{kind} {i}",
-                                   disabled=i in (0, self.L - 1))
-                b.observe(lambda change: self._changed(), "value")
+                b = w.ToggleButton(description=str(i), layout=w.Layout(width="42px", padding="0"),
+                                   tooltip=f"{kind} {i}", disabled=i in (0, self.L - 1))
+                b.observe(lambda change, b=b: self._toggled(b), "value")
                 self.toggles[(kind, i)] = b
                 buttons.append(b)
             rows.append(w.HBox([w.Label("attn" if kind == "attention" else "MLP", layout=w.Layout(width="40px"))]
@@ -41,14 +41,18 @@ class SkipSetEditor(w.VBox):
         self.ratio = w.FloatSlider(value=0.45, min=0.0, max=1.0, step=0.05, description="ratio")
         self.apply_button = w.Button(description="apply preset")
         self.matchness = w.HTML()
-        self.decode_button = w.Button(description="decode: AR vs SWIFT", icon="play")
+        self.decode_button = w.Button(description="decode: AR vs SWIFT", icon="play", layout=w.Layout(width="auto"))
         self.decode_out = w.HTML()
         self.figure = go.FigureWidget(go.Heatmap(z=[[0] * self.L] * 2, y=["attention", "MLP"],
                                                  colorscale=[[0, "#f7f7f7"], [1, "#2c7fb8"]], showscale=False,
                                                  xgap=1, ygap=1))
-        self.figure.update_layout(height=180, margin=dict(t=30, b=20), title="skipped sub-layers")
+        # attention on top, as in the grid of buttons above
+        self.figure.update_layout(height=180, margin=dict(t=30, b=20), title="skipped sub-layers",
+                                  yaxis_autorange="reversed")
         super().__init__([w.HBox([self.preset, self.ratio, self.apply_button]), *rows, self.matchness,
                           self.figure, w.HBox([self.decode_button]), self.decode_out])
+        self.add_class("swiftlab-skipset-editor")  # a stable hook for the browser test and custom CSS
+        self.matchness.add_class("swiftlab-matchness")
         self.apply_button.on_click(lambda _: self.apply_preset())
         self.decode_button.on_click(lambda _: self.decode())
         self._quiet = False
@@ -85,6 +89,10 @@ class SkipSetEditor(w.VBox):
         s = self.skip_set
         return sum(matchness_scores(self.model, cache, tokens, self.window, [s])[0]
                    for tokens, cache in self.references) / len(self.references)
+
+    def _toggled(self, button) -> None:
+        button.button_style = "info" if button.value else ""  # a skipped sub-layer stands out
+        self._changed()
 
     def _changed(self) -> None:
         if self._quiet:

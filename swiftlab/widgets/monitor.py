@@ -32,9 +32,12 @@ class OptimizationMonitor(w.VBox):
         self.figure.update_layout(title="matchness per proposal", xaxis_title="iteration", height=320)
         self.best_figure = go.FigureWidget(go.Heatmap(z=[[0] * L] * 2, y=["attention", "MLP"], showscale=False,
                                                       colorscale=[[0, "#f7f7f7"], [1, "#2c7fb8"]], xgap=1, ygap=1))
-        self.best_figure.update_layout(height=170, margin=dict(t=30, b=20), title="current best skip set")
+        self.best_figure.update_layout(height=170, margin=dict(t=30, b=20), title="current best skip set",
+                                       yaxis_autorange="reversed")  # attention on top, as everywhere
         super().__init__([w.HBox([self.start_button, self.pause_button, self.step_button]), self.status,
                           self.figure, self.best_figure])
+        self.add_class("swiftlab-optimization-monitor")  # a stable hook for the browser test and custom CSS
+        self.status.add_class("swiftlab-status")
         self._stop = threading.Event()
         self._thread = None
         self.start_button.on_click(lambda _: self.start())
