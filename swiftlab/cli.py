@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=None)
     tr.add_argument("--lr", type=float, default=None, help="peak learning rate")
     tr.add_argument("--warmup", type=int, default=None, help="warm-up steps")
-    tr.add_argument("--mix", default=None, help="task shares, e.g. reasoning=0.4,summarization=0.35,story=0.15,code=0.1")
+    tr.add_argument("--mix", default=None, help="corpus shares, e.g. reasoning=0.4,summarization=0.35,story=0.15,code=0.1 "
+                    "(facts = fact-extraction drills over summarization articles)")
     tr.add_argument("--init-from", default=None,
                     help="continue from this finished run's weights and tokenizer (fresh optimizer and schedule)")
     tr.add_argument("--device", default=None, help="cpu | cuda (default: cuda when present)")
@@ -217,9 +218,8 @@ def cmd_train_lab(args) -> int:
 
 
 def _parse_mix(text: str) -> dict:
-    from .train import TrainConfig
+    from .train import CORPUS_PARTS as known  # the built-in generators; real datasets are not training data
 
-    known = sorted(TrainConfig().mix)  # the built-in generators; real datasets are not training data
     mix = {}
     for part in text.split(","):
         name, _, share = part.partition("=")

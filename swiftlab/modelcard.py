@@ -46,6 +46,12 @@ def loss_curve_svg(log: list[dict], width: int = 640, height: int = 300) -> str:
         "</svg>"])
 
 
+def _checkpoint_step(run_dir: Path) -> int:
+    import torch
+
+    return torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=True)["step"]
+
+
 def _stage_line(config: TrainConfig, log: list[dict]) -> str:
     tokens = log[-1]["step"] * config.batch_size * config.seq_len if log else 0
     start = f"continued from `{config.init_from}`" if config.init_from else "from scratch"
@@ -71,6 +77,9 @@ def write_model_card(target: Path, run_dir: Path, quality_md: str, samples: list
     target, run_dir = Path(target), Path(run_dir)
     stages = [(folder, TrainConfig(**config)) for folder, config in lineage(run_dir)]
     logs = [read_log(folder) for folder, _ in stages]
+    for i in range(len(stages) - 1):  # a later stage started from the checkpoint: steps logged after it do not count
+        used = _checkpoint_step(stages[i][0])
+        logs[i] = [r for r in logs[i] if r["step"] <= used]
     config = stages[-1][1]
     # one curve over all stages: each stage's steps continue where the previous stage ended
     log, offset = [], 0

@@ -55,10 +55,30 @@ class TrainConfig:
 
 
 # ----- the corpus --------------------------------------------------------------------------
+# What a corpus can be made of: the four tasks in their prompt formats, plus "facts", fact-extraction
+# drills over the summarization articles (see _fact_drill).
+CORPUS_PARTS = ("reasoning", "summarization", "story", "code", "facts")
+
+
+def _fact_drill(article: str, facts) -> str:
+    """Who/where/when/how many, read off an article. A summary's hardest token is its first, the name
+    it must look up at the article's start; a drill asks for that kind of look-up four times over."""
+    person, city, month_day, year, number = facts
+    return f"Article: {article}\nWho: {person}. Where: {city}. When: {month_day}, {year}. How many: {number}."
+
+
 def _documents(task_name: str, rng: random.Random):
     """Training documents in the prompt format of `task_name`, from its train split only."""
     from .tasks import get_task, split_of
 
+    if task_name not in CORPUS_PARTS:
+        raise SwiftlabError(f"unknown corpus part {task_name!r} (known: {', '.join(CORPUS_PARTS)})")
+    if task_name == "facts":
+        stream = get_task("summarization").candidates(rng.randrange(2**31))
+        while True:
+            key, ex = next(stream)
+            if split_of(key) == "train":
+                yield _fact_drill(key, ex.facts)
     task = get_task(task_name)
     if task_name == "code":
         pool = _code_pool()

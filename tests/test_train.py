@@ -119,6 +119,8 @@ def test_model_card_of_a_warm_started_model_lists_both_stages(tmp_path):
     from swiftlab.modelcard import write_model_card
 
     train(tmp_path / "a", TINY, progress=False)
+    with open(tmp_path / "a" / "log.jsonl", "a") as log:  # a step logged after a's last checkpoint: b never saw it
+        log.write('{"step": 5, "loss": 1.0, "lr": 0.001, "elapsed_s": 99.0}\n')
     train(tmp_path / "b", replace(TINY, steps=2, init_from=str(tmp_path / "a")), progress=False)
     target = export(tmp_path / "b", tmp_path / "lab")
     card = write_model_card(target, tmp_path / "b", "| table |", [], {"hardware": "test CPU"}).read_text()
@@ -138,3 +140,21 @@ def test_mix_option_errors(mix, message):
     with pytest.raises(SwiftlabError, match=message):
         _parse_mix(mix)
     assert _parse_mix("story=0.5,code=0.5") == {"story": 0.5, "code": 0.5}
+
+
+def test_fact_drills_come_from_training_articles_only():
+    import random
+
+    from swiftlab.tasks import get_examples, split_of
+    from swiftlab.train import _documents
+
+    drills = _documents("facts", random.Random(3))
+    heldout = {ex.prompt.rsplit("Article: ", 1)[1].split("\nSummary:")[0] for ex in get_examples("summarization", 50)}
+    for _ in range(200):
+        doc = next(drills)
+        article, answer = doc.removeprefix("Article: ").split("\nWho: ")
+        assert split_of(article) == "train" and article not in heldout
+        person = answer.split(".")[0]
+        assert article.startswith(person + ", a ")  # the drill's answers are the article's own facts
+    with pytest.raises(SwiftlabError, match="unknown corpus part"):
+        next(_documents("poetry", random.Random(0)))
