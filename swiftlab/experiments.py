@@ -10,6 +10,7 @@ Each saved file is {"probe": name, "record": {...}}, so figures can be rebuilt w
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -106,17 +107,28 @@ def draw(records: dict[str, list], out: Path) -> list[Path]:
         figs[f"stream-{d['task']}"] = figures.stream_figure([PromptRecord(**p) for p in d["records"]])
     for d in records.get("latency", []):
         figs[f"latency-{d['task']}"] = figures.latency_figure(d["accelerating"])
-    written = []
+    written, png = [], True
     for name, fig in figs.items():
         path = out / f"{name}.html"
-        fig.write_html(path, include_plotlyjs="cdn")
+        # "directory": one plotly.min.js beside the pages, so they open offline without a copy each
+        fig.write_html(path, include_plotlyjs="directory")
         written.append(path)
-        try:  # static images need kaleido and a browser; optional
-            fig.write_image(out / f"{name}.png")
-            written.append(out / f"{name}.png")
-        except Exception:
-            pass
+        if png:
+            png = _write_png(fig, out / f"{name}.png")
+            if png:
+                written.append(out / f"{name}.png")
     return written
+
+
+def _write_png(fig, path: Path) -> bool:
+    """A static image through kaleido (it drives a Chrome or Chromium); False, said once, where it cannot."""
+    try:
+        fig.write_image(path, width=900, height=500, scale=2)
+        return True
+    except Exception as err:  # no kaleido, no browser: the HTML pages are still written
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"swiftlab figures: PNG export skipped ({first}); the HTML figures are written", file=sys.stderr)
+        return False
 
 
 def load_dir(folder: Path) -> dict[str, list]:

@@ -1,6 +1,8 @@
 """Probes through the CLI into JSON, and figures redrawn from the saved records alone."""
 
+import importlib.util
 import json
+import shutil
 
 import pytest
 
@@ -32,7 +34,24 @@ def test_figures_from_saved_records(probe_dir, tmp_path, capsys):
     names = {p.stem for p in tmp_path.glob("*.html")}
     assert {"importance", "redundancy", "sweep-story", "task-skip-sets", "transfer", "trajectory-story",
             "stream-story", "latency-story"} <= names
-    assert "plotly" in (tmp_path / "transfer.html").read_text()
+    page = (tmp_path / "transfer.html").read_text()
+    assert 'src="plotly.min.js"' in page and (tmp_path / "plotly.min.js").exists()  # opens offline
+    if shutil.which("chromium") and importlib.util.find_spec("kaleido"):
+        for name in names:  # static images too, where kaleido finds a browser
+            assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+
+
+def test_png_export_failure_is_said_once_and_html_still_written(probe_dir, tmp_path, capsys, monkeypatch):
+    import plotly.graph_objects as go
+
+    def no_browser(self, *args, **kwargs):
+        raise RuntimeError("Kaleido requires Google Chrome to be installed.\nmore detail")
+
+    monkeypatch.setattr(go.Figure, "write_image", no_browser)
+    assert main(["figures", "--from", str(probe_dir), "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("PNG export skipped (Kaleido requires Google Chrome to be installed.)") == 1
+    assert len(list(tmp_path.glob("*.html"))) >= 8 and not list(tmp_path.glob("*.png"))
 
 
 def test_figures_argument_errors(capsys, tmp_path):
