@@ -31,6 +31,20 @@ def test_metrics_on_a_hand_made_file(tmp_path):
     assert rows["swift"]["acceptance_rate"] == pytest.approx(22 / 30)
     assert rows["swift"]["identical_to_ar"] is False  # p2 differs
     assert "| story | swift |" in summary_table(summarize(lines))
+    assert rows["swift"]["bound"] is None  # no draft/verify timings recorded: no bound claimed
+
+
+def test_bound_and_the_faster_autoregressive_baseline():
+    lines = [line("ar", "p1", 0, 10, 1.0), line("hf-generate", "p1", 0, 10, 0.8),
+             line("swift", "p1", 0, 10, 0.5, [5, 5], [4, 4])]
+    lines[-1].timings_s = {"draft": 0.2, "verify": 0.2, "optimize": 0.05, "other": 0.05}
+    rows = {r["method"]: r for r in summarize(lines)}
+    assert rows["swift"]["speedup"] == pytest.approx(2.0)  # 20 tok/s over ar's 10
+    assert rows["swift"]["speedup_vs_best_ar"] == pytest.approx(20 / 12.5)  # generate is the faster baseline
+    assert rows["swift"]["bound"] == pytest.approx(2.5)  # 10 tokens in 0.4 s of model passes: 25 tok/s
+    assert rows["ar"]["bound"] is None and rows["hf-generate"]["speedup"] == pytest.approx(1.25)
+    table = summary_table(list(rows.values()))
+    assert "| story | swift | 20.0 | 2.00x | 1.60x | 2.50x | 80% | 5.00 |" in table
 
 
 def test_corrupt_results_file(tmp_path):
