@@ -158,3 +158,15 @@ def test_fact_drills_come_from_training_articles_only():
         assert article.startswith(person + ", a ")  # the drill's answers are the article's own facts
     with pytest.raises(SwiftlabError, match="unknown corpus part"):
         next(_documents("poetry", random.Random(0)))
+
+
+def test_copy_drills_repeat_their_list():
+    import random
+
+    from swiftlab.train import _documents
+
+    drills = _documents("copy", random.Random(5))
+    for _ in range(50):
+        first, second = next(drills).split("\n")
+        assert first.startswith("List: ") and second == "Again: " + first.removeprefix("List: ")
+        assert 4 <= len(first.split(", ")) <= 12
