@@ -8,6 +8,7 @@ Methods (all greedy):
   early-exit    SWIFT drafting with the first layers only (LayerSkip-style static set)
   hf-generate   transformers' model.generate(do_sample=False)
   hf-early-exit transformers' generate(assistant_early_exit=E), E = the early-exit layer
+                (early-exit:E and hf-early-exit:E pick E per method, so several exits compete in one run)
   hf-prompt-lookup  transformers' generate(prompt_lookup_num_tokens=10)
 Metrics follow Spec-Bench: speedup = mean tokens/s ratio to `ar`, mean accepted tokens per
 full-model pass, acceptance rate; medians over repeats; lossless methods are checked for
@@ -67,18 +68,23 @@ def make_runners(model, methods, *, task: str, model_name: str, skip_ratio: floa
                  exit_layer: int | None = None, search: SearchConfig = SearchConfig(),
                  swift: SwiftParams = SwiftParams(), store=None) -> dict:
     """method -> function(ids, max_new_tokens) -> DecodeResult."""
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m.split(":")[0] not in METHODS]
     if unknown:
         raise SwiftlabError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     L = num_layers(model)
-    exit_layer = exit_layer or max(1, L // 2)
+    default_exit = exit_layer or max(1, L // 2)
     runners = {}
-    for m in methods:
+    for name in methods:
+        # "early-exit:E" and "hf-early-exit:E" pick the exit layer per method, so several compete in one run
+        m, _, layer = name.partition(":")
+        exit_layer = _exit_layer(name, layer, L) if layer else default_exit
+        if layer and m not in ("early-exit", "hf-early-exit"):
+            raise SwiftlabError(f"method {name!r}: only early-exit and hf-early-exit take a layer (:E)")
         if m == "ar":
-            runners[m] = lambda ids, n: decode(model, ids, method="ar", max_new_tokens=n)
+            runners[name] = lambda ids, n: decode(model, ids, method="ar", max_new_tokens=n)
         elif m == "swift":
             stream = SwiftStream(model, search)  # its search state runs across the prompts
-            runners[m] = lambda ids, n, stream=stream: stream.decode(ids, max_new_tokens=n)
+            runners[name] = lambda ids, n, stream=stream: stream.decode(ids, max_new_tokens=n)
         elif m == "swift-cached":
             from .store import SkipSetStore
 
@@ -86,19 +92,25 @@ def make_runners(model, methods, *, task: str, model_name: str, skip_ratio: floa
             if cached is None:
                 raise SwiftlabError(f"no cached skip set for {model_name!r} / {task!r}: run `swiftlab optimize` "
                                     "first, or leave swift-cached out")
-            runners[m] = lambda ids, n, s=cached: decode(model, ids, method="swift", skip_set=s, max_new_tokens=n,
+            runners[name] = lambda ids, n, s=cached: decode(model, ids, method="swift", skip_set=s, max_new_tokens=n,
                                                          swift=swift)
         elif m in ("uniform", "early-exit"):
             s = SkipSet.uniform(L, skip_ratio) if m == "uniform" else SkipSet.early_exit(L, exit_layer)
-            runners[m] = lambda ids, n, s=s: decode(model, ids, method="swift", skip_set=s, max_new_tokens=n,
+            runners[name] = lambda ids, n, s=s: decode(model, ids, method="swift", skip_set=s, max_new_tokens=n,
                                                     swift=swift)
         elif m == "hf-generate":
-            runners[m] = lambda ids, n: hf_generate(model, ids, n)
+            runners[name] = lambda ids, n: hf_generate(model, ids, n)
         elif m == "hf-early-exit":
-            runners[m] = lambda ids, n: hf_generate(model, ids, n, assistant_early_exit=exit_layer)
+            runners[name] = lambda ids, n, e=exit_layer: hf_generate(model, ids, n, assistant_early_exit=e)
         elif m == "hf-prompt-lookup":
-            runners[m] = lambda ids, n: hf_generate(model, ids, n, prompt_lookup_num_tokens=10)
+            runners[name] = lambda ids, n: hf_generate(model, ids, n, prompt_lookup_num_tokens=10)
     return runners
+
+
+def _exit_layer(name: str, layer: str, num_layers: int) -> int:
+    if not layer.isdigit() or not 1 <= int(layer) < num_layers:
+        raise SwiftlabError(f"method {name!r}: the exit layer must be a whole number from 1 to {num_layers - 1}")
+    return int(layer)
 
 
 def run_bench(model, tokenizer, *, task: str, prompts: int, methods, model_name: str, repeats: int = 1,
@@ -156,13 +168,23 @@ def summarize(lines: list[BenchLine]) -> list[dict]:
         per = {}
         for l in mine:  # median over repeats, per prompt
             per.setdefault(l.method, {}).setdefault(l.prompt_id, []).append(l)
+        # SWIFT's acceleration phase alone: its prompts decoded with the search already stopped
+        accelerating = {p: [x for x in v if not (x.timings_s or {}).get("optimize")] for p, v in per.get("swift", {}).items()}
+        if any(accelerating.values()) and "ar" in per:
+            per["swift (accelerating)"] = {p: v for p, v in accelerating.items() if v}
         ar = per.get("ar")
-        ar_tps = _mean_tps(ar, lambda x: x.tokens_per_s) if ar else None
-        # the faster of swiftlab's own loop and transformers' generate: the bar a speedup must clear
-        best_ar = max(_mean_tps(per[m], lambda x: x.tokens_per_s) for m in ("ar", "hf-generate") if m in per) \
-            if ("ar" in per or "hf-generate" in per) else None
+
+        def baseline_tps(method: str, prompts) -> float | None:
+            """A baseline's tokens/s on these prompts only (a subset for the acceleration row)."""
+            lines_of = per.get(method, {})
+            return _mean_tps({p: lines_of[p] for p in prompts if p in lines_of}, lambda x: x.tokens_per_s) \
+                if any(p in lines_of for p in prompts) else None
+
         for method, by_prompt in per.items():
             tps = _mean_tps(by_prompt, lambda x: x.tokens_per_s)
+            ar_tps = baseline_tps("ar", by_prompt)
+            # the faster of swiftlab's own loop and transformers' generate: the bar a speedup must clear
+            best_ar = max(filter(None, (ar_tps, baseline_tps("hf-generate", by_prompt))), default=None)
             lengths = [n for v in by_prompt.values() for x in v for n in (x.accepted_lengths or [])]
             same = None
             if ar:

@@ -69,3 +69,26 @@ def test_real_run_interleaves_and_appends(local_long_llama_dir, tmp_path):
     assert {r["method"] for r in rows} == set(methods)
     spec = to_specbench(lines, tokenizer, "tiny")
     assert spec[0]["choices"][0]["new_tokens"] == [12] and "question_id" in spec[0]
+
+
+def test_acceleration_phase_row_compares_on_its_own_prompts():
+    lines = [line("ar", "p1", 0, 10, 1.0), line("ar", "p2", 0, 10, 2.0),
+             line("swift", "p1", 0, 10, 1.0, [2] * 5, [2] * 5), line("swift", "p2", 0, 10, 0.5, [2] * 5, [2] * 5)]
+    lines[2].timings_s = {"draft": 0.3, "verify": 0.3, "optimize": 0.3, "other": 0.1}  # still searching
+    lines[3].timings_s = {"draft": 0.2, "verify": 0.2, "optimize": 0.0, "other": 0.1}  # search stopped
+    rows = {r["method"]: r for r in summarize(lines)}
+    assert rows["swift"]["speedup"] == pytest.approx(15 / 7.5)
+    accel = rows["swift (accelerating)"]
+    assert accel["prompts"] == 1 and accel["speedup"] == pytest.approx(20 / 5)  # p2 only, against ar on p2
+
+
+def test_exit_layer_per_method():
+    from swiftlab.harness import make_runners
+    from tiny_models import tiny_model
+
+    model = tiny_model("llama")
+    runners = make_runners(model, ["early-exit:1", "early-exit:2", "hf-early-exit:1"], task="story", model_name="t")
+    assert set(runners) == {"early-exit:1", "early-exit:2", "hf-early-exit:1"}
+    for bad, message in (("early-exit:0", "from 1 to"), ("early-exit:x", "from 1 to"), ("ar:2", "only early-exit")):
+        with pytest.raises(SwiftlabError, match=message):
+            make_runners(model, [bad], task="story", model_name="t")
