@@ -52,6 +52,7 @@ class BenchLine:
     skip_set: dict | None
     token_ids: list[int] = field(default_factory=list)
     timings_s: dict | None = None
+    phase: str | None = None  # swift: "optimize" while the search runs, "accelerate" once it stopped
 
     @property
     def tokens_per_s(self) -> float:
@@ -85,6 +86,7 @@ def make_runners(model, methods, *, task: str, model_name: str, skip_ratio: floa
         elif m == "swift":
             stream = SwiftStream(model, search)  # its search state runs across the prompts
             runners[name] = lambda ids, n, stream=stream: stream.decode(ids, max_new_tokens=n)
+            runners[name].stream = stream  # run_bench reads each prompt's phase from it
         elif m == "swift-cached":
             from .store import SkipSetStore
 
@@ -136,6 +138,9 @@ def run_bench(model, tokenizer, *, task: str, prompts: int, methods, model_name:
             shift = (i + repeat) % len(names)
             for method in names[shift:] + names[:shift]:
                 line = _line(method, task, ex.id, repeat, runners[method](ids, max_new_tokens))
+                stream = getattr(runners[method], "stream", None)
+                if stream is not None:
+                    line.phase = stream.records[-1].phase
                 lines.append(line)
                 if out is not None:
                     with open(out, "a") as f:
@@ -169,7 +174,7 @@ def summarize(lines: list[BenchLine]) -> list[dict]:
         for l in mine:  # median over repeats, per prompt
             per.setdefault(l.method, {}).setdefault(l.prompt_id, []).append(l)
         # SWIFT's acceleration phase alone: its prompts decoded with the search already stopped
-        accelerating = {p: [x for x in v if not (x.timings_s or {}).get("optimize")] for p, v in per.get("swift", {}).items()}
+        accelerating = {p: [x for x in v if x.phase == "accelerate"] for p, v in per.get("swift", {}).items()}
         if any(accelerating.values()) and "ar" in per:
             per["swift (accelerating)"] = {p: v for p, v in accelerating.items() if v}
         ar = per.get("ar")
@@ -210,7 +215,7 @@ def _model_only_tps(line: BenchLine) -> float | None:
     """Tokens/s counting only SWIFT's draft and verify time (no search, bookkeeping or Python between)."""
     t = line.timings_s or {}
     busy = t.get("draft", 0.0) + t.get("verify", 0.0)
-    return line.new_tokens / busy if line.drafted_per_step and busy > 0 else None
+    return line.new_tokens / busy if line.drafted_per_step and sum(line.drafted_per_step) and busy > 0 else None
 
 
 def _acceptance(by_prompt) -> float | None:
