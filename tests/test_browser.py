@@ -73,7 +73,8 @@ def test_the_lab_opens_on_the_readme_and_the_first_notebook(page, lab):
     tab = page.locator(".lm-TabBar-tab:has-text('01-speculative-decoding.ipynb')")
     tab.wait_for(timeout=LONG)
     page.locator(".lm-TabBar-tab:has-text('README.md')").wait_for(timeout=LONG)
-    page.locator(".jp-NotebookPanel:visible .jp-Cell").first.wait_for(timeout=LONG)
+    page.locator(".jp-NotebookPanel:visible h1", has_text="Speculative decoding from scratch").wait_for(timeout=LONG)
+    page.locator(".jp-DirListing-item", has_text="02-layer-sparsity").wait_for(timeout=LONG)  # the file browser
     page.screenshot(path=lab["shots"] / "first-minute.png")
     print("screenshot:", lab["shots"] / "first-minute.png")
     # the committed workspace is a template: using the lab never rewrites it

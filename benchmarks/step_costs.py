@@ -1,0 +1,86 @@
+"""Benchmark: what one model pass costs, full and skipping, for one token and for a verify block.
+
+    .venv/bin/python benchmarks/step_costs.py [--model lab] [--context 300] [--repeats 30]
+
+Times, interleaved and as medians, the passes SWIFT is made of, through the same engine calls it uses
+(the SkipAwareCache, explicit positions, `skipping`): a full one-token pass (an autoregressive step),
+a one-token draft pass with uniform skip sets of several ratios, and full passes over blocks of k
+tokens (a verify pass). From them, the speedup SWIFT could reach with zero overhead for a given draft
+length and acceptance: (accepted + 1) * full / (drafted * draft + verify(drafted + 1)).
+Not a test: only ratios measured side by side mean anything on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from swiftlab import SkipSet, load_model, num_layers
+from swiftlab.cache import SkipAwareCache
+from swiftlab.skipping import skipping
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="lab")
+    p.add_argument("--context", type=int, default=300, help="tokens already in the cache")
+    p.add_argument("--repeats", type=int, default=30)
+    p.add_argument("--ratios", type=float, nargs="+", default=[0.3, 0.45, 0.6])
+    p.add_argument("--blocks", type=int, nargs="+", default=[1, 4, 8, 16, 32])
+    args = p.parse_args()
+
+    model, _ = load_model(args.model)
+    L = num_layers(model)
+    vocab = model.get_input_embeddings().num_embeddings
+    prompt = torch.randint(3, vocab, (1, args.context))
+    cache = SkipAwareCache(model.config)
+    with torch.inference_mode():
+        model(input_ids=prompt, cache=cache, use_cache=True)
+
+    def timed(k: int, skip: SkipSet | None) -> float:
+        ids = torch.randint(3, vocab, (1, k))
+        positions = torch.arange(args.context, args.context + k).unsqueeze(0)
+        start = time.perf_counter()
+        if skip is None:
+            model(input_ids=ids, position_ids=positions, cache=cache, use_cache=True)
+        else:
+            with skipping(model, skip):
+                model(input_ids=ids, position_ids=positions, cache=cache, use_cache=True)
+        took = time.perf_counter() - start
+        cache.crop_to(args.context)  # every pass sees the same context
+        return took
+
+    cases = {f"full x{k}": (k, None) for k in args.blocks}
+    cases.update({f"draft r={r}": (1, SkipSet.uniform(L, r)) for r in args.ratios})
+    times = {name: [] for name in cases}
+    with torch.inference_mode():
+        for _ in range(3):  # warm-up
+            for k, skip in cases.values():
+                timed(k, skip)
+        for _ in range(args.repeats):
+            for name, (k, skip) in cases.items():  # interleaved: drift hits every case alike
+                times[name].append(timed(k, skip))
+    full = statistics.median(times["full x1"])
+    print(f"# {args.model}: {L} layers, context {args.context}, medians of {args.repeats}, torch threads "
+          f"{torch.get_num_threads()}")
+    print(f"{'pass':<14} {'ms':>7} {'x full':>7}")
+    for name, values in times.items():
+        m = statistics.median(values)
+        print(f"{name:<14} {m * 1e3:7.2f} {m / full:7.2f}")
+    print("\nzero-overhead speedup bound, (a + 1) * full / (d * draft + verify(d + 1)), drafted d, accepted a:")
+    for r in args.ratios:
+        draft = statistics.median(times[f"draft r={r}"])
+        cells = []
+        for d, a in ((2, 2), (4, 3), (6, 4), (8, 6)):
+            block = min(args.blocks, key=lambda b: abs(b - (d + 1)))
+            verify = statistics.median(times[f"full x{block}"])
+            cells.append(f"d={d},a={a}: {(a + 1) * full / (d * draft + verify):.2f}x")
+        print(f"  r={r}: " + "   ".join(cells))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
