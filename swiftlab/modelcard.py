@@ -53,22 +53,26 @@ def _checkpoint_step(run_dir: Path) -> int:
 
 
 def _stage_line(config: TrainConfig, log: list[dict]) -> str:
-    tokens = log[-1]["step"] * config.batch_size * config.seq_len if log else 0
+    done = log[-1]["step"] if log else 0
+    tokens = done * config.batch_size * config.seq_len
     start = f"continued from `{config.init_from}`" if config.init_from else "from scratch"
+    planned = f" (stopped there; its schedule was for {config.steps})" if done < config.steps else ""
     return (f"{start}: mix {config.mix}, peak lr {config.lr} ({config.warmup} warm-up steps, cosine decay), "
-            f"seed {config.seed}; {log[-1]['step'] if log else 0} steps, {tokens / 1e6:.1f} M tokens, "
+            f"seed {config.seed}; {done} steps{planned}, {tokens / 1e6:.1f} M tokens, "
             f"{training_seconds(log) / 60:.0f} min")
 
 
-def _reproduce(stages: list[tuple[Path, TrainConfig]]) -> str:
+def _reproduce(stages: list[tuple[Path, TrainConfig]], logs: list[list[dict]]) -> str:
     lines = []
-    for run_dir, config in stages:
+    for (run_dir, config), log in zip(stages, logs):
         options = f"--out {run_dir} --steps {config.steps}"
         if config.init_from:
             mix = ",".join(f"{k}={v}" for k, v in config.mix.items())
             options += (f" --init-from {config.init_from} --lr {config.lr} --warmup {config.warmup}"
                         f" --seed {config.seed} --mix {mix}")
-        lines.append(f"python -m swiftlab train-lab {options}")
+        done = log[-1]["step"] if log else 0
+        stop = f"   # interrupt it once step {done} is checkpointed" if done < config.steps else ""
+        lines.append(f"python -m swiftlab train-lab {options}{stop}")
     lines.append(f"python -m swiftlab train-lab --out {stages[-1][0]} --export")
     return "\n".join(lines)
 
@@ -128,7 +132,7 @@ Weights in float16 safetensors; `swiftlab.load_model("lab")` loads them as float
 {sample_md}
 ## Reproduce
 ```
-{_reproduce(stages)}
+{_reproduce(stages, logs)}
 python -m swiftlab tasks evaluate --model lab
 ```
 

@@ -1,5 +1,6 @@
 """The lab-model trainer: seeded, resumable without repeating data, exports a loadable model."""
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -170,3 +171,22 @@ def test_copy_drills_repeat_their_list():
         first, second = next(drills).split("\n")
         assert first.startswith("List: ") and second == "Again: " + first.removeprefix("List: ")
         assert 4 <= len(first.split(", ")) <= 12
+
+
+def test_model_card_says_when_a_stage_stopped_before_its_schedule_ended(tmp_path):
+    from swiftlab.modelcard import write_model_card
+
+    train(tmp_path / "a", replace(TINY, steps=2, eval_every=2), progress=False)
+    config = json.loads((tmp_path / "a" / "train_config.json").read_text())
+    config["steps"] = 10  # as if it had been planned longer and interrupted after step 2
+    (tmp_path / "a" / "train_config.json").write_text(json.dumps(config))
+    import torch as t
+
+    state = t.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    state["config"]["steps"] = 10
+    t.save(state, tmp_path / "a" / "checkpoint.pt")
+    train(tmp_path / "b", replace(TINY, steps=2, eval_every=2, init_from=str(tmp_path / "a")), progress=False)
+    target = export(tmp_path / "b", tmp_path / "lab")
+    card = write_model_card(target, tmp_path / "b", "| table |", [], {}).read_text()
+    assert "2 steps (stopped there; its schedule was for 10)" in card
+    assert "# interrupt it once step 2 is checkpointed" in card
