@@ -31,6 +31,7 @@ def test_function_body_and_parses():
     assert function_body(gen) == "    y = x * 2\n    return y\n"
     assert parses(prompt, gen)
     assert not parses(prompt, "    return (x *\n")
+    assert not parses(prompt, "") and not parses(prompt, "\n\ndef g():\n    pass")  # no body: no credit
 
 
 def test_perplexity_prefers_the_model_that_predicts_the_reference(local_llama_dir):

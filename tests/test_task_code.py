@@ -194,8 +194,8 @@ def test_filters_keep_exactly_the_right_functions(fixture_root):
 def test_fixture_cut_is_exact(fixture_root):
     by_name = {e.meta["qualname"]: e for e in everything(CodeTask(root=fixture_root))}
     good = by_name["mod.add_all"]
-    assert good.prompt == 'def add_all(values, start=0):\n    """Add up values, starting from start."""\n'
-    assert good.reference == "    total = start\n    for v in values:\n        total += v\n    return total\n"
+    assert good.prompt == 'def add_all(values, start=0):\n    """Add up values, starting from start."""'
+    assert good.reference == "\n    total = start\n    for v in values:\n        total += v\n    return total\n"
     assert good.meta == {"module": "mod", "function": "add_all", "path": "mod.py", "class": None,
                          "qualname": "mod.add_all", "kind": "function"}
     # Indented definitions come back de-indented, as if written at top level.
@@ -272,7 +272,7 @@ def test_examples_parse_and_respect_the_filters(train, heldout):
         assert ast.get_docstring(fn) is not None and not fn.decorator_list
         doc = fn.body[0]
         assert MIN_DOC_LINES <= doc.end_lineno - doc.lineno + 1 <= MAX_DOC_LINES
-        assert MIN_BODY_LINES <= len(e.reference.splitlines()) <= MAX_BODY_LINES
+        assert MIN_BODY_LINES <= len(e.reference.splitlines()) - 1 <= MAX_BODY_LINES  # the first line is the newline that opens the body
         assert len(source) < MAX_CHARS and source.isascii()
         inner = [n for n in ast.walk(fn) if n is not fn
                  and isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
@@ -285,13 +285,13 @@ def test_examples_parse_and_respect_the_filters(train, heldout):
 def test_prompt_stops_right_after_the_docstring(train, heldout):
     for e in train + heldout:
         # A model continuing the prompt writes the body next: the prompt is the def and the
-        # docstring, ending with the closing quotes and one newline, nothing else.
-        assert e.prompt.startswith("def ") and e.prompt.endswith("\n") and not e.prompt.endswith("\n\n")
-        assert e.prompt.rstrip("\n").endswith(('"""', "'''", '"', "'"))
+        # docstring, ending with the closing quotes (the newline starts the reference, see code.py).
+        assert e.prompt.startswith("def ") and e.prompt.endswith(('"""', "'''", '"', "'"))
         fn = ast.parse(e.prompt + e.reference).body[0]
-        assert fn.body[0].end_lineno == e.prompt.count("\n")  # the docstring is the prompt's last line
+        assert fn.body[0].end_lineno == e.prompt.count("\n") + 1  # the docstring is the prompt's last line
         # The body is verbatim, so it may open with a blank line the author left after the docstring.
-        assert e.reference.lstrip("\n").startswith(" ") and e.reference.endswith("\n")
+        assert e.reference.startswith("\n") and e.reference.lstrip("\n").startswith(" ")
+        assert e.reference.endswith("\n")
 
 
 def _normalize(text):

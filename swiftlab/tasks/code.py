@@ -180,8 +180,12 @@ def _candidate(fn: ast.FunctionDef, cls: str | None, lines: list[str], module: s
     # blank lines at the end cannot occur (end_lineno is the last statement's line).
     if not MIN_BODY_LINES <= len(tail) <= MAX_BODY_LINES:
         return None
-    prompt = "\n".join(head) + "\n"
-    reference = "\n".join(tail) + "\n"
+    # The prompt stops at the docstring's closing quotes and the reference starts with the newline:
+    # byte-level BPE merges a newline with the indentation after it, so a prompt ending in a bare "\n"
+    # ends on a token that, in training text, only comes before the end of a document (the model then
+    # stops at once). Cut here, the model continues with the same newline+indent token it learnt.
+    prompt = "\n".join(head)
+    reference = "\n" + "\n".join(tail) + "\n"
     source = prompt + reference
     if len(source) >= MAX_CHARS or not source.isascii() or "\t" in source:
         return None

@@ -55,8 +55,13 @@ def function_body(generation: str) -> str:
 
 
 def parses(prompt: str, generation: str) -> bool:
+    """The prompt plus the generated body parse as Python, and the body holds at least one statement
+    (a docstring alone parses: an empty completion must not count)."""
+    body = function_body(generation)
+    if not body.strip():
+        return False
     try:
-        ast.parse(prompt + function_body(generation))
+        ast.parse(prompt + body)
         return True
     except (SyntaxError, ValueError):
         return False
