@@ -58,10 +58,25 @@ def open_notebook(page, lab, name: str):
 
 
 def run_cells(page, panel, *contents: str) -> None:
-    """Run the code cells holding these texts, in order, as a user does: click into one, Shift+Enter."""
+    """Run the code cells holding these texts, in order, as a user does: click into one, Shift+Enter.
+    A key press can be lost while the notebook is still settling (seen in CI-like runs), so each cell
+    is retried until its prompt shows it queued or run ([*] or [n])."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     for text in contents:
-        panel.locator(".jp-CodeCell", has_text=text).first.locator(".jp-InputArea-editor").click()
-        page.keyboard.press("Shift+Enter")
+        cell = panel.locator(".jp-CodeCell", has_text=text).first
+        prompt = cell.locator(".jp-InputArea-prompt").first
+        for _ in range(6):
+            cell.locator(".jp-InputArea-editor").click()
+            page.keyboard.press("Shift+Enter")
+            try:
+                page.wait_for_function(r"el => /\[(\*|\d+)\]/.test(el.innerText)", arg=prompt.element_handle(),
+                                       timeout=10_000)
+                break
+            except PlaywrightTimeout:
+                continue
+        else:
+            pytest.fail(f"the cell holding {text!r} never started running")
 
 
 def plotly_data(locator):
