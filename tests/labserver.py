@@ -21,8 +21,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_lab(workdir: Path, **extra_env):
-    """bin/lab with a throwaway HOME (so a test sees anything written there), a free port, a known token."""
+def running_lab(workdir: Path, root: Path | None = None, **extra_env):
+    """bin/lab with a throwaway HOME (so a test sees anything written there), a free port, a known token;
+    serving `root` instead of notebooks/ when given (a test that runs notebooks must not save into the repo)."""
     home, log = workdir / "home", workdir / "lab.log"
     home.mkdir(parents=True, exist_ok=True)
     port, token = free_port(), "test-token-123"
@@ -31,7 +32,8 @@ def running_lab(workdir: Path, **extra_env):
     for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTERLAB_SETTINGS_DIR", "IPYTHONDIR"):
         env.pop(var, None)
     with open(log, "w") as out:
-        proc = subprocess.Popen(["bash", str(ROOT / "bin" / "lab"), "--no-browser"], env=env, stdout=out,
+        args = ["--no-browser"] + ([f"--ServerApp.root_dir={root}"] if root else [])
+        proc = subprocess.Popen(["bash", str(ROOT / "bin" / "lab"), *args], env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:

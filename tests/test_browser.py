@@ -24,9 +24,14 @@ LONG = 300_000  # ms: loading the model and the first probes on a busy 2-core ma
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("browser")
+    # JupyterLab autosaves what the test runs: serve a copy, so the repository's notebooks stay stripped
+    notebooks = workdir / "notebooks"
+    shutil.copytree(ROOT / "notebooks", notebooks)
+    before = {p.name: p.read_bytes() for p in (ROOT / "notebooks").glob("*.ipynb")}
     # the kernels inherit the server's environment: the notebooks' parameter cells read SWIFTLAB_QUICK
-    with running_lab(workdir, SWIFTLAB_QUICK="1") as server:
+    with running_lab(workdir, root=notebooks, SWIFTLAB_QUICK="1") as server:
         yield {**server, "shots": workdir}
+    assert {p.name: p.read_bytes() for p in (ROOT / "notebooks").glob("*.ipynb")} == before
 
 
 @pytest.fixture(scope="module")
