@@ -52,8 +52,12 @@ def _checkpoint_step(run_dir: Path) -> int:
     return torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=True)["step"]
 
 
+def _steps_done(log: list[dict]) -> int:
+    return log[-1]["step"] if log else 0
+
+
 def _stage_line(config: TrainConfig, log: list[dict]) -> str:
-    done = log[-1]["step"] if log else 0
+    done = _steps_done(log)
     tokens = done * config.batch_size * config.seq_len
     start = f"continued from `{config.init_from}`" if config.init_from else "from scratch"
     planned = f" (stopped there; its schedule was for {config.steps})" if done < config.steps else ""
@@ -70,7 +74,7 @@ def _reproduce(stages: list[tuple[Path, TrainConfig]], logs: list[list[dict]]) -
             mix = ",".join(f"{k}={v}" for k, v in config.mix.items())
             options += (f" --init-from {config.init_from} --lr {config.lr} --warmup {config.warmup}"
                         f" --seed {config.seed} --mix {mix}")
-        done = log[-1]["step"] if log else 0
+        done = _steps_done(log)
         stop = f"   # interrupt it once step {done} is checkpointed" if done < config.steps else ""
         lines.append(f"python -m swiftlab train-lab {options}{stop}")
     lines.append(f"python -m swiftlab train-lab --out {stages[-1][0]} --export")
@@ -89,11 +93,10 @@ def write_model_card(target: Path, run_dir: Path, quality_md: str, samples: list
     log, offset = [], 0
     for stage_log in logs:
         log += [{**r, "step": r["step"] + offset} for r in stage_log]
-        offset += stage_log[-1]["step"] if stage_log else 0
+        offset += _steps_done(stage_log)
     last = log[-1]
     held = [r for r in log if "heldout_loss" in r]
-    tokens = sum(stage_log[-1]["step"] * c.batch_size * c.seq_len for stage_log, (_, c) in zip(logs, stages)
-                 if stage_log)
+    tokens = sum(_steps_done(stage_log) * c.batch_size * c.seq_len for stage_log, (_, c) in zip(logs, stages))
     stage_md = "\n".join(f"  {i + 1}. {_stage_line(c, stage_log)}"
                           for i, (stage_log, (_, c)) in enumerate(zip(logs, stages)))
     (target / "loss_curve.svg").write_text(loss_curve_svg(log))

@@ -81,36 +81,34 @@ def _fact_drill(article: str, facts) -> str:
     return f"Article: {article}\nWho: {person}. Where: {city}. When: {month_day}, {year}. How many: {number}."
 
 
-def _documents(task_name: str, rng: random.Random):
-    """Training documents in the prompt format of `task_name`, from its train split only."""
+def _train_examples(task_name: str, seed: int):
+    """(key, example) pairs of a generated task, train split only: held-out prompts are never trained on."""
     from .tasks import get_task, split_of
 
+    for key, ex in get_task(task_name).candidates(seed):
+        if split_of(key) == "train":
+            yield key, ex
+
+
+def _documents(task_name: str, rng: random.Random):
+    """Training documents in the prompt format of `task_name`, from its train split only."""
     if task_name not in CORPUS_PARTS:
         raise SwiftlabError(f"unknown corpus part {task_name!r} (known: {', '.join(CORPUS_PARTS)})")
     if task_name == "copy":
         while True:
             yield _copy_drill(rng)
     if task_name == "facts":
-        stream = get_task("summarization").candidates(rng.randrange(2**31))
-        while True:
-            key, ex = next(stream)
-            if split_of(key) == "train":
-                yield _fact_drill(key, ex.facts)
-    task = get_task(task_name)
+        for article, ex in _train_examples("summarization", rng.randrange(2**31)):
+            yield _fact_drill(article, ex.facts)
     if task_name == "code":
         pool = _code_pool()
         while True:
             ex = pool[rng.randrange(len(pool))]
             yield ex.prompt + ex.reference
-    stream = task.candidates(rng.randrange(2**31))
+    stream = _train_examples(task_name, rng.randrange(2**31))  # seed drawn now: the batches stay as they were
     while True:
-        parts = []
-        for _ in range(rng.randint(1, 3)):  # a few demonstrations per document, like few-shot prompts
-            key, ex = next(stream)
-            while split_of(key) != "train":
-                key, ex = next(stream)
-            parts.append(_as_text(task_name, ex))
-        yield "\n\n".join(parts)
+        # a few demonstrations per document, like few-shot prompts
+        yield "\n\n".join(_as_text(task_name, next(stream)[1]) for _ in range(rng.randint(1, 3)))
 
 
 def _as_text(task_name: str, ex) -> str:

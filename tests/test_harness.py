@@ -93,6 +93,8 @@ def test_exit_layer_per_method():
     model = tiny_model("llama")
     runners = make_runners(model, ["early-exit:1", "early-exit:2", "hf-early-exit:1"], task="story", model_name="t")
     assert set(runners) == {"early-exit:1", "early-exit:2", "hf-early-exit:1"}
+    ran = {name: runners[name]([1, 2, 3], 2).skip_set for name in ("early-exit:1", "early-exit:2")}
+    assert ran["early-exit:1"] != ran["early-exit:2"]  # each method drafts with its own exit layer
     for bad, message in (("early-exit:0", "from 1 to"), ("early-exit:x", "from 1 to"), ("ar:2", "only early-exit")):
         with pytest.raises(SwiftlabError, match=message):
             make_runners(model, [bad], task="story", model_name="t")
