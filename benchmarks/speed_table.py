@@ -33,14 +33,15 @@ def main() -> int:
     p.add_argument("--prompts", type=int, default=8)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--max-new-tokens", type=int, default=128)
-    p.add_argument("--methods", default=None, help="default: ar, hf-generate, swift, two HF early exits, prompt lookup")
+    p.add_argument("--methods", default=None,
+                   help="default: ar, hf-generate, swift, swift+lookup, two HF early exits, prompt lookup")
     p.add_argument("--out", default="runs/speed")
     args = p.parse_args()
 
     model, tokenizer = load_model(args.model)
     L = num_layers(model)
     methods = (args.methods.split(",") if args.methods else
-               ["ar", "hf-generate", "swift", f"hf-early-exit:{L // 4}", f"hf-early-exit:{L // 2}", "hf-prompt-lookup"])
+               ["ar", "hf-generate", "swift", "swift+lookup", f"hf-early-exit:{L // 4}", f"hf-early-exit:{L // 2}", "hf-prompt-lookup"])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"

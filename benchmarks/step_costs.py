@@ -4,7 +4,8 @@
 
 Times, interleaved and as medians, the passes SWIFT is made of, through the same engine calls it uses
 (the SkipAwareCache, explicit positions, `skipping`): a full one-token pass (an autoregressive step),
-a one-token draft pass with uniform skip sets of several ratios, and full passes over blocks of k
+a one-token draft pass with uniform skip sets of several ratios (through transformers, and through
+the lean drafter decoding uses where the family has one), and full passes over blocks of k
 tokens (a verify pass). From them, the speedup SWIFT could reach with zero overhead for a given draft
 length and acceptance: (accepted + 1) * full / (drafted * draft + verify(drafted + 1)).
 Not a test: only ratios measured side by side mean anything on a shared machine.
@@ -20,6 +21,7 @@ import torch
 
 from swiftlab import SkipSet, load_model, num_layers
 from swiftlab.cache import SkipAwareCache
+from swiftlab.leandraft import lean_drafter
 from swiftlab.skipping import skipping
 
 
@@ -40,11 +42,15 @@ def main() -> int:
     with torch.inference_mode():
         model(input_ids=prompt, cache=cache, use_cache=True)
 
-    def timed(k: int, skip: SkipSet | None) -> float:
+    lean = lean_drafter(model, cache)
+
+    def timed(k: int, skip: SkipSet | None, lean_pass: bool = False) -> float:
         ids = torch.randint(3, vocab, (1, k))
         positions = torch.arange(args.context, args.context + k).unsqueeze(0)
         start = time.perf_counter()
-        if skip is None:
+        if lean_pass:
+            lean.logits(int(ids[0, 0]), args.context, cache, skip)
+        elif skip is None:
             model(input_ids=ids, position_ids=positions, cache=cache, use_cache=True)
         else:
             with skipping(model, skip):
@@ -53,16 +59,18 @@ def main() -> int:
         cache.crop_to(args.context)  # every pass sees the same context
         return took
 
-    cases = {f"full x{k}": (k, None) for k in args.blocks}
-    cases.update({f"draft r={r}": (1, SkipSet.uniform(L, r)) for r in args.ratios})
+    cases = {f"full x{k}": (k, None, False) for k in args.blocks}
+    cases.update({f"draft r={r}": (1, SkipSet.uniform(L, r), False) for r in args.ratios})
+    if lean is not None:  # the drafter decoding uses on this family (leandraft.py)
+        cases.update({f"lean r={r}": (1, SkipSet.uniform(L, r), True) for r in args.ratios})
     times = {name: [] for name in cases}
     with torch.inference_mode():
         for _ in range(3):  # warm-up
-            for k, skip in cases.values():
-                timed(k, skip)
+            for case in cases.values():
+                timed(*case)
         for _ in range(args.repeats):
-            for name, (k, skip) in cases.items():  # interleaved: drift hits every case alike
-                times[name].append(timed(k, skip))
+            for name, case in cases.items():  # interleaved: drift hits every case alike
+                times[name].append(timed(*case))
     full = statistics.median(times["full x1"])
     print(f"# {args.model}: {L} layers, context {args.context}, medians of {args.repeats}, torch threads "
           f"{torch.get_num_threads()}")
@@ -71,14 +79,14 @@ def main() -> int:
         m = statistics.median(values)
         print(f"{name:<14} {m * 1e3:7.2f} {m / full:7.2f}")
     print("\nzero-overhead speedup bound, (a + 1) * full / (d * draft + verify(d + 1)), drafted d, accepted a:")
-    for r in args.ratios:
-        draft = statistics.median(times[f"draft r={r}"])
+    for name in [n for n in times if n.startswith(("draft", "lean"))]:
+        draft = statistics.median(times[name])
         cells = []
         for d, a in ((2, 2), (4, 3), (6, 4), (8, 6)):
             block = min(args.blocks, key=lambda b: abs(b - (d + 1)))
             verify = statistics.median(times[f"full x{block}"])
             cells.append(f"d={d},a={a}: {(a + 1) * full / (d * draft + verify):.2f}x")
-        print(f"  r={r}: " + "   ".join(cells))
+        print(f"  {name}: " + "   ".join(cells))
     return 0
 
 

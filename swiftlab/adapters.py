@@ -60,6 +60,8 @@ class Adapter:
     layers_path: str  # dotted attribute path from the CausalLM to the nn.ModuleList of layers
     attention_name: str  # attribute of a decoder layer
     mlp_names: tuple[str, ...] = ("mlp",)  # one module, or OPT's ("fc1", "fc2")
+    # exactly Llama's layer (RMSNorm, q/k/v/o projections with rotary, gated MLP): leandraft.py can draft it
+    lean_draft: bool = False
 
     def layers(self, model: nn.Module) -> nn.ModuleList:
         obj = model
@@ -92,6 +94,8 @@ ADAPTERS: dict[str, Adapter] = {
         "phi3", "phi", "olmo", "olmo2", "granite", "stablelm", "starcoder2",
     )
 }
+for name in ("llama", "mistral", "qwen2"):
+    ADAPTERS[name] = Adapter(family=name, lean_draft=True, **_LLAMA_LIKE)
 ADAPTERS["gpt2"] = Adapter("gpt2", layers_path="transformer.h", attention_name="attn")
 ADAPTERS["gpt_neox"] = Adapter("gpt_neox", layers_path="gpt_neox.layers", attention_name="attention")
 ADAPTERS["opt"] = Adapter("opt", layers_path="model.decoder.layers", attention_name="self_attn",

@@ -34,6 +34,18 @@ def _add_skip_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-draft", type=int, default=25, help="draft-length cap")
     p.add_argument("--verify", choices=("tree", "chain"), default="tree",
                    help="verify a token tree (top-1 chain plus runner-ups) or the top-1 chain only")
+    p.add_argument("--lookup", type=int, default=0, metavar="N",
+                   help="where the last tokens occurred earlier, draft up to N of the tokens that followed "
+                        "(prompt lookup) instead of running the skipping model (default 0: off)")
+    p.add_argument("--no-fallback", action="store_true",
+                   help="always draft, even while plain autoregressive steps are measured faster")
+
+
+def _swift_params(args):
+    from .decoding import SwiftParams
+
+    return SwiftParams(args.epsilon, args.max_draft, verify=args.verify, lookup=args.lookup,
+                       fallback=not args.no_fallback)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -384,10 +396,9 @@ def _load(args):
 
 def cmd_generate(args) -> int:
     from .api import generate
-    from .decoding import SwiftParams
 
     model, tokenizer = _load(args)
-    swift = SwiftParams(args.epsilon, args.max_draft, verify=args.verify)
+    swift = _swift_params(args)
     skip_set = _skip_set(args, model) if args.method == "swift" else None
     result = generate(model, tokenizer, args.prompt, method=args.method, skip_set=skip_set,
                       max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
@@ -422,13 +433,12 @@ def _demo_model(args):
 def cmd_demo(args) -> int:
     from .api import decode_continuation, encode_prompt
     from .bench import compare
-    from .decoding import SwiftParams
 
     model, tokenizer = _demo_model(args)
     skip_set = _skip_set(args, model)
     prompts = [encode_prompt(tokenizer, p) for p in DEMO_PROMPTS]
     comparison = compare(model, prompts, skip_set, max_new_tokens=args.max_new_tokens,
-                         repeats=args.repeats, swift=SwiftParams(args.epsilon, args.max_draft, verify=args.verify))
+                         repeats=args.repeats, swift=_swift_params(args))
     s = comparison.summary()
     print(f"model: {args.model or 'random demo Llama'}   skip set: {skip_set}")
     print(f"autoregressive  {s['ar_tokens_per_s']:8.1f} tok/s (median of {s['runs']} runs)")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -26,11 +27,13 @@ from torch import nn
 
 from .cache import SkipAwareCache
 from .errors import SwiftlabError
+from .leandraft import LeanDrafter, lean_drafter
+from .lookup import lookup_continuation
 from .records import DecodeResult
 from .sampling import SamplingParams, choose, probabilities, sample
 from .skipping import check_skip_set, skipping
 from .skipset import SkipSet
-from .tree import (GREEDY_SIBLINGS, SAMPLING_SIBLINGS, DraftTree, accept_greedy, accept_sampled,
+from .tree import (CPU_GREEDY_SIBLINGS, GREEDY_SIBLINGS, SAMPLING_SIBLINGS, DraftTree, accept_greedy, accept_sampled,
                    candidates_for, tree_mask, tree_positions)
 
 
@@ -40,8 +43,12 @@ class SwiftParams:
     max_draft: int = 25  # draft-length cap (the reference's)
     verify: str = "tree"  # "tree": top-1 chain plus runner-up siblings per depth; "chain": top-1 only
     max_tree: int = 64  # cap on tree nodes per step
-    greedy_candidates: tuple = GREEDY_SIBLINGS  # (top-1 probability above, candidates kept) per depth
+    # (top-1 probability above, candidates kept) per depth; None: GREEDY_SIBLINGS, or CPU_GREEDY_SIBLINGS on a CPU
+    greedy_candidates: tuple | None = None
     sampling_candidates: tuple = SAMPLING_SIBLINGS
+    lean_draft: bool = True  # draft through leandraft.py where the family allows (same drafter, less overhead)
+    lookup: int = 0  # > 0: where the last tokens occurred before, draft up to this many of what followed (lookup.py)
+    fallback: bool = True  # take plain autoregressive steps while drafting is measured slower than them
 
     def __post_init__(self):
         if self.verify not in ("tree", "chain"):
@@ -52,6 +59,8 @@ class SwiftParams:
             raise SwiftlabError(f"epsilon must be in [0, 1], got {self.epsilon}")
         if self.max_draft < 1:
             raise SwiftlabError(f"max_draft must be >= 1, got {self.max_draft}")
+        if self.lookup < 0:
+            raise SwiftlabError(f"lookup must be >= 0 tokens, got {self.lookup}")
 
 
 def context_limit(model: nn.Module) -> int | None:
@@ -135,6 +144,7 @@ class _Run:
     accepted: list[int] = field(default_factory=list)
     timings: dict = field(default_factory=lambda: {"draft": 0.0, "verify": 0.0, "optimize": 0.0, "other": 0.0})
     tree_sizes: list[int] = field(default_factory=list)
+    drafters: dict = field(default_factory=lambda: {"skip": 0, "lookup": 0, "ar": 0})  # steps drafted by each
     stop_reason: str = ""
 
     def __post_init__(self):
@@ -154,6 +164,12 @@ class _Run:
             positions = torch.arange(start, start + ids.shape[1], device=self.device).unsqueeze(0)
         out = self.model(input_ids=ids, position_ids=positions, attention_mask=mask, cache=self.cache, use_cache=True)
         return out.logits[0]
+
+    def context(self) -> list[int]:
+        """Prompt and generated tokens so far (the last one is the pending token)."""
+        if not hasattr(self, "_prompt_list"):
+            self._prompt_list = self.prompt[0].tolist()
+        return self._prompt_list + self.tokens
 
     def clock(self) -> float:
         self._sync()
@@ -234,6 +250,8 @@ class DecodeSession:
         self.run = _Run(model, prompt, max_new_tokens, sampling, eos_ids(model), generator,
                         rollback=method == "swift",
                         tree=method == "swift" and swift.verify == "tree" and tree_supported(model))
+        self.lean = lean_drafter(model, self.run.cache) if method == "swift" and swift.lean_draft else None
+        self.pace = _Pace()
         self.done = False
         self.events: list[StepEvent] = []
         self._cur = None
@@ -265,8 +283,8 @@ class DecodeSession:
         elif self.method == "ar":
             new, tree, path = _ar_step(run, self._cur), None, []
         else:
-            new, tree, path = _swift_step(run, self._cur, self.skip_set, self.swift)
-        used = self.skip_set if tree is not None else None
+            new, tree, path = self._speculative_step()
+        used = self.skip_set if tree is not None and tree.source == "skip" else None
         going = run.emit(new, len(tree.chain) if tree else 0, len(path))
         self._cur = new[-1]
         if going and self.search is not None and not self.search.done and index > 0:
@@ -274,6 +292,27 @@ class DecodeSession:
         self.done = not going
         return StepEvent(index, list(tree.chain) if tree else [], [list(s) for s in tree.siblings] if tree else [],
                          len(path), new, used)
+
+    def _speculative_step(self):
+        """A draft/verify cycle, drafting by lookup where the context offers a match, else with the
+        skipping model; or a plain step while those are measured slower than plain steps."""
+        run, swift = self.run, self.swift
+        proposal = lookup_continuation(run.context(), min(swift.lookup, run.remaining - 1)) if swift.lookup else []
+        eos_at = next((i for i, t in enumerate(proposal) if t in run.eos), None)
+        proposal = proposal[:eos_at + 1] if eos_at is not None else proposal
+        if proposal:
+            run.drafters["lookup"] += 1
+            return _swift_step(run, self._cur, self.skip_set, swift, self.lean, proposal)
+        kind = self.pace.pick() if swift.fallback else "skip"
+        run.drafters[kind] += 1
+        t0 = run.clock()
+        if kind == "ar":
+            new, tree, path = _ar_step(run, self._cur), None, []
+            run.tree_sizes.append(0)  # nothing drafted, nothing but the pending token verified
+        else:
+            new, tree, path = _swift_step(run, self._cur, self.skip_set, swift, self.lean)
+        self.pace.record(kind, run.clock() - t0, len(new))
+        return new, tree, path
 
     def result(self) -> DecodeResult:
         run, method = self.run, self.method
@@ -285,7 +324,36 @@ class DecodeSession:
             drafted_per_step=list(run.drafted), accepted_per_step=list(run.accepted), wall_s=wall,
             tree_size_per_step=[0] + run.tree_sizes if method == "swift" else [],
             verify=("tree" if run.tree else "chain") if method == "swift" else "",
+            drafters=dict(run.drafters) if method == "swift" else {},
             timings_s=dict(run.timings), stop_reason=run.stop_reason)
+
+
+class _Pace:
+    """Whether drafting pays: seconds per emitted token of drafting steps and of plain steps, as
+    running averages. The slower kind is tried again every PROBE steps, so a skip set that got
+    better (the search runs meanwhile) or a stretch of easier text is noticed. Both kinds emit
+    exactly the full model's tokens, so the choice changes speed only."""
+
+    PROBE = 12
+    WEIGHT = 0.3  # of the newest step in the running average
+
+    def __init__(self):
+        self.cost: dict[str, float] = {}
+        self.steps = 0
+
+    def pick(self) -> str:
+        self.steps += 1
+        if "skip" not in self.cost:
+            return "skip"
+        best = min(self.cost, key=self.cost.get) if "ar" in self.cost else "skip"
+        if self.steps % self.PROBE == 0:
+            return "ar" if best == "skip" else "skip"
+        return best
+
+    def record(self, kind: str, seconds: float, tokens: int) -> None:
+        per_token = seconds / max(tokens, 1)
+        old = self.cost.get(kind)
+        self.cost[kind] = per_token if old is None else (1 - self.WEIGHT) * old + self.WEIGHT * per_token
 
 
 def _optimize(run: _Run, search) -> SkipSet | None:
@@ -310,11 +378,16 @@ def _ar_step(run: _Run, cur: int) -> list[int]:
     return [token]
 
 
-def _swift_step(run: _Run, cur: int, skip_set: SkipSet, swift: SwiftParams):
-    """One draft/verify cycle: (emitted tokens, the draft tree, the accepted node path)."""
+def _swift_step(run: _Run, cur: int, skip_set: SkipSet, swift: SwiftParams, lean: LeanDrafter | None,
+                proposal: list[int] | None = None):
+    """One draft/verify cycle: (emitted tokens, the draft tree, the accepted node path). With a
+    `proposal` (a lookup continuation) that chain is verified instead of a drafted one."""
     n = run.prompt.shape[1] + len(run.tokens) - 1  # positions already in the cache; cur goes at n
     t0 = run.clock()
-    tree = _draft(run, cur, n, skip_set, min(swift.max_draft, run.remaining - 1), swift)
+    if proposal:
+        tree = _proposal_tree(run, proposal)
+    else:
+        tree = _draft(run, cur, n, skip_set, min(swift.max_draft, run.remaining - 1), swift, lean)
     run.cache.crop_to(n)  # drop the drafter's KV entries: the full model recomputes these positions
     t1 = run.clock()
     if tree.size > len(tree.chain):  # siblings: one pass over the whole tree with a tree mask
@@ -334,15 +407,29 @@ def _swift_step(run: _Run, cur: int, skip_set: SkipSet, swift: SwiftParams):
     return new, tree, path
 
 
-def _draft(run: _Run, cur: int, n: int, skip_set: SkipSet, cap: int, swift: SwiftParams) -> DraftTree:
+def _proposal_tree(run: _Run, proposal: list[int]) -> DraftTree:
+    """A fixed chain as a draft. For sampling its q is one-hot, so rejection sampling accepts token x
+    with probability p(x) and otherwise samples p without x: still exactly the full model's distribution."""
+    tree = DraftTree(chain=list(proposal), siblings=[[] for _ in proposal], source="lookup")
+    if not run.sampling.greedy:
+        vocab = run.model.get_input_embeddings().num_embeddings
+        tree.draft_probs = [torch.zeros(vocab, device=run.device).index_fill_(0, torch.tensor([t], device=run.device), 1.0)
+                            for t in proposal]
+    return tree
+
+
+def _draft(run: _Run, cur: int, n: int, skip_set: SkipSet, cap: int, swift: SwiftParams,
+           lean: LeanDrafter | None) -> DraftTree:
     """Tokens from the skip-mode model, one at a time, while it is confident; with tree
-    verification also, per depth, runner-up candidates (more where the drafter is less sure)."""
+    verification also, per depth, runner-up candidates (more where the drafter is less sure).
+    The lean drafter, where there is one, is the same skip-mode model without transformers' call overhead."""
     tree = DraftTree()
     token = cur
     greedy = run.sampling.greedy
-    with skipping(run.model, skip_set):
+    with nullcontext() if lean else skipping(run.model, skip_set):
         for j in range(cap):
-            probs = probabilities(run.forward([token], n + j)[-1], run.sampling)
+            logits = lean.logits(token, n + j, run.cache, skip_set) if lean else run.forward([token], n + j)[-1]
+            probs = probabilities(logits, run.sampling)
             if greedy:
                 confidence, token = (float(v) for v in probs.max(-1))
                 token = int(token)
@@ -352,7 +439,7 @@ def _draft(run: _Run, cur: int, n: int, skip_set: SkipSet, cap: int, swift: Swif
                 tree.draft_probs.append(probs)
             tree.chain.append(token)
             tree.siblings.append(_siblings(run, probs, token, confidence, swift, tree.size) if run.tree else [])
-            if confidence < swift.epsilon:
+            if confidence < swift.epsilon or token in run.eos:  # nothing after end-of-text is ever needed
                 break
     return tree
 
@@ -361,7 +448,10 @@ def _siblings(run: _Run, probs: torch.Tensor, chain_token: int, confidence: floa
               size: int) -> list[int]:
     """Runner-up candidates at one depth: the top tokens when greedy; for sampling, further draws
     from q without replacement (what keeps recursive rejection sampling lossless)."""
-    table = swift.greedy_candidates if run.sampling.greedy else swift.sampling_candidates
+    if not run.sampling.greedy:
+        table = swift.sampling_candidates
+    else:
+        table = swift.greedy_candidates or (CPU_GREEDY_SIBLINGS if run.device.type == "cpu" else GREEDY_SIBLINGS)
     count = min(candidates_for(confidence, table) - 1, swift.max_tree - size - 1, int((probs > 0).sum()) - 1)
     if count <= 0:
         return []

@@ -3,6 +3,7 @@
 Methods (all greedy):
   ar            swiftlab's autoregressive loop (the baseline every speedup is relative to)
   swift         SWIFT on the fly: one stream over the task's prompts, searching, then accelerating
+  swift+lookup  the same, drafting by prompt lookup where the context repeats (its own stream and search)
   swift-cached  SWIFT with the skip set cached for this model and task (`swiftlab optimize`)
   uniform       SWIFT drafting with the static uniform set at --skip-ratio
   early-exit    SWIFT drafting with the first layers only (LayerSkip-style static set)
@@ -20,7 +21,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -32,10 +33,11 @@ from .errors import SwiftlabError
 from .records import DecodeResult
 from .search import SearchConfig
 from .skipset import SkipSet
-from .stream import SwiftStream
+from .stream import StreamSettings, SwiftStream
 
-METHODS = ("ar", "swift", "swift-cached", "uniform", "early-exit", "hf-generate", "hf-early-exit",
+METHODS = ("ar", "swift", "swift+lookup", "swift-cached", "uniform", "early-exit", "hf-generate", "hf-early-exit",
            "hf-prompt-lookup")
+LOOKUP_TOKENS = 10  # drafted by lookup per pass, as transformers' prompt_lookup_num_tokens=10 below
 
 
 @dataclass
@@ -83,8 +85,9 @@ def make_runners(model, methods, *, task: str, model_name: str, skip_ratio: floa
             raise SwiftlabError(f"method {name!r}: only early-exit and hf-early-exit take a layer (:E)")
         if m == "ar":
             runners[name] = lambda ids, n: decode(model, ids, method="ar", max_new_tokens=n)
-        elif m == "swift":
-            stream = SwiftStream(model, search)  # its search state runs across the prompts
+        elif m in ("swift", "swift+lookup"):
+            params = replace(swift, lookup=LOOKUP_TOKENS) if m == "swift+lookup" else swift
+            stream = SwiftStream(model, search, settings=StreamSettings(swift=params))  # search runs across prompts
             runners[name] = lambda ids, n, stream=stream: stream.decode(ids, max_new_tokens=n)
             runners[name].stream = stream  # run_bench reads each prompt's phase from it
         elif m == "swift-cached":
@@ -127,7 +130,7 @@ def run_bench(model, tokenizer, *, task: str, prompts: int, methods, model_name:
     runners = make_runners(model, methods, task=task, model_name=model_name, **runner_options)
     warm = [encode_prompt(tokenizer, examples[0].prompt)]
     for method, run in runners.items():  # one short warm-up each, kept out of the numbers
-        if method != "swift":
+        if not hasattr(run, "stream"):  # a stream's first prompt is part of its cold start
             run(warm[0], 4)
     lines = []
     names = list(runners)
@@ -173,10 +176,11 @@ def summarize(lines: list[BenchLine]) -> list[dict]:
         per = {}
         for l in mine:  # median over repeats, per prompt
             per.setdefault(l.method, {}).setdefault(l.prompt_id, []).append(l)
-        # SWIFT's acceleration phase alone: its prompts decoded with the search already stopped
-        accelerating = {p: [x for x in v if x.phase == "accelerate"] for p, v in per.get("swift", {}).items()}
-        if any(accelerating.values()) and "ar" in per:
-            per["swift (accelerating)"] = {p: v for p, v in accelerating.items() if v}
+        # a stream's acceleration phase alone: its prompts decoded with the search already stopped
+        for method in [m for m in per if m.startswith("swift")]:
+            accelerating = {p: [x for x in v if x.phase == "accelerate"] for p, v in per[method].items()}
+            if any(accelerating.values()) and "ar" in per:
+                per[f"{method} (accelerating)"] = {p: v for p, v in accelerating.items() if v}
         ar = per.get("ar")
 
         def baseline_tps(method: str, prompts) -> float | None:

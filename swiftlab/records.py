@@ -30,6 +30,7 @@ class DecodeResult:
     tree_size_per_step: list[int] = field(default_factory=list)  # nodes verified per pass (SWIFT)
     verify: str = ""  # "tree" or "chain" for SWIFT
     stop_reason: str = ""  # "eos" or "max_new_tokens"
+    drafters: dict = field(default_factory=dict)  # SWIFT steps by kind: "skip", "lookup", "ar" (plain steps)
     text: str | None = None
 
     @property

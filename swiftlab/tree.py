@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 import torch
 
 GREEDY_SIBLINGS = ((0.95, 3), (0.8, 5), (0.5, 8), (0.0, 10))  # top-1 prob above -> candidates kept
+# On a CPU every verified node costs: a 16-node pass is 1.42 full passes there, a 4-node one 1.23
+# (benchmarks/step_costs.py), while on a GPU extra nodes are nearly free. With fewer runner-ups the
+# lab model kept the same tokens per pass (4.9 on story) and ran 1.45x instead of 1.38x.
+CPU_GREEDY_SIBLINGS = ((0.95, 1), (0.8, 2), (0.5, 3), (0.0, 4))
 SAMPLING_SIBLINGS = ((0.95, 1), (0.8, 3), (0.5, 5), (0.0, 10))
 
 
@@ -35,6 +39,7 @@ class DraftTree:
     chain: list[int] = field(default_factory=list)  # top-1 drafts, depth 1..k
     siblings: list[list[int]] = field(default_factory=list)  # per depth: extra candidate tokens (leaves)
     draft_probs: list[torch.Tensor] = field(default_factory=list)  # per depth: q (sampling only)
+    source: str = "skip"  # who drafted the chain: "skip" (the skipping model) or "lookup" (lookup.py)
 
     @property
     def size(self) -> int:

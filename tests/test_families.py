@@ -32,7 +32,7 @@ def test_greedy_identity(family, verify):
     drafted = 0
     for skip_set in skip_sets:
         result = decode(model, PROMPT, method="swift", skip_set=skip_set, max_new_tokens=NEW,
-                        swift=SwiftParams(verify=verify))
+                        swift=SwiftParams(verify=verify, fallback=False))
         assert result.token_ids == reference, f"{family} diverged with {skip_set}"
         assert result.verify == ("chain" if family in SLIDING else verify)
         if result.verify == "tree":

@@ -73,7 +73,8 @@ def test_swift_sampling_matches_the_model_distribution(model, params, verify, mo
     want2, want3 = exact_marginals(model, params)
     second, third, drafted, accepted = [], [], 0, 0
     # two siblings per depth: enough for every branch of recursive rejection sampling to run
-    swift = SwiftParams(epsilon=0.0, max_draft=4, verify=verify, sampling_candidates=((0.0, 3),))
+    swift = SwiftParams(epsilon=0.0, max_draft=4, verify=verify, sampling_candidates=((0.0, 3),),
+                        fallback=False)
     for seed in range(N):
         r = decode(model, PROMPT, method="swift", skip_set=SKIP, max_new_tokens=3, sampling=params,
                    seed=seed, swift=swift)

@@ -83,8 +83,8 @@ def test_tree_lifts_tokens_per_pass_on_the_same_skip_set():
     from swiftlab import SwiftParams
 
     s = SkipSet.uniform(L, 0.75)
-    chain = decode(model, [1, 5, 9], method="swift", skip_set=s, max_new_tokens=60, swift=SwiftParams(verify="chain"))
-    tree = decode(model, [1, 5, 9], method="swift", skip_set=s, max_new_tokens=60, swift=SwiftParams(verify="tree"))
+    chain = decode(model, [1, 5, 9], method="swift", skip_set=s, max_new_tokens=60, swift=SwiftParams(verify="chain", fallback=False))
+    tree = decode(model, [1, 5, 9], method="swift", skip_set=s, max_new_tokens=60, swift=SwiftParams(verify="tree", fallback=False))
     assert tree.token_ids == chain.token_ids
     assert tree.mean_accepted_tokens > chain.mean_accepted_tokens
     assert len(tree.tree_size_per_step) == tree.steps and tree.tree_size_per_step[0] == 0

@@ -1,0 +1,27 @@
+"""Prompt-lookup drafts: if the last few tokens occurred earlier, propose what followed them there.
+
+Summaries copy names and numbers from their article, code repeats identifiers, lists repeat
+items: there the best draft costs no model pass at all (Saxena's prompt lookup decoding, in
+transformers as `prompt_lookup_num_tokens`). SWIFT drafts with the skipping model wherever no such
+match exists, so each draws its tokens where it is strong. Verification is unchanged, so the
+output is still exactly the full model's.
+"""
+
+from __future__ import annotations
+
+NGRAM_SIZES = (3, 2)  # longest match first; a single repeated token is too weak a cue to bet a pass on
+
+
+def lookup_continuation(tokens: list[int], max_tokens: int, ngram_sizes=NGRAM_SIZES) -> list[int]:
+    """Up to `max_tokens` tokens that followed the most recent earlier occurrence of the last n-gram."""
+    if max_tokens < 1:
+        return []
+    for size in ngram_sizes:
+        if len(tokens) <= size:
+            continue
+        tail = tokens[-size:]
+        last = tail[-1]
+        for start in range(len(tokens) - size - 1, -1, -1):  # most recent first; the tail itself excluded
+            if tokens[start + size - 1] == last and tokens[start:start + size] == tail:
+                return tokens[start + size:start + size + max_tokens]
+    return []

@@ -1,0 +1,106 @@
+"""Lookup drafts and plain-step fallback: both change where tokens are drafted, never which tokens come out."""
+
+import time
+
+import numpy as np
+import pytest
+import torch
+from test_sampling import N, V, chi_square_p
+from test_sampling import model as sampling_model  # noqa: F401 (a fixture)
+from tiny_models import tiny_model
+
+from swiftlab import SamplingParams, SkipSet, SwiftParams, decode, load_model, num_layers
+from swiftlab.api import encode_prompt
+from swiftlab.decoding import _Pace
+from swiftlab.leandraft import LeanDrafter
+from swiftlab.lookup import lookup_continuation
+from swiftlab.sampling import probabilities
+from swiftlab.skipping import is_pristine
+
+
+def test_lookup_continuation():
+    #         0  1  2  3  4  5  6  7  8  9
+    tokens = [5, 6, 7, 8, 9, 6, 7, 1, 2, 6, 7]
+    # the bigram (6, 7) occurred twice before: the most recent one (at 5) wins
+    assert lookup_continuation(tokens, 3) == [1, 2, 6]
+    assert lookup_continuation(tokens, 1) == [1]
+    assert lookup_continuation(tokens, 0) == []
+    # the longest n-gram is tried first: (9, 6, 7) occurred at 4, so its continuation wins
+    assert lookup_continuation([9, 6, 7, 4, 4, 6, 7, 3, 9, 6, 7], 2) == [4, 4]
+    assert lookup_continuation([1, 2, 3, 4], 5) == []  # nothing repeats
+    assert lookup_continuation([1, 2, 1], 5) == []  # a single repeated token is not enough
+    assert lookup_continuation([4, 4], 5) == []  # the tail itself does not count as a match
+    assert lookup_continuation([1, 2, 1, 2], 5) == [1, 2]  # the continuation may run into the tail
+
+
+def test_pace_prefers_the_faster_kind_and_keeps_probing():
+    pace = _Pace()
+    assert pace.pick() == "skip"  # nothing measured yet: draft
+    pace.record("skip", 0.030, 1)  # 30 ms per token drafting
+    picks = [pace.pick() for _ in range(pace.PROBE)]
+    assert "ar" in picks  # the plain step gets measured
+    pace.record("ar", 0.010, 1)
+    picks = [pace.pick() for _ in range(3 * pace.PROBE)]
+    assert picks.count("ar") == 3 * pace.PROBE - 3 and picks.count("skip") == 3  # one probe per PROBE steps
+    for _ in range(10):
+        pace.record("skip", 0.002, 1)  # drafting got better (say, the search found a better set)
+    assert pace.pick() == "skip" or pace.pick() == "skip"
+
+
+def test_fallback_takes_plain_steps_when_drafting_is_slow(monkeypatch):
+    model = tiny_model("llama")
+    L = num_layers(model)
+    prompt = [1, 5, 9, 14, 3, 7, 22, 40]
+    reference = decode(model, prompt, method="ar", max_new_tokens=80).token_ids
+    real = LeanDrafter.logits
+    monkeypatch.setattr(LeanDrafter, "logits", lambda self, *a: time.sleep(0.01) or real(self, *a))
+    slow = decode(model, prompt, method="swift", skip_set=SkipSet.uniform(L, 0.5), max_new_tokens=80)
+    assert slow.token_ids == reference
+    assert slow.drafters["ar"] > 3 * slow.drafters["skip"] > 0
+    assert slow.drafters["ar"] + slow.drafters["skip"] == slow.steps - 1  # every step after the prefill
+    assert slow.tree_size_per_step.count(0) == slow.drafters["ar"] + 1 and len(slow.tree_size_per_step) == slow.steps
+    never = decode(model, prompt, method="swift", skip_set=SkipSet.uniform(L, 0.5), max_new_tokens=80,
+                   swift=SwiftParams(fallback=False))
+    assert never.token_ids == reference and never.drafters["ar"] == 0
+    assert is_pristine(model)
+
+
+@pytest.mark.parametrize("verify", ["tree", "chain"])
+def test_lookup_drafts_keep_greedy_output(verify):
+    model, tokenizer = load_model("lab")
+    L = num_layers(model)
+    ids = encode_prompt(tokenizer, "Tom has 3 red apples. Tom has 3 red apples. Tom has")
+    reference = model.generate(torch.tensor([ids]), max_new_tokens=60, do_sample=False)[0, len(ids):].tolist()
+    for lookup in (1, 10):
+        r = decode(model, ids, method="swift", skip_set=SkipSet.uniform(L, 0.45), max_new_tokens=60,
+                   swift=SwiftParams(lookup=lookup, verify=verify))
+        assert r.token_ids == reference
+        assert r.drafters["lookup"] > 0 and max(r.drafted_per_step) <= max(lookup, 25)
+    assert is_pristine(model)
+
+
+def test_lookup_rejects_a_negative_length():
+    with pytest.raises(Exception, match="lookup must be >= 0"):
+        SwiftParams(lookup=-1)
+
+
+def test_lookup_sampling_matches_the_model_distribution(sampling_model):  # noqa: F811
+    """The prompt holds "7 x" for every token x and ends in 7, so whatever the first token x is, the
+    next step drafts by lookup (one-hot q): the 2nd token's distribution must still be the model's own."""
+    model = sampling_model
+    prompt = [t for x in range(V) for t in (7, x)] + [7]
+    params = SamplingParams(temperature=1.0)
+    with torch.no_grad():
+        p1 = probabilities(model(torch.tensor([prompt])).logits[0, -1], params)
+        p2_given = probabilities(model(torch.tensor([prompt + [a] for a in range(V)])).logits[:, -1], params)
+    want2 = (p1[:, None] * p2_given).sum(0).double().numpy()
+    second, lookups, accepted = [], 0, []
+    for seed in range(N):
+        r = decode(model, prompt, method="swift", skip_set=SkipSet((1, 2, 3), (2, 4), 6), max_new_tokens=3,
+                   sampling=params, seed=seed, swift=SwiftParams(lookup=3, fallback=False))
+        second.append(r.token_ids[1])
+        lookups += r.drafters["lookup"]
+        accepted.append(r.accepted_per_step[1])
+    assert lookups >= N  # the first step after the prefill drafted by lookup every time
+    assert 0.05 < np.mean(np.array(accepted) > 0) < 0.95  # both the accept and the resample paths ran
+    assert chi_square_p(np.array(second), want2) > 1e-3
