@@ -28,7 +28,7 @@ from torch import nn
 from .cache import SkipAwareCache
 from .errors import SwiftlabError
 from .leandraft import LeanDrafter, lean_drafter
-from .lookup import lookup_continuation
+from .lookup import NGRAM_SIZES, lookup_continuation
 from .records import DecodeResult
 from .sampling import SamplingParams, choose, probabilities, sample
 from .skipping import check_skip_set, skipping
@@ -48,6 +48,7 @@ class SwiftParams:
     sampling_candidates: tuple = SAMPLING_SIBLINGS
     lean_draft: bool = True  # draft through leandraft.py where the family allows (same drafter, less overhead)
     lookup: int = 0  # > 0: where the last tokens occurred before, draft up to this many of what followed (lookup.py)
+    lookup_ngrams: tuple = NGRAM_SIZES  # n-gram sizes matched, longest first
     fallback: bool = True  # take plain autoregressive steps while drafting is measured slower than them
 
     def __post_init__(self):
@@ -142,7 +143,8 @@ class _Run:
     tokens: list[int] = field(default_factory=list)
     drafted: list[int] = field(default_factory=list)
     accepted: list[int] = field(default_factory=list)
-    timings: dict = field(default_factory=lambda: {"draft": 0.0, "verify": 0.0, "optimize": 0.0, "other": 0.0})
+    timings: dict = field(default_factory=lambda: {"prefill": 0.0, "draft": 0.0, "verify": 0.0, "optimize": 0.0,
+                                                   "other": 0.0})
     tree_sizes: list[int] = field(default_factory=list)
     drafters: dict = field(default_factory=lambda: {"skip": 0, "lookup": 0, "ar": 0})  # steps drafted by each
     stop_reason: str = ""
@@ -279,7 +281,9 @@ class DecodeSession:
     def _step(self) -> StepEvent:
         run, index = self.run, len(self.events)
         if self._cur is None:  # prefill: the full model reads the prompt and picks the first token
+            t0 = run.clock()
             new, tree, path = [choose(run.forward(run.prompt[0], 0)[-1], run.sampling, run.generator)], None, []
+            run.timings["prefill"] += run.clock() - t0
         elif self.method == "ar":
             new, tree, path = _ar_step(run, self._cur), None, []
         else:
@@ -294,30 +298,30 @@ class DecodeSession:
                          len(path), new, used)
 
     def _speculative_step(self):
-        """A draft/verify cycle, drafting by lookup where the context offers a match, else with the
-        skipping model; or a plain step while those are measured slower than plain steps."""
+        """A draft/verify cycle, drafted by lookup (where the context offers a match) or by the skipping
+        model, or a plain step: whichever kind is measured cheapest per token (see _Pace)."""
         run, swift = self.run, self.swift
-        proposal = lookup_continuation(run.context(), min(swift.lookup, run.remaining - 1)) if swift.lookup else []
+        proposal = lookup_continuation(run.context(), min(swift.lookup, run.remaining - 1),
+                                       swift.lookup_ngrams) if swift.lookup else []
         eos_at = next((i for i, t in enumerate(proposal) if t in run.eos), None)
         proposal = proposal[:eos_at + 1] if eos_at is not None else proposal
-        if proposal:
-            run.drafters["lookup"] += 1
-            return _swift_step(run, self._cur, self.skip_set, swift, self.lean, proposal)
-        kind = self.pace.pick() if swift.fallback else "skip"
+        kinds = ("lookup",) * bool(proposal) + ("skip",) + ("ar",) * swift.fallback
+        kind = self.pace.pick(kinds)
         run.drafters[kind] += 1
         t0 = run.clock()
         if kind == "ar":
             new, tree, path = _ar_step(run, self._cur), None, []
             run.tree_sizes.append(0)  # nothing drafted, nothing but the pending token verified
         else:
-            new, tree, path = _swift_step(run, self._cur, self.skip_set, swift, self.lean)
+            new, tree, path = _swift_step(run, self._cur, self.skip_set, swift, self.lean,
+                                          proposal if kind == "lookup" else None)
         self.pace.record(kind, run.clock() - t0, len(new))
         return new, tree, path
 
     def result(self) -> DecodeResult:
         run, method = self.run, self.method
         wall = (self._end - self._start) if self._start is not None else 0.0
-        run.timings["other"] = max(wall - run.timings["draft"] - run.timings["verify"] - run.timings["optimize"], 0.0)
+        run.timings["other"] = max(wall - sum(v for k, v in run.timings.items() if k != "other"), 0.0)
         return DecodeResult(
             method=method, prompt_ids=run.prompt[0].tolist(), token_ids=list(run.tokens),
             skip_set=self.skip_set.to_dict() if method == "swift" else None,
@@ -329,31 +333,38 @@ class DecodeSession:
 
 
 class _Pace:
-    """Whether drafting pays: seconds per emitted token of drafting steps and of plain steps, as
-    running averages. The slower kind is tried again every PROBE steps, so a skip set that got
-    better (the search runs meanwhile) or a stretch of easier text is noticed. Both kinds emit
-    exactly the full model's tokens, so the choice changes speed only."""
+    """Which kind of step pays: seconds per emitted token of each kind ("lookup" drafts, "skip"
+    drafts, plain "ar" steps), as running averages. Among the kinds available at a step the cheapest
+    is taken; a drafting kind not yet measured is tried first, and every PROBE steps the kind measured
+    longest ago is tried instead, so a skip set that got better (the search runs meanwhile) or text
+    that turned easier is noticed. Every kind emits exactly the full model's tokens: the choice
+    changes speed only."""
 
     PROBE = 12
     WEIGHT = 0.3  # of the newest step in the running average
 
     def __init__(self):
         self.cost: dict[str, float] = {}
+        self.measured_at: dict[str, int] = {}
         self.steps = 0
 
-    def pick(self) -> str:
+    def pick(self, kinds: tuple[str, ...]) -> str:
         self.steps += 1
-        if "skip" not in self.cost:
-            return "skip"
-        best = min(self.cost, key=self.cost.get) if "ar" in self.cost else "skip"
-        if self.steps % self.PROBE == 0:
-            return "ar" if best == "skip" else "skip"
+        untried = [k for k in kinds if k not in self.cost and k != "ar"]
+        if untried:
+            return untried[0]
+        known = [k for k in kinds if k in self.cost]
+        best = min(known, key=self.cost.get)
+        others = [k for k in kinds if k != best]
+        if others and self.steps % self.PROBE == 0:
+            return min(others, key=lambda k: self.measured_at.get(k, -1))
         return best
 
     def record(self, kind: str, seconds: float, tokens: int) -> None:
         per_token = seconds / max(tokens, 1)
         old = self.cost.get(kind)
         self.cost[kind] = per_token if old is None else (1 - self.WEIGHT) * old + self.WEIGHT * per_token
+        self.measured_at[kind] = self.steps
 
 
 def _optimize(run: _Run, search) -> SkipSet | None:

@@ -216,9 +216,10 @@ def _mean_tps(by_prompt: dict, rate) -> float:
 
 
 def _model_only_tps(line: BenchLine) -> float | None:
-    """Tokens/s counting only SWIFT's draft and verify time (no search, bookkeeping or Python between)."""
+    """Tokens/s counting only SWIFT's model passes: the prompt pass, drafts and verifications (no search,
+    bookkeeping or Python between steps). The prompt pass counts because the baseline's time includes it."""
     t = line.timings_s or {}
-    busy = t.get("draft", 0.0) + t.get("verify", 0.0)
+    busy = t.get("prefill", 0.0) + t.get("draft", 0.0) + t.get("verify", 0.0)
     return line.new_tokens / busy if line.drafted_per_step and sum(line.drafted_per_step) and busy > 0 else None
 
 

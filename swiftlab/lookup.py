@@ -13,7 +13,11 @@ NGRAM_SIZES = (3, 2)  # longest match first; a single repeated token is too weak
 
 
 def lookup_continuation(tokens: list[int], max_tokens: int, ngram_sizes=NGRAM_SIZES) -> list[int]:
-    """Up to `max_tokens` tokens that followed the most recent earlier occurrence of the last n-gram."""
+    """Up to `max_tokens` tokens that followed the first earlier occurrence of the last n-gram.
+
+    The first, as transformers does: it is usually the source being copied (the article, the
+    function's signature), where the most recent one is often a partial copy made a moment ago. On
+    code the first occurrence gave 2.6 tokens per pass, the most recent 2.0."""
     if max_tokens < 1:
         return []
     for size in ngram_sizes:
@@ -21,7 +25,7 @@ def lookup_continuation(tokens: list[int], max_tokens: int, ngram_sizes=NGRAM_SI
             continue
         tail = tokens[-size:]
         last = tail[-1]
-        for start in range(len(tokens) - size - 1, -1, -1):  # most recent first; the tail itself excluded
+        for start in range(len(tokens) - size):  # the tail itself (start = len - size) excluded
             if tokens[start + size - 1] == last and tokens[start:start + size] == tail:
                 return tokens[start + size:start + size + max_tokens]
     return []

@@ -186,8 +186,9 @@ def ratio_sweep(model, prompts: list[list[int]], ratios, strategies=STRATEGIES, 
 
 def latency_breakdown(results) -> dict[str, float]:
     """Share of wall time in optimize / draft / verify / other, over decoding records (the
-    paper's per-token latency table), plus milliseconds per generated token."""
+    paper's per-token latency table; the prompt pass counts as other), plus milliseconds per token."""
     totals = {k: sum(r.timings_s[k] for r in results) for k in ("optimize", "draft", "verify", "other")}
+    totals["other"] += sum(r.timings_s.get("prefill", 0.0) for r in results)
     wall = sum(r.wall_s for r in results)
     tokens = sum(r.new_tokens for r in results)
     return {**{k: v / wall for k, v in totals.items()}, "ms_per_token": 1000 * wall / tokens}

@@ -26,7 +26,9 @@ class DecodeResult:
     drafted_per_step: list[int] = field(default_factory=list)  # drafted tokens, per full-model pass
     accepted_per_step: list[int] = field(default_factory=list)  # drafted tokens accepted, per pass
     wall_s: float = 0.0
-    timings_s: dict = field(default_factory=lambda: {"draft": 0.0, "verify": 0.0, "optimize": 0.0, "other": 0.0})
+    # seconds: prefill (the prompt pass), draft, verify (plain steps too), optimize (search), other (the rest)
+    timings_s: dict = field(default_factory=lambda: {"prefill": 0.0, "draft": 0.0, "verify": 0.0, "optimize": 0.0,
+                                                     "other": 0.0})
     tree_size_per_step: list[int] = field(default_factory=list)  # nodes verified per pass (SWIFT)
     verify: str = ""  # "tree" or "chain" for SWIFT
     stop_reason: str = ""  # "eos" or "max_new_tokens"

@@ -25,7 +25,7 @@ def test_generate_json_swift_equals_ar(capsys, local_llama_dir):
     swift = json.loads(out)
     assert KEYS <= set(swift)
     assert swift["method"] == "swift" and set(swift["skip_set"]) >= {"attention", "mlp"}
-    assert set(swift["timings_s"]) == {"draft", "verify", "optimize", "other"}
+    assert set(swift["timings_s"]) == {"prefill", "draft", "verify", "optimize", "other"}
     code, out, _ = run_cli(capsys, *base, "--method", "ar")
     ar = json.loads(out)
     assert ar["token_ids"] == swift["token_ids"] and ar["skip_set"] == {"attention": [], "mlp": []}

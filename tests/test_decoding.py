@@ -84,7 +84,8 @@ def test_record_counts_and_round_trip(model):
     assert r.new_tokens == sum(r.accepted_per_step) + r.steps
     assert r.mean_accepted_tokens == pytest.approx(r.new_tokens / r.steps)
     assert r.acceptance_rate == pytest.approx(sum(r.accepted_per_step) / sum(r.drafted_per_step))
-    assert set(r.timings_s) == {"draft", "verify", "optimize", "other"}
+    assert set(r.timings_s) == {"prefill", "draft", "verify", "optimize", "other"}
+    assert r.timings_s["prefill"] > 0
     assert sum(r.timings_s.values()) == pytest.approx(r.wall_s, rel=1e-6)
     assert r.timings_s["draft"] > 0 and r.timings_s["verify"] > 0
     back = DecodeResult.from_json(r.to_json())

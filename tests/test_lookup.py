@@ -21,9 +21,10 @@ from swiftlab.skipping import is_pristine
 def test_lookup_continuation():
     #         0  1  2  3  4  5  6  7  8  9
     tokens = [5, 6, 7, 8, 9, 6, 7, 1, 2, 6, 7]
-    # the bigram (6, 7) occurred twice before: the most recent one (at 5) wins
-    assert lookup_continuation(tokens, 3) == [1, 2, 6]
-    assert lookup_continuation(tokens, 1) == [1]
+    # the bigram (6, 7) occurred twice before: the first one (at 1) wins, as in transformers
+    assert lookup_continuation(tokens, 3) == [8, 9, 6]
+    assert lookup_continuation(tokens, 1) == [8]
+    assert lookup_continuation(tokens[:-2] + [7, 1], 4) == [2, 7, 1]  # cut short by the end of the context
     assert lookup_continuation(tokens, 0) == []
     # the longest n-gram is tried first: (9, 6, 7) occurred at 4, so its continuation wins
     assert lookup_continuation([9, 6, 7, 4, 4, 6, 7, 3, 9, 6, 7], 2) == [4, 4]
@@ -35,16 +36,31 @@ def test_lookup_continuation():
 
 def test_pace_prefers_the_faster_kind_and_keeps_probing():
     pace = _Pace()
-    assert pace.pick() == "skip"  # nothing measured yet: draft
+    both = ("skip", "ar")
+    assert pace.pick(both) == "skip"  # nothing measured yet: draft
     pace.record("skip", 0.030, 1)  # 30 ms per token drafting
-    picks = [pace.pick() for _ in range(pace.PROBE)]
-    assert "ar" in picks  # the plain step gets measured
+    picks = [pace.pick(both) for _ in range(pace.PROBE)]
+    assert picks.count("ar") == 1  # the plain step gets measured once per PROBE steps
     pace.record("ar", 0.010, 1)
-    picks = [pace.pick() for _ in range(3 * pace.PROBE)]
+    picks = [pace.pick(both) for _ in range(3 * pace.PROBE)]
     assert picks.count("ar") == 3 * pace.PROBE - 3 and picks.count("skip") == 3  # one probe per PROBE steps
     for _ in range(10):
         pace.record("skip", 0.002, 1)  # drafting got better (say, the search found a better set)
-    assert pace.pick() == "skip" or pace.pick() == "skip"
+    assert [pace.pick(both) for _ in range(3)].count("skip") >= 2
+    assert pace.pick(("skip",)) == "skip"  # without fallback there is nothing else to take
+
+
+def test_pace_weighs_lookup_drafts_against_skip_drafts():
+    pace = _Pace()
+    three = ("lookup", "skip", "ar")
+    assert pace.pick(three) == "lookup"  # an unmeasured drafting kind is tried first
+    pace.record("lookup", 0.020, 1)  # lookup proposals keep failing here
+    assert pace.pick(three) == "skip"
+    pace.record("skip", 0.005, 2)
+    picks = [pace.pick(three) for _ in range(2 * pace.PROBE)]
+    assert picks.count("skip") == 2 * pace.PROBE - 2  # the probes go to the kinds measured longest ago
+    assert set(picks) - {"skip"} <= {"lookup", "ar"}
+    assert pace.pick(("skip", "ar")) in ("skip", "ar")  # no match this step: lookup is not offered
 
 
 def test_fallback_takes_plain_steps_when_drafting_is_slow(monkeypatch):
