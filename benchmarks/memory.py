@@ -1,40 +1,62 @@
-"""Benchmark: peak memory of SWIFT decoding against autoregressive decoding, same prompts, one process.
+"""Benchmark: peak memory of SWIFT decoding against autoregressive decoding, same prompts.
 
     .venv/bin/python benchmarks/memory.py [--model lab] [--prompts 3] [--max-new-tokens 128]
 
-What is measured: every byte torch allocates while a prompt is decoded, replayed from torch.profiler's
-memory events (allocations and frees in time order) to find the peak of live bytes the run added on
-top of what existed before it (the weights). That covers the KV cache, activations, logits, draft
-trees and the search's batched scoring passes; Python objects are not counted. The table gives the
-added peak per method and the whole footprint, weights + added peak, as a ratio to autoregressive
-decoding. Methods: `ar`; `swift` with the skip set a search found (acceleration phase); `swift+search`,
-a prompt decoded while the search runs (its matchness scoring passes included).
-Deterministic: memory, unlike time, does not depend on the machine's load.
+Each (task, method) runs in a fresh process, so no allocator state carries over from another
+method. In it: load the model, find a skip set the way SWIFT does (a search over the task's first
+prompt), warm up with a short decode, then reset the kernel's peak-RSS counter (Linux:
+/proc/self/clear_refs) and decode the held-out prompts. Reported: the peak resident memory the
+decoding added over what the process held before it (KV cache, activations, logits, draft trees,
+the search's batched scoring passes, allocator slack), and the whole process's peak (torch itself,
+the weights, and that) as a ratio to autoregressive decoding. Methods: `ar`; `swift` with the skip
+set the search found (the acceleration phase); `swift+search`, prompts decoded while a search runs.
+Linux only (it reads /proc).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 
-import torch
-from torch.profiler import ProfilerActivity, profile
-
-from swiftlab import SkipSet, decode, load_model, num_layers
-from swiftlab.api import encode_prompt
-from swiftlab.search import SearchConfig, SkipSearch
-from swiftlab.tasks import get_examples
+METHODS = ("ar", "swift", "swift+search")
 
 
-def peak_added_bytes(run) -> int:
-    """Peak of live bytes allocated (and not yet freed) by torch while `run()` executes."""
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        run()
-    events = sorted((e.time_range.start, e.cpu_memory_usage) for e in prof.events() if e.name == "[memory]")
-    live = peak = 0
-    for _, delta in events:
-        live += delta
-        peak = max(peak, live)
-    return peak
+def _kib(field: str) -> int:
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def child(args) -> None:
+    """Measure one method on one task; print one JSON line."""
+    from swiftlab import SkipSet, decode, load_model, num_layers
+    from swiftlab.api import encode_prompt
+    from swiftlab.search import SearchConfig, SkipSearch
+    from swiftlab.tasks import get_examples
+
+    model, tokenizer = load_model(args.model)
+    L = num_layers(model)
+    examples = get_examples(args.task, args.prompts + 1, seed=0)
+    ids = [encode_prompt(tokenizer, ex.prompt) for ex in examples]
+    search = SkipSearch(L, SearchConfig())
+    decode(model, ids[0], method="swift", max_new_tokens=args.max_new_tokens, search=search)
+    found = search.best
+    run = {
+        "ar": lambda p: decode(model, p, method="ar", max_new_tokens=args.max_new_tokens),
+        "swift": lambda p: decode(model, p, method="swift", skip_set=found, max_new_tokens=args.max_new_tokens),
+        "swift+search": lambda p: decode(model, p, method="swift", max_new_tokens=args.max_new_tokens,
+                                         search=SkipSearch(L, SearchConfig(), SkipSet.uniform(L, 0.45))),
+    }[args.child]
+    run(ids[0])  # warm-up: the allocator and the kernels' scratch space, as a served model would have
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak-RSS counter (VmHWM) to the current RSS
+    before = _kib("VmRSS")
+    for p in ids[1:]:
+        run(p)
+    print(json.dumps({"before_kib": before, "peak_kib": _kib("VmHWM")}))
 
 
 def main() -> int:
@@ -43,32 +65,27 @@ def main() -> int:
     p.add_argument("--tasks", default="reasoning,summarization,story,code")
     p.add_argument("--prompts", type=int, default=3)
     p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--child", choices=METHODS, help=argparse.SUPPRESS)
+    p.add_argument("--task", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.child:
+        child(args)
+        return 0
 
-    model, tokenizer = load_model(args.model)
-    L = num_layers(model)
-    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
-    print(f"# {args.model}: weights {weights / 2**20:.1f} MiB; peak bytes added while decoding "
-          f"{args.max_new_tokens} tokens, max over {args.prompts} prompts")
-    print(f"{'task':<14} {'method':<13} {'added MiB':>10} {'x ar added':>11} {'total x ar':>11}")
+    print(f"# {args.model}: peak resident memory, {args.prompts} held-out prompts per task, "
+          f"{args.max_new_tokens} new tokens, each method in a fresh process")
+    print(f"{'task':<14} {'method':<13} {'added MiB':>10} {'process MiB':>12} {'process x ar':>13}")
     for task in args.tasks.split(","):
-        examples = get_examples(task, args.prompts + 1, seed=0)
-        # a skip set found the way SWIFT finds it: a search over the task's first prompt
-        search = SkipSearch(L, SearchConfig())
-        decode(model, encode_prompt(tokenizer, examples[0].prompt), method="swift", max_new_tokens=args.max_new_tokens,
-               search=search)
-        found = search.best
-        prompts = [encode_prompt(tokenizer, ex.prompt) for ex in examples[1:]]
-        runs = {
-            "ar": lambda ids: decode(model, ids, method="ar", max_new_tokens=args.max_new_tokens),
-            "swift": lambda ids: decode(model, ids, method="swift", skip_set=found, max_new_tokens=args.max_new_tokens),
-            "swift+search": lambda ids: decode(model, ids, method="swift", max_new_tokens=args.max_new_tokens,
-                                               search=SkipSearch(L, SearchConfig(), SkipSet.uniform(L, 0.45))),
-        }
-        peaks = {name: max(peak_added_bytes(lambda: run(ids)) for ids in prompts) for name, run in runs.items()}
-        for name, peak in peaks.items():
-            print(f"{task:<14} {name:<13} {peak / 2**20:10.2f} {peak / peaks['ar']:10.2f}x "
-                  f"{(weights + peak) / (weights + peaks['ar']):10.2f}x", flush=True)
+        got = {}
+        for method in METHODS:
+            out = subprocess.run([sys.executable, __file__, "--child", method, "--task", task, "--model", args.model,
+                                  "--prompts", str(args.prompts), "--max-new-tokens", str(args.max_new_tokens)],
+                                 capture_output=True, text=True, check=True).stdout
+            got[method] = json.loads(out.strip().splitlines()[-1])
+        for method, m in got.items():
+            added = (m["peak_kib"] - m["before_kib"]) / 1024
+            print(f"{task:<14} {method:<13} {added:10.1f} {m['peak_kib'] / 1024:12.1f} "
+                  f"{m['peak_kib'] / got['ar']['peak_kib']:12.3f}x", flush=True)
     return 0
 
 

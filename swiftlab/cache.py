@@ -67,10 +67,13 @@ class SkipAwareCache(DynamicCache):
         self.crop_to(length + len(path))
 
     def prefix_view(self, length: int, batch: int = 1) -> "SkipAwareCache | None":
-        """A cache holding the first `length` positions, repeated over `batch` rows, that shares
-        this cache's storage (views, no copy). Passes on the view append to the view only, so the
-        decoding in progress is untouched. None when a sliding-window layer has already dropped
-        positions the view would need."""
+        """A read-only cache holding the first `length` positions, repeated over `batch` rows, that
+        shares this cache's storage (views, no copy). A pass on the view attends to those positions
+        and its own, and keeps nothing: storing its keys would materialize the whole prefix for every
+        row in every layer (74 MB on a 500-token code prompt with 6 candidates, 1.13x the process's
+        autoregressive peak), while now only one layer's copy lives at a time. The decoding in
+        progress is untouched. None when a sliding-window layer has already dropped positions the
+        view would need."""
         view = SkipAwareCache(self.config_for_view, rollback=False)
         view.layers = []
         for layer in self.layers:
@@ -87,5 +90,13 @@ class SkipAwareCache(DynamicCache):
             fresh.values = layer.values[:, :, lo - first_held:length - first_held].expand(batch, -1, -1, -1)
             if layer.is_sliding:
                 fresh.cumulative_length = length
+            fresh.update = _attend_without_storing(fresh)
             view.layers.append(fresh)
         return view
+
+
+def _attend_without_storing(layer):
+    """An `update` for a read-only layer: the keys and values to attend to, the layer unchanged."""
+    def update(key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        return torch.cat([layer.keys, key_states], dim=-2), torch.cat([layer.values, value_states], dim=-2)
+    return update
