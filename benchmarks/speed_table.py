@@ -16,12 +16,19 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 from pathlib import Path
 
 import torch
 
-from swiftlab import load_model, num_layers
-from swiftlab.harness import read_lines, run_bench, summarize, summary_table
+from step_costs import pass_costs  # benchmarks/, next to this script
+
+from swiftlab import SkipSet, load_model, num_layers
+from swiftlab.api import encode_prompt
+from swiftlab.harness import pass_cost_bound, read_lines, run_bench, summarize, summary_table
+from swiftlab.tasks import get_examples
+
+BLOCKS = (1, 2, 4, 8, 16, 32)  # verify-pass sizes whose cost is measured; others are interpolated
 
 TASKS = ("reasoning", "summarization", "story", "code")
 
@@ -52,8 +59,47 @@ def main() -> int:
     for task in args.tasks.split(","):
         run_bench(model, tokenizer, task=task, prompts=args.prompts, methods=methods, model_name=args.model,
                   repeats=args.repeats, max_new_tokens=args.max_new_tokens, out=results)
-        print(summary_table([r for r in summarize(read_lines(results)) if r["task"] == task]), flush=True)
+        rows = [r for r in summarize(read_lines(results)) if r["task"] == task]
+        print(summary_table(rows), flush=True)
+        context = int(statistics.median(len(encode_prompt(tokenizer, ex.prompt))
+                                        for ex in get_examples(task, args.prompts, seed=0))) + args.max_new_tokens // 2
+        print(bound_table(model, [l for l in read_lines(results) if l.task == task], rows, context), flush=True)
     return 0
+
+
+def bound_table(model, lines, rows, context: int) -> str:
+    """Each SWIFT stream's speedup next to the speedup its own steps would give if only model passes
+    cost time, priced with pass costs measured right now in this process (step_costs.py)."""
+    L = num_layers(model)
+    streams = [m for m in dict.fromkeys(l.method for l in lines) if m.startswith("swift")]
+    final_sets = {m: SkipSet.from_dict(next(l for l in reversed(lines) if l.method == m).skip_set) for m in streams}
+    cases = {f"full x{k}": (k, None, False) for k in BLOCKS}
+    for m, s in final_sets.items():
+        cases[f"lean {m}"] = (1, s, True)
+        cases[f"draft {m}"] = (1, s, False)
+    costs = pass_costs(model, context, cases, repeats=20)
+
+    def full(k: int) -> float:  # linear between the measured block sizes
+        k = min(max(k, BLOCKS[0]), BLOCKS[-1])
+        hi = next(i for i, b in enumerate(BLOCKS) if b >= k)
+        lo = max(hi - 1, 0)
+        a, b = BLOCKS[lo], BLOCKS[hi]
+        ca, cb = costs[f"full x{a}"], costs[f"full x{b}"]
+        return ca if a == b else ca + (cb - ca) * (k - a) / (b - a)
+
+    speedups = {r["method"]: r["speedup"] for r in rows}
+    out = [f"pass costs at context {context} ({L} layers): full x1 {full(1) * 1e3:.2f} ms, x4 {full(4) / full(1):.2f}, "
+           f"x16 {full(16) / full(1):.2f} passes",
+           "| method | speedup | pass-cost bound | of bound | draft pass (x full) |", "| --- | --- | --- | --- | --- |"]
+    for m in streams:
+        draft = costs.get(f"lean {m}", costs[f"draft {m}"])
+        for name, phase in ((m, None), (f"{m} (accelerating)", "accelerate")):
+            mine = [l for l in lines if l.method == m and (phase is None or l.phase == phase)]
+            bound = pass_cost_bound(mine, full, draft) if mine else None
+            if bound and speedups.get(name):
+                out.append(f"| {name} | {speedups[name]:.2f}x | {bound:.2f}x | {speedups[name] / bound:.0%} | "
+                           f"{draft / full(1):.2f} |")
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,42 @@ from swiftlab.leandraft import lean_drafter
 from swiftlab.skipping import skipping
 
 
+def pass_costs(model, context: int, cases: dict, repeats: int) -> dict[str, float]:
+    """Median seconds per case, interleaved. A case is (tokens, skip set or None, through the lean drafter);
+    every pass runs on the same `context` random tokens already in the cache."""
+    vocab = model.get_input_embeddings().num_embeddings
+    cache = SkipAwareCache(model.config)
+    with torch.inference_mode():
+        model(input_ids=torch.randint(3, vocab, (1, context)), cache=cache, use_cache=True)
+    lean = lean_drafter(model, cache)
+
+    def timed(k: int, skip: SkipSet | None, lean_pass: bool = False) -> float:
+        ids = torch.randint(3, vocab, (1, k))
+        positions = torch.arange(context, context + k).unsqueeze(0)
+        start = time.perf_counter()
+        if lean_pass:
+            lean.logits(int(ids[0, 0]), context, cache, skip)
+        elif skip is None:
+            model(input_ids=ids, position_ids=positions, cache=cache, use_cache=True)
+        else:
+            with skipping(model, skip):
+                model(input_ids=ids, position_ids=positions, cache=cache, use_cache=True)
+        took = time.perf_counter() - start
+        cache.crop_to(context)  # every pass sees the same context
+        return took
+
+    cases = {name: case for name, case in cases.items() if not case[2] or lean is not None}
+    times = {name: [] for name in cases}
+    with torch.inference_mode():
+        for _ in range(3):  # warm-up
+            for case in cases.values():
+                timed(*case)
+        for _ in range(repeats):
+            for name, case in cases.items():  # interleaved: drift hits every case alike
+                times[name].append(timed(*case))
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="lab")
@@ -36,41 +72,12 @@ def main() -> int:
 
     model, _ = load_model(args.model)
     L = num_layers(model)
-    vocab = model.get_input_embeddings().num_embeddings
-    prompt = torch.randint(3, vocab, (1, args.context))
-    cache = SkipAwareCache(model.config)
-    with torch.inference_mode():
-        model(input_ids=prompt, cache=cache, use_cache=True)
-
-    lean = lean_drafter(model, cache)
-
-    def timed(k: int, skip: SkipSet | None, lean_pass: bool = False) -> float:
-        ids = torch.randint(3, vocab, (1, k))
-        positions = torch.arange(args.context, args.context + k).unsqueeze(0)
-        start = time.perf_counter()
-        if lean_pass:
-            lean.logits(int(ids[0, 0]), args.context, cache, skip)
-        elif skip is None:
-            model(input_ids=ids, position_ids=positions, cache=cache, use_cache=True)
-        else:
-            with skipping(model, skip):
-                model(input_ids=ids, position_ids=positions, cache=cache, use_cache=True)
-        took = time.perf_counter() - start
-        cache.crop_to(args.context)  # every pass sees the same context
-        return took
-
     cases = {f"full x{k}": (k, None, False) for k in args.blocks}
     cases.update({f"draft r={r}": (1, SkipSet.uniform(L, r), False) for r in args.ratios})
-    if lean is not None:  # the drafter decoding uses on this family (leandraft.py)
-        cases.update({f"lean r={r}": (1, SkipSet.uniform(L, r), True) for r in args.ratios})
-    times = {name: [] for name in cases}
-    with torch.inference_mode():
-        for _ in range(3):  # warm-up
-            for case in cases.values():
-                timed(*case)
-        for _ in range(args.repeats):
-            for name, case in cases.items():  # interleaved: drift hits every case alike
-                times[name].append(timed(*case))
+    # the drafter decoding uses on this family (leandraft.py); left out where there is none
+    cases.update({f"lean r={r}": (1, SkipSet.uniform(L, r), True) for r in args.ratios})
+    medians = pass_costs(model, args.context, cases, args.repeats)
+    times = {name: [m] for name, m in medians.items()}
     full = statistics.median(times["full x1"])
     print(f"# {args.model}: {L} layers, context {args.context}, medians of {args.repeats}, torch threads "
           f"{torch.get_num_threads()}")

@@ -147,6 +147,7 @@ class _Run:
                                                    "other": 0.0})
     tree_sizes: list[int] = field(default_factory=list)
     drafters: dict = field(default_factory=lambda: {"skip": 0, "lookup": 0, "ar": 0})  # steps drafted by each
+    step_kinds: list[str] = field(default_factory=list)  # per pass: prefill, skip, lookup or ar
     stop_reason: str = ""
 
     def __post_init__(self):
@@ -284,8 +285,10 @@ class DecodeSession:
             t0 = run.clock()
             new, tree, path = [choose(run.forward(run.prompt[0], 0)[-1], run.sampling, run.generator)], None, []
             run.timings["prefill"] += run.clock() - t0
+            run.step_kinds.append("prefill")
         elif self.method == "ar":
             new, tree, path = _ar_step(run, self._cur), None, []
+            run.step_kinds.append("ar")
         else:
             new, tree, path = self._speculative_step()
         used = self.skip_set if tree is not None and tree.source == "skip" else None
@@ -308,6 +311,7 @@ class DecodeSession:
         kinds = ("lookup",) * bool(proposal) + ("skip",) + ("ar",) * swift.fallback
         kind = self.pace.pick(kinds)
         run.drafters[kind] += 1
+        run.step_kinds.append(kind)
         t0 = run.clock()
         if kind == "ar":
             new, tree, path = _ar_step(run, self._cur), None, []
@@ -328,7 +332,7 @@ class DecodeSession:
             drafted_per_step=list(run.drafted), accepted_per_step=list(run.accepted), wall_s=wall,
             tree_size_per_step=[0] + run.tree_sizes if method == "swift" else [],
             verify=("tree" if run.tree else "chain") if method == "swift" else "",
-            drafters=dict(run.drafters) if method == "swift" else {},
+            drafters=dict(run.drafters) if method == "swift" else {}, step_kinds=list(run.step_kinds),
             timings_s=dict(run.timings), stop_reason=run.stop_reason)
 
 

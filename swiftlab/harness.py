@@ -55,6 +55,8 @@ class BenchLine:
     token_ids: list[int] = field(default_factory=list)
     timings_s: dict | None = None
     phase: str | None = None  # swift: "optimize" while the search runs, "accelerate" once it stopped
+    step_kinds: list[str] | None = None  # per pass: prefill, skip, lookup or ar (swiftlab's methods)
+    tree_size_per_step: list[int] | None = None  # nodes verified per pass (SWIFT)
 
     @property
     def tokens_per_s(self) -> float:
@@ -64,7 +66,8 @@ class BenchLine:
 def _line(method, task, prompt_id, repeat, result: DecodeResult) -> BenchLine:
     lengths = [a + 1 for a in result.accepted_per_step] if result.accepted_per_step else None
     return BenchLine(method, task, prompt_id, repeat, result.new_tokens, result.wall_s, result.steps or None,
-                     lengths, result.drafted_per_step or None, result.skip_set, result.token_ids, result.timings_s)
+                     lengths, result.drafted_per_step or None, result.skip_set, result.token_ids, result.timings_s,
+                     step_kinds=result.step_kinds or None, tree_size_per_step=result.tree_size_per_step or None)
 
 
 def make_runners(model, methods, *, task: str, model_name: str, skip_ratio: float = 0.45,
@@ -221,6 +224,23 @@ def _model_only_tps(line: BenchLine) -> float | None:
     t = line.timings_s or {}
     busy = t.get("prefill", 0.0) + t.get("draft", 0.0) + t.get("verify", 0.0)
     return line.new_tokens / busy if line.drafted_per_step and sum(line.drafted_per_step) and busy > 0 else None
+
+
+def pass_cost_bound(lines: list[BenchLine], full, draft: float) -> float | None:
+    """The speedup over autoregressive decoding these SWIFT runs would reach if every step cost only
+    its model passes, priced with pass costs measured in isolation (benchmarks/step_costs.py): a
+    skip-drafted step, its drafts plus a verify pass over its tree; a lookup step, its verify pass; a
+    plain step, one pass. `full(k)` is the seconds of a full pass over k tokens, `draft` of one draft
+    pass. The prompt pass and its token are left out on both sides."""
+    tokens = cost = 0.0
+    for line in lines:
+        if not line.step_kinds or not line.tree_size_per_step or not line.drafted_per_step:
+            return None
+        tokens += line.new_tokens - 1
+        for kind, drafted, nodes in zip(line.step_kinds, line.drafted_per_step, line.tree_size_per_step):
+            if kind != "prefill":
+                cost += (drafted * draft if kind == "skip" else 0.0) + full(nodes + 1)
+    return tokens * full(1) / cost if cost else None
 
 
 def _acceptance(by_prompt) -> float | None:

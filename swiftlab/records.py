@@ -33,6 +33,7 @@ class DecodeResult:
     verify: str = ""  # "tree" or "chain" for SWIFT
     stop_reason: str = ""  # "eos" or "max_new_tokens"
     drafters: dict = field(default_factory=dict)  # SWIFT steps by kind: "skip", "lookup", "ar" (plain steps)
+    step_kinds: list[str] = field(default_factory=list)  # per full-model pass: prefill, skip, lookup or ar
     text: str | None = None
 
     @property

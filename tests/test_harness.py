@@ -98,3 +98,17 @@ def test_exit_layer_per_method():
     for bad, message in (("early-exit:0", "from 1 to"), ("early-exit:x", "from 1 to"), ("ar:2", "only early-exit")):
         with pytest.raises(SwiftlabError, match=message):
             make_runners(model, [bad], task="story", model_name="t")
+
+
+def test_pass_cost_bound_prices_each_kind_of_step():
+    from swiftlab.harness import pass_cost_bound
+
+    full = lambda k: 0.010 * (1 + 0.05 * (k - 1))  # a full pass over k tokens: 10 ms, +5% per extra token
+    draft = 0.004
+    swift = line("swift", "p1", 0, 12, 0.5, [1, 4, 5, 1, 1], [0, 3, 5, 0, 0])
+    swift.step_kinds = ["prefill", "skip", "lookup", "ar", "skip"]
+    swift.tree_size_per_step = [0, 4, 5, 0, 0]  # the last skip step drafted nothing (the output's last token)
+    cost = (3 * draft + full(5)) + full(6) + full(1) + (0 * draft + full(1))
+    assert pass_cost_bound([swift], full, draft) == pytest.approx(11 * full(1) / cost)
+    old = line("swift", "p1", 0, 12, 0.5, [1, 4], [0, 3])  # a results file from before step kinds were kept
+    assert pass_cost_bound([old], full, draft) is None
