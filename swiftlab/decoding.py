@@ -308,8 +308,12 @@ class DecodeSession:
                                        swift.lookup_ngrams) if swift.lookup else []
         eos_at = next((i for i, t in enumerate(proposal) if t in run.eos), None)
         proposal = proposal[:eos_at + 1] if eos_at is not None else proposal
-        kinds = ("lookup",) * bool(proposal) + ("skip",) + ("ar",) * swift.fallback
-        kind = self.pace.pick(kinds)
+        # Where a match exists the choice is among its own measurements: a skip draft's average over all
+        # steps says nothing about the copying stretches where lookup drafts shine.
+        where = "@match" if proposal else ""
+        arms = ("lookup",) * bool(proposal) + ("skip" + where,) + ("ar" + where,) * swift.fallback
+        arm = self.pace.pick(arms)
+        kind = arm.split("@")[0]
         run.drafters[kind] += 1
         run.step_kinds.append(kind)
         t0 = run.clock()
@@ -319,7 +323,7 @@ class DecodeSession:
         else:
             new, tree, path = _swift_step(run, self._cur, self.skip_set, swift, self.lean,
                                           proposal if kind == "lookup" else None)
-        self.pace.record(kind, run.clock() - t0, len(new))
+        self.pace.record(arm, run.clock() - t0, len(new))
         return new, tree, path
 
     def result(self) -> DecodeResult:
@@ -338,11 +342,11 @@ class DecodeSession:
 
 class _Pace:
     """Which kind of step pays: seconds per emitted token of each kind ("lookup" drafts, "skip"
-    drafts, plain "ar" steps), as running averages. Among the kinds available at a step the cheapest
-    is taken; a drafting kind not yet measured is tried first, and every PROBE steps the kind measured
-    longest ago is tried instead, so a skip set that got better (the search runs meanwhile) or text
-    that turned easier is noticed. Every kind emits exactly the full model's tokens: the choice
-    changes speed only."""
+    drafts, plain "ar" steps; a kind may carry a context, as in "skip@match"), as running averages.
+    Among the kinds available at a step the cheapest is taken; a drafting kind not yet measured is
+    tried first, and every PROBE steps the kind measured longest ago is tried instead, so a skip set
+    that got better (the search runs meanwhile) or text that turned easier is noticed. Every kind
+    emits exactly the full model's tokens: the choice changes speed only."""
 
     PROBE = 12
     WEIGHT = 0.3  # of the newest step in the running average
@@ -354,7 +358,7 @@ class _Pace:
 
     def pick(self, kinds: tuple[str, ...]) -> str:
         self.steps += 1
-        untried = [k for k in kinds if k not in self.cost and k != "ar"]
+        untried = [k for k in kinds if k not in self.cost and not k.startswith("ar")]
         if untried:
             return untried[0]
         known = [k for k in kinds if k in self.cost]
