@@ -199,7 +199,8 @@ class _Run:
 
 def decode(model: nn.Module, input_ids, *, method: str = "swift", skip_set: SkipSet | None = None,
            max_new_tokens: int = 128, sampling: SamplingParams = SamplingParams(),
-           swift: SwiftParams = SwiftParams(), seed: int | None = None, search=None) -> DecodeResult:
+           swift: SwiftParams = SwiftParams(), seed: int | None = None, search=None,
+           pace: "Pace | None" = None) -> DecodeResult:
     """Decode one prompt with autoregressive ("ar") or SWIFT ("swift") decoding; return the record.
 
     With a `search` (a SkipSearch that is still running), SWIFT's optimization phase runs too: after
@@ -208,9 +209,11 @@ def decode(model: nn.Module, input_ids, *, method: str = "swift", skip_set: Skip
     The output does not depend on it: verification keeps it the full model's.
 
     The model is left exactly as it was found: training flag restored, no skip overrides.
+    A `pace` (decoding.Pace) carries the measured cost of each kind of step from run to run (a
+    stream passes one), so a new prompt starts with what earlier ones measured.
     """
     session = DecodeSession(model, input_ids, method=method, skip_set=skip_set, max_new_tokens=max_new_tokens,
-                            sampling=sampling, swift=swift, seed=seed, search=search)
+                            sampling=sampling, swift=swift, seed=seed, search=search, pace=pace)
     while not session.done:
         session.step()
     return session.result()
@@ -233,7 +236,7 @@ class DecodeSession:
 
     def __init__(self, model: nn.Module, input_ids, *, method: str = "swift", skip_set: SkipSet | None = None,
                  max_new_tokens: int = 128, sampling: SamplingParams = SamplingParams(),
-                 swift: SwiftParams = SwiftParams(), seed: int | None = None, search=None):
+                 swift: SwiftParams = SwiftParams(), seed: int | None = None, search=None, pace: "Pace | None" = None):
         if method not in ("ar", "swift"):
             raise SwiftlabError(f"unknown method {method!r}: choose 'ar' or 'swift'")
         if search is not None:
@@ -254,7 +257,7 @@ class DecodeSession:
                         rollback=method == "swift",
                         tree=method == "swift" and swift.verify == "tree" and tree_supported(model))
         self.lean = lean_drafter(model, self.run.cache) if method == "swift" and swift.lean_draft else None
-        self.pace = _Pace()
+        self.pace = pace if pace is not None else Pace()
         self.done = False
         self.events: list[StepEvent] = []
         self._cur = None
@@ -302,7 +305,7 @@ class DecodeSession:
 
     def _speculative_step(self):
         """A draft/verify cycle, drafted by lookup (where the context offers a match) or by the skipping
-        model, or a plain step: whichever kind is measured cheapest per token (see _Pace)."""
+        model, or a plain step: whichever kind is measured cheapest per token (see Pace)."""
         run, swift = self.run, self.swift
         proposal = lookup_continuation(run.context(), min(swift.lookup, run.remaining - 1),
                                        swift.lookup_ngrams) if swift.lookup else []
@@ -312,7 +315,9 @@ class DecodeSession:
         # steps says nothing about the copying stretches where lookup drafts shine.
         where = "@match" if proposal else ""
         arms = ("lookup",) * bool(proposal) + ("skip" + where,) + ("ar" + where,) * swift.fallback
-        arm = self.pace.pick(arms)
+        # Sampling consumes the generator differently in each kind of step, so a timing-based choice
+        # would make a seeded run unrepeatable: there the choice is fixed (lookup where it matches).
+        arm = self.pace.pick(arms) if run.sampling.greedy else arms[0]
         kind = arm.split("@")[0]
         run.drafters[kind] += 1
         run.step_kinds.append(kind)
@@ -340,31 +345,39 @@ class DecodeSession:
             timings_s=dict(run.timings), stop_reason=run.stop_reason)
 
 
-class _Pace:
+class Pace:
     """Which kind of step pays: seconds per emitted token of each kind ("lookup" drafts, "skip"
     drafts, plain "ar" steps; a kind may carry a context, as in "skip@match"), as running averages.
     Among the kinds available at a step the cheapest is taken; a drafting kind not yet measured is
-    tried first, and every PROBE steps the kind measured longest ago is tried instead, so a skip set
-    that got better (the search runs meanwhile) or text that turned easier is noticed. Every kind
+    tried first, and every PROBE steps the kind measured longest ago is tried instead (less often,
+    up to every MAX_PROBE steps, while the tries keep confirming the choice), so a skip set that got
+    better (the search runs meanwhile) or text that turned easier is noticed. Every kind
     emits exactly the full model's tokens: the choice changes speed only."""
 
-    PROBE = 12
+    PROBE = 12  # steps between tries of the other kinds ...
+    MAX_PROBE = 96  # ... doubling up to this while the tries keep confirming the cheapest kind
     WEIGHT = 0.3  # of the newest step in the running average
 
     def __init__(self):
         self.cost: dict[str, float] = {}
         self.measured_at: dict[str, int] = {}
         self.steps = 0
+        self.interval = self.PROBE
+        self.next_probe = 2  # a fresh pace measures the other kinds at once, then every PROBE steps
+        self._probe: tuple | None = None  # (kinds, the cheapest before the try) while a try is out
+
+    def _cheapest(self, kinds) -> str:
+        return min((k for k in kinds if k in self.cost), key=self.cost.get)
 
     def pick(self, kinds: tuple[str, ...]) -> str:
         self.steps += 1
         untried = [k for k in kinds if k not in self.cost and not k.startswith("ar")]
         if untried:
             return untried[0]
-        known = [k for k in kinds if k in self.cost]
-        best = min(known, key=self.cost.get)
+        best = self._cheapest(kinds)
         others = [k for k in kinds if k != best]
-        if others and self.steps % self.PROBE == 0:
+        if others and self.steps >= self.next_probe:
+            self._probe = (kinds, best)
             return min(others, key=lambda k: self.measured_at.get(k, -1))
         return best
 
@@ -373,6 +386,12 @@ class _Pace:
         old = self.cost.get(kind)
         self.cost[kind] = per_token if old is None else (1 - self.WEIGHT) * old + self.WEIGHT * per_token
         self.measured_at[kind] = self.steps
+        if self._probe is not None:  # a try: back off while it confirms the cheapest, else look often again
+            kinds, best = self._probe
+            confirmed = self._cheapest(kinds) == best
+            self.interval = min(2 * self.interval, self.MAX_PROBE) if confirmed else self.PROBE
+            self.next_probe = self.steps + self.interval
+            self._probe = None
 
 
 def _optimize(run: _Run, search) -> SkipSet | None:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from torch import nn
 
 from .adapters import num_layers
-from .decoding import SwiftParams, decode
+from .decoding import Pace, SwiftParams, decode
 from .records import DecodeResult
 from .sampling import SamplingParams
 from .search import SearchConfig, SkipSearch
@@ -53,6 +53,7 @@ class SwiftStream:
         self.search = SkipSearch(num_layers(model), config, start)
         self.records: list[PromptRecord] = []
         self._accelerated: list[float] = []  # acceptance per prompt since the search last stopped
+        self.pace = Pace()  # what each kind of step costs per token, carried from prompt to prompt
 
     @property
     def phase(self) -> str:
@@ -64,7 +65,7 @@ class SwiftStream:
         self.search.prompt_index = len(self.records)
         result = decode(self.model, input_ids, method="swift", skip_set=self.search.best,
                         max_new_tokens=max_new_tokens, sampling=sampling, swift=self.settings.swift, seed=seed,
-                        search=self.search if phase == "optimize" else None)
+                        search=self.search if phase == "optimize" else None, pace=self.pace)
         record = PromptRecord(len(self.records), phase, result.new_tokens, result.wall_s, result.tokens_per_s,
                               result.mean_accepted_tokens, result.acceptance_rate, result.timings_s["optimize"],
                               self.search.best_score, result.skip_set)
