@@ -298,7 +298,10 @@ class DecodeSession:
         going = run.emit(new, len(tree.chain) if tree else 0, len(path))
         self._cur = new[-1]
         if going and self.search is not None and not self.search.done and index > 0:
-            self.skip_set = _optimize(run, self.search) or self.skip_set
+            better = _optimize(run, self.search)
+            if better is not None and better != self.skip_set:
+                self.pace.forget("skip")  # a new drafter: what the old one cost says nothing about it
+                self.skip_set = better
         self.done = not going
         return StepEvent(index, list(tree.chain) if tree else [], [list(s) for s in tree.siblings] if tree else [],
                          len(path), new, used)
@@ -347,7 +350,7 @@ class DecodeSession:
 
 class Pace:
     """Which kind of step pays: seconds per emitted token of each kind ("lookup" drafts, "skip"
-    drafts, plain "ar" steps; a kind may carry a context, as in "skip@match"), as running averages.
+    drafts, plain "ar" steps; a kind may carry a context, as in "skip@match"), from running averages.
     Among the kinds available at a step the cheapest is taken; a drafting kind not yet measured is
     tried first, and every PROBE steps the kind measured longest ago is tried instead (less often,
     up to every MAX_PROBE steps, while the tries keep confirming the choice), so a skip set that got
@@ -365,6 +368,7 @@ class Pace:
         self.interval = self.PROBE
         self.next_probe = 2  # a fresh pace measures the other kinds at once, then every PROBE steps
         self._probe: tuple | None = None  # (kinds, the cheapest before the try) while a try is out
+        self._sums: dict[str, tuple[float, float]] = {}  # kind -> running (seconds, tokens) per step
 
     def _cheapest(self, kinds) -> str:
         return min((k for k in kinds if k in self.cost), key=self.cost.get)
@@ -381,10 +385,21 @@ class Pace:
             return min(others, key=lambda k: self.measured_at.get(k, -1))
         return best
 
+    def forget(self, prefix: str) -> None:
+        """Drop the measurements of the kinds starting with `prefix`: they get tried afresh."""
+        for kind in [k for k in self.cost if k.startswith(prefix)]:
+            del self.cost[kind]
+
     def record(self, kind: str, seconds: float, tokens: int) -> None:
-        per_token = seconds / max(tokens, 1)
-        old = self.cost.get(kind)
-        self.cost[kind] = per_token if old is None else (1 - self.WEIGHT) * old + self.WEIGHT * per_token
+        # Running averages of seconds and of tokens per step, and their ratio: a mean of per-step ratios
+        # would overweight the steps that yield one token and make drafting look worse than it is.
+        weight = 0.5 if self._probe is not None else self.WEIGHT  # a rare try weighs more
+        old = self._sums.get(kind) if kind in self.cost else None
+        new = (seconds, float(max(tokens, 1)))
+        if old is not None:
+            new = tuple((1 - weight) * o + weight * n for o, n in zip(old, new))
+        self._sums[kind] = new
+        self.cost[kind] = new[0] / new[1]
         self.measured_at[kind] = self.steps
         if self._probe is not None:  # a try: back off while it confirms the cheapest, else look often again
             kinds, best = self._probe
