@@ -76,23 +76,19 @@ def main() -> int:
     cases.update({f"draft r={r}": (1, SkipSet.uniform(L, r), False) for r in args.ratios})
     # the drafter decoding uses on this family (leandraft.py); left out where there is none
     cases.update({f"lean r={r}": (1, SkipSet.uniform(L, r), True) for r in args.ratios})
-    medians = pass_costs(model, args.context, cases, args.repeats)
-    times = {name: [m] for name, m in medians.items()}
-    full = statistics.median(times["full x1"])
+    times = pass_costs(model, args.context, cases, args.repeats)  # medians
+    full = times["full x1"]
     print(f"# {args.model}: {L} layers, context {args.context}, medians of {args.repeats}, torch threads "
           f"{torch.get_num_threads()}")
     print(f"{'pass':<14} {'ms':>7} {'x full':>7}")
-    for name, values in times.items():
-        m = statistics.median(values)
+    for name, m in times.items():
         print(f"{name:<14} {m * 1e3:7.2f} {m / full:7.2f}")
     print("\nzero-overhead speedup bound, (a + 1) * full / (d * draft + verify(d + 1)), drafted d, accepted a:")
     for name in [n for n in times if n.startswith(("draft", "lean"))]:
-        draft = statistics.median(times[name])
         cells = []
         for d, a in ((2, 2), (4, 3), (6, 4), (8, 6)):
             block = min(args.blocks, key=lambda b: abs(b - (d + 1)))
-            verify = statistics.median(times[f"full x{block}"])
-            cells.append(f"d={d},a={a}: {(a + 1) * full / (d * draft + verify):.2f}x")
+            cells.append(f"d={d},a={a}: {(a + 1) * full / (d * times[name] + times[f'full x{block}']):.2f}x")
         print(f"  {name}: " + "   ".join(cells))
     return 0
 

@@ -69,11 +69,10 @@ class SkipAwareCache(DynamicCache):
     def prefix_view(self, length: int, batch: int = 1) -> "SkipAwareCache | None":
         """A read-only cache holding the first `length` positions, repeated over `batch` rows, that
         shares this cache's storage (views, no copy). A pass on the view attends to those positions
-        and its own, and keeps nothing: storing its keys would materialize the whole prefix for every
-        row in every layer (74 MB on a 500-token code prompt with 6 candidates, 1.13x the process's
-        autoregressive peak), while now only one layer's copy lives at a time. The decoding in
-        progress is untouched. None when a sliding-window layer has already dropped positions the
-        view would need."""
+        and its own, and keeps nothing: storing its keys would keep a copy of the whole prefix, per
+        row, in every layer until the pass ends; this way one layer's copy lives at a time. The
+        decoding in progress is untouched. None when a sliding-window layer has already dropped
+        positions the view would need."""
         view = SkipAwareCache(self.config_for_view, rollback=False)
         view.layers = []
         for layer in self.layers:

@@ -146,7 +146,6 @@ class _Run:
     timings: dict = field(default_factory=lambda: {"prefill": 0.0, "draft": 0.0, "verify": 0.0, "optimize": 0.0,
                                                    "other": 0.0})
     tree_sizes: list[int] = field(default_factory=list)
-    drafters: dict = field(default_factory=lambda: {"skip": 0, "lookup": 0, "ar": 0})  # steps drafted by each
     step_kinds: list[str] = field(default_factory=list)  # per pass: prefill, skip, lookup or ar
     stop_reason: str = ""
 
@@ -157,6 +156,7 @@ class _Run:
         # a custom 4D mask is used as given: boolean for SDPA, additive for eager attention
         eager = getattr(self.model.config, "_attn_implementation", "sdpa") == "eager"
         self.additive_mask_dtype = self.model.get_input_embeddings().weight.dtype if eager else None
+        self._prompt_list = self.prompt[0].tolist()
 
     def forward(self, ids: list[int] | torch.Tensor, start: int, positions: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -170,8 +170,6 @@ class _Run:
 
     def context(self) -> list[int]:
         """Prompt and generated tokens so far (the last one is the pending token)."""
-        if not hasattr(self, "_prompt_list"):
-            self._prompt_list = self.prompt[0].tolist()
         return self._prompt_list + self.tokens
 
     def clock(self) -> float:
@@ -322,7 +320,6 @@ class DecodeSession:
         # would make a seeded run unrepeatable: there the choice is fixed (lookup where it matches).
         arm = self.pace.pick(arms) if run.sampling.greedy else arms[0]
         kind = arm.split("@")[0]
-        run.drafters[kind] += 1
         run.step_kinds.append(kind)
         t0 = run.clock()
         if kind == "ar":
@@ -344,7 +341,7 @@ class DecodeSession:
             drafted_per_step=list(run.drafted), accepted_per_step=list(run.accepted), wall_s=wall,
             tree_size_per_step=[0] + run.tree_sizes if method == "swift" else [],
             verify=("tree" if run.tree else "chain") if method == "swift" else "",
-            drafters=dict(run.drafters) if method == "swift" else {}, step_kinds=list(run.step_kinds),
+            step_kinds=list(run.step_kinds),
             timings_s=dict(run.timings), stop_reason=run.stop_reason)
 
 
@@ -362,20 +359,25 @@ class Pace:
     WEIGHT = 0.3  # of the newest step in the running average
 
     def __init__(self):
-        self.cost: dict[str, float] = {}
+        self.sums: dict[str, tuple[float, float]] = {}  # kind -> running (seconds, tokens) per step
         self.measured_at: dict[str, int] = {}
         self.steps = 0
         self.interval = self.PROBE
         self.next_probe = 2  # a fresh pace measures the other kinds at once, then every PROBE steps
         self._probe: tuple | None = None  # (kinds, the cheapest before the try) while a try is out
-        self._sums: dict[str, tuple[float, float]] = {}  # kind -> running (seconds, tokens) per step
+
+    @property
+    def cost(self) -> dict[str, float]:
+        """Seconds per emitted token, per measured kind."""
+        return {kind: seconds / tokens for kind, (seconds, tokens) in self.sums.items()}
 
     def _cheapest(self, kinds) -> str:
-        return min((k for k in kinds if k in self.cost), key=self.cost.get)
+        cost = self.cost
+        return min((k for k in kinds if k in cost), key=cost.get)
 
     def pick(self, kinds: tuple[str, ...]) -> str:
         self.steps += 1
-        untried = [k for k in kinds if k not in self.cost and not k.startswith("ar")]
+        untried = [k for k in kinds if k not in self.sums and not k.startswith("ar")]
         if untried:
             return untried[0]
         best = self._cheapest(kinds)
@@ -387,19 +389,15 @@ class Pace:
 
     def forget(self, prefix: str) -> None:
         """Drop the measurements of the kinds starting with `prefix`: they get tried afresh."""
-        for kind in [k for k in self.cost if k.startswith(prefix)]:
-            del self.cost[kind]
+        for kind in [k for k in self.sums if k.startswith(prefix)]:
+            del self.sums[kind]
 
     def record(self, kind: str, seconds: float, tokens: int) -> None:
         # Running averages of seconds and of tokens per step, and their ratio: a mean of per-step ratios
         # would overweight the steps that yield one token and make drafting look worse than it is.
         weight = 0.5 if self._probe is not None else self.WEIGHT  # a rare try weighs more
-        old = self._sums.get(kind) if kind in self.cost else None
-        new = (seconds, float(max(tokens, 1)))
-        if old is not None:
-            new = tuple((1 - weight) * o + weight * n for o, n in zip(old, new))
-        self._sums[kind] = new
-        self.cost[kind] = new[0] / new[1]
+        old, new = self.sums.get(kind), (seconds, float(max(tokens, 1)))
+        self.sums[kind] = new if old is None else tuple((1 - weight) * o + weight * n for o, n in zip(old, new))
         self.measured_at[kind] = self.steps
         if self._probe is not None:  # a try: back off while it confirms the cheapest, else look often again
             kinds, best = self._probe
@@ -466,8 +464,7 @@ def _proposal_tree(run: _Run, proposal: list[int]) -> DraftTree:
     tree = DraftTree(chain=list(proposal), siblings=[[] for _ in proposal], source="lookup")
     if not run.sampling.greedy:
         vocab = run.model.get_input_embeddings().num_embeddings
-        tree.draft_probs = [torch.zeros(vocab, device=run.device).index_fill_(0, torch.tensor([t], device=run.device), 1.0)
-                            for t in proposal]
+        tree.draft_probs = list(torch.nn.functional.one_hot(torch.tensor(proposal, device=run.device), vocab).float())
     return tree
 
 

@@ -32,7 +32,6 @@ class DecodeResult:
     tree_size_per_step: list[int] = field(default_factory=list)  # nodes verified per pass (SWIFT)
     verify: str = ""  # "tree" or "chain" for SWIFT
     stop_reason: str = ""  # "eos" or "max_new_tokens"
-    drafters: dict = field(default_factory=dict)  # SWIFT steps by kind: "skip", "lookup", "ar" (plain steps)
     step_kinds: list[str] = field(default_factory=list)  # per full-model pass: prefill, skip, lookup or ar
     text: str | None = None
 
@@ -57,13 +56,20 @@ class DecodeResult:
         return sum(self.accepted_per_step) / drafted if drafted else 0.0
 
     @property
+    def drafters(self) -> dict[str, int]:
+        """SWIFT's steps by kind: drafted by the "skip" model, by "lookup", or plain "ar" steps."""
+        if self.method != "swift":
+            return {}
+        return {kind: self.step_kinds.count(kind) for kind in ("skip", "lookup", "ar")}
+
+    @property
     def tokens_per_s(self) -> float:
         return self.new_tokens / self.wall_s if self.wall_s else 0.0
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d.update(new_tokens=self.new_tokens, steps=self.steps, mean_accepted_tokens=self.mean_accepted_tokens,
-                 acceptance_rate=self.acceptance_rate, tokens_per_s=self.tokens_per_s)
+                 acceptance_rate=self.acceptance_rate, tokens_per_s=self.tokens_per_s, drafters=self.drafters)
         return d
 
     @classmethod

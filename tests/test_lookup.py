@@ -1,7 +1,5 @@
 """Lookup drafts and plain-step fallback: both change where tokens are drafted, never which tokens come out."""
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -11,7 +9,7 @@ from tiny_models import tiny_model
 
 from swiftlab import SamplingParams, SkipSet, SwiftParams, decode, load_model, num_layers
 from swiftlab.api import encode_prompt
-from swiftlab.decoding import Pace
+from swiftlab.decoding import Pace, _Run
 from swiftlab.leandraft import LeanDrafter
 from swiftlab.lookup import lookup_continuation
 from swiftlab.sampling import probabilities
@@ -78,8 +76,13 @@ def test_fallback_takes_plain_steps_when_drafting_is_slow(monkeypatch):
     L = num_layers(model)
     prompt = [1, 5, 9, 14, 3, 7, 22, 40]
     reference = decode(model, prompt, method="ar", max_new_tokens=80).token_ids
-    real = LeanDrafter.logits
-    monkeypatch.setattr(LeanDrafter, "logits", lambda self, *a: time.sleep(0.01) or real(self, *a))
+    # A made-up clock, so the test does not depend on this machine's speed: every full-model pass
+    # costs 1 ms, every draft pass 10 ms (drafting cannot pay at that price).
+    now = [0.0]
+    real_draft, real_forward = LeanDrafter.logits, _Run.forward
+    monkeypatch.setattr(_Run, "clock", lambda self: now[0])
+    monkeypatch.setattr(LeanDrafter, "logits", lambda self, *a: now.__setitem__(0, now[0] + 0.010) or real_draft(self, *a))
+    monkeypatch.setattr(_Run, "forward", lambda self, *a, **k: now.__setitem__(0, now[0] + 0.001) or real_forward(self, *a, **k))
     slow = decode(model, prompt, method="swift", skip_set=SkipSet.uniform(L, 0.5), max_new_tokens=80)
     assert slow.token_ids == reference
     assert slow.drafters["ar"] > 3 * slow.drafters["skip"] > 0
