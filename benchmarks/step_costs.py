@@ -26,20 +26,21 @@ from swiftlab.skipping import skipping
 
 
 def pass_costs(model, context: int, cases: dict, repeats: int) -> dict[str, float]:
-    """Median seconds per case, interleaved. A case is (tokens, skip set or None, through the lean drafter);
-    every pass runs on the same `context` random tokens already in the cache."""
+    """Median seconds per case, interleaved. A case is (tokens, skip set or None, the lean drafter's
+    precision or None for a transformers pass, see leandraft.DRAFT_DTYPES); every pass runs on the same
+    `context` random tokens already in the cache."""
     vocab = model.get_input_embeddings().num_embeddings
     cache = SkipAwareCache(model.config)
     with torch.inference_mode():
         model(input_ids=torch.randint(3, vocab, (1, context)), cache=cache, use_cache=True)
-    lean = lean_drafter(model, cache)
+    leans = {dtype: lean_drafter(model, cache, dtype) for dtype in {case[2] for case in cases.values()} if dtype}
 
-    def timed(k: int, skip: SkipSet | None, lean_pass: bool = False) -> float:
+    def timed(k: int, skip: SkipSet | None, lean_dtype: str | None = None) -> float:
         ids = torch.randint(3, vocab, (1, k))
         positions = torch.arange(context, context + k).unsqueeze(0)
         start = time.perf_counter()
-        if lean_pass:
-            lean.logits(int(ids[0, 0]), context, cache, skip)
+        if lean_dtype:
+            leans[lean_dtype].logits(int(ids[0, 0]), context, cache, skip)
         elif skip is None:
             model(input_ids=ids, position_ids=positions, cache=cache, use_cache=True)
         else:
@@ -49,7 +50,7 @@ def pass_costs(model, context: int, cases: dict, repeats: int) -> dict[str, floa
         cache.crop_to(context)  # every pass sees the same context
         return took
 
-    cases = {name: case for name, case in cases.items() if not case[2] or lean is not None}
+    cases = {name: case for name, case in cases.items() if not case[2] or leans[case[2]] is not None}
     times = {name: [] for name in cases}
     with torch.inference_mode():
         for _ in range(3):  # warm-up
@@ -72,10 +73,12 @@ def main() -> int:
 
     model, _ = load_model(args.model)
     L = num_layers(model)
-    cases = {f"full x{k}": (k, None, False) for k in args.blocks}
-    cases.update({f"draft r={r}": (1, SkipSet.uniform(L, r), False) for r in args.ratios})
-    # the drafter decoding uses on this family (leandraft.py); left out where there is none
-    cases.update({f"lean r={r}": (1, SkipSet.uniform(L, r), True) for r in args.ratios})
+    cases = {f"full x{k}": (k, None, None) for k in args.blocks}
+    cases.update({f"draft r={r}": (1, SkipSet.uniform(L, r), None) for r in args.ratios})
+    # the drafter decoding uses on this family (leandraft.py), in the model's precision and in float16
+    # (what draft_dtype="auto" picks for a small float32 model); left out where there is none
+    cases.update({f"lean r={r}": (1, SkipSet.uniform(L, r), "model") for r in args.ratios})
+    cases.update({f"lean16 r={r}": (1, SkipSet.uniform(L, r), "float16") for r in args.ratios})
     times = pass_costs(model, args.context, cases, args.repeats)  # medians
     full = times["full x1"]
     print(f"# {args.model}: {L} layers, context {args.context}, medians of {args.repeats}, torch threads "

@@ -39,13 +39,16 @@ def _add_skip_args(p: argparse.ArgumentParser) -> None:
                         "(prompt lookup) instead of running the skipping model (default 0: off)")
     p.add_argument("--no-fallback", action="store_true",
                    help="always draft, even while plain autoregressive steps are measured faster")
+    p.add_argument("--draft-dtype", default="auto", choices=("auto", "model", "float16", "bfloat16"),
+                   help="precision of the drafter's matrices (lean drafter only; verification is always the "
+                        "model's own): auto = a float16 copy of a small float32 model, model = no copy")
 
 
 def _swift_params(args):
     from .decoding import SwiftParams
 
     return SwiftParams(args.epsilon, args.max_draft, verify=args.verify, lookup=args.lookup,
-                       fallback=not args.no_fallback)
+                       fallback=not args.no_fallback, draft_dtype=args.draft_dtype)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,7 +27,7 @@ from torch import nn
 
 from .cache import SkipAwareCache
 from .errors import SwiftlabError
-from .leandraft import LeanDrafter, lean_drafter
+from .leandraft import DRAFT_DTYPES, LeanDrafter, lean_drafter
 from .lookup import NGRAM_SIZES, lookup_continuation
 from .records import DecodeResult
 from .sampling import SamplingParams, choose, probabilities, sample
@@ -47,6 +47,9 @@ class SwiftParams:
     greedy_candidates: tuple | None = None
     sampling_candidates: tuple = SAMPLING_SIBLINGS
     lean_draft: bool = True  # draft through leandraft.py where the family allows (same drafter, less overhead)
+    # precision of the lean drafter's matrices: "auto" (a float16 copy of a small float32 model), "model",
+    # "float16" or "bfloat16" (leandraft.draft_dtype); drafts only, verification is always the model's own
+    draft_dtype: str = "auto"
     lookup: int = 0  # > 0: where the last tokens occurred before, draft up to this many of what followed (lookup.py)
     lookup_ngrams: tuple = NGRAM_SIZES  # n-gram sizes matched, longest first
     fallback: bool = True  # take plain autoregressive steps while drafting is measured slower than them
@@ -62,6 +65,8 @@ class SwiftParams:
             raise SwiftlabError(f"max_draft must be >= 1, got {self.max_draft}")
         if self.lookup < 0:
             raise SwiftlabError(f"lookup must be >= 0 tokens, got {self.lookup}")
+        if self.draft_dtype not in DRAFT_DTYPES:
+            raise SwiftlabError(f"unknown draft dtype {self.draft_dtype!r}: choose one of {', '.join(DRAFT_DTYPES)}")
 
 
 def context_limit(model: nn.Module) -> int | None:
@@ -254,7 +259,8 @@ class DecodeSession:
         self.run = _Run(model, prompt, max_new_tokens, sampling, eos_ids(model), generator,
                         rollback=method == "swift",
                         tree=method == "swift" and swift.verify == "tree" and tree_supported(model))
-        self.lean = lean_drafter(model, self.run.cache) if method == "swift" and swift.lean_draft else None
+        self.lean = (lean_drafter(model, self.run.cache, swift.draft_dtype)
+                     if method == "swift" and swift.lean_draft else None)
         self.pace = pace if pace is not None else Pace()
         self.done = False
         self.events: list[StepEvent] = []

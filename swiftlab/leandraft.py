@@ -9,10 +9,19 @@ a skipped sub-layer costs nothing at all. Measured with benchmarks/step_costs.py
 skip ratio 0.45 drops from ~0.7 to ~0.45 of a full transformers pass.
 
 Correctness does not depend on this file: verification still runs the model itself, so the output
-is the full model's whatever the drafter says. It only has to be the same drafter, and it is: the
-same weights and the same operations in a different order, equal to transformers' skipping pass to
-float rounding (tests/test_leandraft.py). It copies no weights and holds only views of the model's
-own tensors; the KV entries it writes go into the same cache, through the cache's own `update`.
+is the full model's whatever the drafter says. In the model's own precision it is the same drafter:
+the same weights and the same operations in a different order, equal to transformers' skipping
+pass to float rounding (tests/test_leandraft.py), holding only views of the model's own tensors.
+
+Precision (`draft_dtype`): the pass is bound by reading the matrices, so a float32 model drafts
+much faster from a float16 copy of them (lab model, r=0.45: ~0.29 instead of ~0.46 of a full pass;
+the lab model ships in float16, so the copy is its trained weights exactly). The copy costs half the
+float32 matrices' memory again, so "auto" makes it only where that is small against the process
+(5% of resident memory: a small model on a CPU); larger float32 models draft from their own tensors.
+The residual stream, attention and KV entries stay in the model's precision; a copy that overflows
+(inf/nan logits) is dropped for the model's own tensors and the token is redone.
+The KV entries a draft writes go into the same cache, through the cache's own `update`, and are
+dropped before verification.
 
 Which models qualify is the adapter's call (`Adapter.lean_draft`); anything else drafts through
 transformers with `skipping(...)`, exactly as before.
@@ -20,11 +29,14 @@ transformers with `skipping(...)`, exactly as before.
 
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .adapters import adapter_for
+from .errors import SwiftlabError
 from .skipset import SkipSet
 
 # rotary variants whose angles depend on the position only (not on the sequence length seen so far)
@@ -32,19 +44,15 @@ _STATIC_ROPE = {"default", "linear", "llama3"}
 _ROPE_BLOCK = 256  # positions whose angles are computed together
 
 
-def _linear(x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
-    return F.linear(x, layer.weight, layer.bias)
+# "auto" drafts from a float16 copy of a float32 model's matrices when the copy is this small a share of
+# the process's resident memory (the memory target is 1.1x autoregressive decoding's peak)
+_COPY_SHARE = 0.05
+DRAFT_DTYPES = ("auto", "model", "float16", "bfloat16")
 
 
-def _add_linear(residual: torch.Tensor, x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
-    """residual + layer(x), in one call when there is no bias."""
-    if layer.bias is None:
-        return torch.addmm(residual, x, layer.weight.t())
-    return residual + _linear(x, layer)
-
-
-def lean_drafter(model: nn.Module, cache) -> "LeanDrafter | None":
-    """A LeanDrafter for `model`, or None when the model must draft through transformers."""
+def lean_drafter(model: nn.Module, cache, dtype: str = "model") -> "LeanDrafter | None":
+    """A LeanDrafter for `model`, or None when the model must draft through transformers.
+    `dtype` is the precision of the draft matrices (DRAFT_DTYPES; see draft_dtype)."""
     if not adapter_for(model).lean_draft:
         return None
     inner = getattr(model, "model", None)
@@ -57,30 +65,98 @@ def lean_drafter(model: nn.Module, cache) -> "LeanDrafter | None":
         return None
     if getattr(model.config, "_attn_implementation", "sdpa") not in ("sdpa", "eager"):
         return None
-    return LeanDrafter(model)
+    return LeanDrafter(model, draft_dtype(model, dtype))
+
+
+def draft_dtype(model: nn.Module, choice: str) -> torch.dtype:
+    """The dtype the drafter's matrices are read in. "model": the model's own tensors, no copy.
+    "float16"/"bfloat16": a copy in that precision when the model computes in another (a pass here is
+    bound by reading the matrices: in float16 the lab model's draft pass costs ~0.27 of a full pass
+    instead of ~0.47 on the CPU measured, benchmarks/step_costs.py). "auto": a float16 copy of a
+    float32 model when it is small against the process's memory (small models on a CPU), else none."""
+    if choice not in DRAFT_DTYPES:
+        raise SwiftlabError(f"unknown draft dtype {choice!r}: choose one of {', '.join(DRAFT_DTYPES)}")
+    own = model.get_output_embeddings().weight.dtype
+    if choice == "model":
+        return own
+    if choice != "auto":
+        return getattr(torch, choice)
+    if own != torch.float32:
+        return own
+    copy_bytes = sum(lin.weight.numel() * 2 for lin in _matrices(model))
+    resident = resident_bytes()
+    return torch.float16 if resident and copy_bytes <= _COPY_SHARE * resident else own
+
+
+def resident_bytes() -> int | None:
+    """This process's resident memory now, in bytes (Linux), or None where it cannot be read."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def _matrices(model: nn.Module) -> list[nn.Linear]:
+    """The linears a draft pass reads: every layer's projections and the output head."""
+    out = []
+    for layer in model.model.layers:
+        attn, mlp = layer.self_attn, layer.mlp
+        out += [attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj]
+    return out + [model.get_output_embeddings()]
+
+
+class _Matrix:
+    """One or more linears read as one matrix in the draft dtype: outputs come back in the residual
+    stream's dtype, split per linear. The model's own tensors when the dtype is theirs (views, no copy);
+    otherwise one concatenated copy (q/k/v and gate/up each become a single product)."""
+
+    def __init__(self, linears: list[nn.Linear], dtype: torch.dtype):
+        self.sizes = [lin.out_features for lin in linears]
+        if linears[0].weight.dtype == dtype:
+            self.parts = [(lin.weight, lin.bias) for lin in linears]
+        else:
+            biases = [lin.bias for lin in linears]
+            bias = None if biases[0] is None else torch.cat(biases).to(dtype)
+            self.parts = [(torch.cat([lin.weight.detach() for lin in linears]).to(dtype), bias)]
+        self.dtype = dtype
+
+    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if len(self.parts) > 1:
+            return [F.linear(x, w, b) for w, b in self.parts]
+        w, b = self.parts[0]
+        return list(F.linear(x.to(self.dtype), w, b).to(x.dtype).split(self.sizes, dim=-1))
+
+    def add(self, residual: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """residual + self(x), in one call when the matrix is the model's own and has no bias."""
+        w, b = self.parts[0]
+        if b is None and w.dtype == residual.dtype:
+            return torch.addmm(residual, x, w.t())
+        return residual + self(x)[0]
 
 
 class _Layer:
-    """Plain references to one decoder layer's tensors (views, no copies)."""
+    """One decoder layer's matrices (see _Matrix) and plain references to its norms and activation."""
 
-    def __init__(self, layer: nn.Module):
+    def __init__(self, layer: nn.Module, dtype: torch.dtype):
         attn, mlp = layer.self_attn, layer.mlp
-        self.q, self.k, self.v, self.o = attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj
-        self.gate, self.up, self.down = mlp.gate_proj, mlp.up_proj, mlp.down_proj
+        self.qkv = _Matrix([attn.q_proj, attn.k_proj, attn.v_proj], dtype)
+        self.o = _Matrix([attn.o_proj], dtype)
+        self.gate_up = _Matrix([mlp.gate_proj, mlp.up_proj], dtype)
+        self.down = _Matrix([mlp.down_proj], dtype)
         self.act = mlp.act_fn
         self.norm1, self.norm2 = layer.input_layernorm, layer.post_attention_layernorm
         self.scale = attn.scaling
 
 
 class LeanDrafter:
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, dtype: torch.dtype | None = None):
         inner = model.model
         config = model.config
+        self.model = model
         self.embed = inner.embed_tokens.weight
         self.final_norm = inner.norm
-        self.lm_head = model.get_output_embeddings().weight
         self.rotary = inner.rotary_emb
-        self.layers = [_Layer(layer) for layer in inner.layers]
         self.width = config.hidden_size
         self.heads = config.num_attention_heads
         self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
@@ -92,6 +168,12 @@ class LeanDrafter:
         rotate[torch.arange(h), torch.arange(h) + h] = 1.0
         self.rotate = rotate
         self._angles: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._use(dtype or self.embed.dtype)
+
+    def _use(self, dtype: torch.dtype) -> None:
+        self.dtype = dtype
+        self.layers = [_Layer(layer, dtype) for layer in self.model.model.layers]
+        self.lm_head = _Matrix([self.model.get_output_embeddings()], dtype)
 
     def _rope_matrix(self, position: int) -> torch.Tensor:
         """x * cos + rotate_half(x) * sin as one matrix product, x @ M, built once per token for all layers.
@@ -110,21 +192,29 @@ class LeanDrafter:
     def logits(self, token: int, position: int, cache, skip_set: SkipSet) -> torch.Tensor:
         """Logits [vocab] for `token` at `position`, with skip_set's sub-layers off; appends the kept
         attention layers' KV for this position to `cache`, as a transformers pass would."""
-        x = self.embed[token:token + 1]  # [1, width]
+        logits = self._pass(token, position, cache, skip_set)
+        if self.dtype != self.embed.dtype and not bool(torch.isfinite(logits).all()):
+            # a reduced-precision copy overflowed on this model: redo the token with the model's own
+            # tensors and keep drafting with them (a draft of inf/nan would be rejected, or break sampling)
+            cache.crop_to(position)
+            self._use(self.embed.dtype)
+            logits = self._pass(token, position, cache, skip_set)
+        return logits
+
+    def _pass(self, token: int, position: int, cache, skip_set: SkipSet) -> torch.Tensor:
+        x = self.embed[token:token + 1]  # [1, width], the residual stream stays in the model's dtype
         rope = self._rope_matrix(position)
         H, KV, D = self.heads, self.kv_heads, self.head_dim
         skip_attention, skip_mlp = set(skip_set.attention), set(skip_set.mlp)
         for i, w in enumerate(self.layers):
             if i not in skip_attention:
-                h = self._norm(w.norm1, x)
-                q = _linear(h, w.q).view(H, D) @ rope
-                k = _linear(h, w.k).view(KV, D) @ rope
-                v = _linear(h, w.v)
+                q, k, v = w.qkv(self._norm(w.norm1, x))
+                q, k = q.view(H, D) @ rope, k.view(KV, D) @ rope
                 keys, values = cache.update(k.view(1, KV, 1, D), v.view(1, KV, 1, D), i)
                 out = F.scaled_dot_product_attention(q.view(1, H, 1, D), keys, values, scale=w.scale,
                                                      enable_gqa=H != KV)
-                x = _add_linear(x, out.view(1, H * D), w.o)
+                x = w.o.add(x, out.view(1, H * D))
             if i not in skip_mlp:
-                h = self._norm(w.norm2, x)
-                x = _add_linear(x, w.act(_linear(h, w.gate)) * _linear(h, w.up), w.down)
-        return F.linear(self._norm(self.final_norm, x), self.lm_head)[0]
+                gate, up = w.gate_up(self._norm(w.norm2, x))
+                x = w.down.add(x, w.act(gate) * up)
+        return self.lm_head(self._norm(self.final_norm, x))[0][0]

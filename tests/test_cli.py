@@ -117,6 +117,20 @@ def test_verify_flag(capsys, local_llama_dir):
     assert len(outs["tree"]["tree_size_per_step"]) == outs["tree"]["steps"]
 
 
+def test_speed_flags_reach_the_engine_and_keep_the_output(capsys, local_llama_dir, monkeypatch):
+    import swiftlab.decoding as decoding
+
+    seen = []
+    real = decoding.lean_drafter
+    monkeypatch.setattr(decoding, "lean_drafter", lambda model, cache, dtype: seen.append(dtype) or real(model, cache, dtype))
+    base = ["generate", "--model", str(local_llama_dir), "--prompt", "abc abc abc", "--max-new-tokens", "16", "--json",
+            "--skip-ratio", "0.5"]
+    outs = [json.loads(run_cli(capsys, *base, *flags)[1]) for flags in
+            ([], ["--draft-dtype", "model"], ["--draft-dtype", "bfloat16", "--lookup", "4", "--no-fallback"])]
+    assert seen == ["auto", "model", "bfloat16"]
+    assert outs[0]["token_ids"] == outs[1]["token_ids"] == outs[2]["token_ids"]
+
+
 def test_bench_then_report(capsys, local_long_llama_dir, tmp_path):
     out, spec = tmp_path / "results.jsonl", tmp_path / "answers.jsonl"
     code, printed, _ = run_cli(capsys, "bench", "--model", str(local_long_llama_dir), "--task", "story",

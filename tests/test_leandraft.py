@@ -8,7 +8,9 @@ from tiny_models import tiny_model
 from swiftlab import SkipSet, decode, load_model, num_layers
 from swiftlab.cache import SkipAwareCache
 from swiftlab.decoding import SwiftParams
-from swiftlab.leandraft import LeanDrafter, lean_drafter
+from swiftlab import leandraft
+from swiftlab.errors import SwiftlabError
+from swiftlab.leandraft import LeanDrafter, draft_dtype, lean_drafter
 from swiftlab.skipping import is_pristine, skipping
 
 
@@ -84,9 +86,95 @@ def test_lean_drafts_are_transformers_drafts(verify, monkeypatch):
     prompt = [1, 5, 9, 14, 3, 7, 22, 40]
     ar = decode(model, prompt, method="ar", max_new_tokens=60)
     runs = {lean: decode(model, prompt, method="swift", skip_set=SkipSet.uniform(L, 0.4), max_new_tokens=60,
-                         swift=SwiftParams(verify=verify, lean_draft=lean, fallback=False)) for lean in (True, False)}
+                         swift=SwiftParams(verify=verify, lean_draft=lean, fallback=False, draft_dtype="model"))
+            for lean in (True, False)}
     assert runs[True].token_ids == runs[False].token_ids == ar.token_ids
     assert runs[True].drafted_per_step == runs[False].drafted_per_step
     assert runs[True].accepted_per_step == runs[False].accepted_per_step
     assert len(calls) == sum(runs[True].drafted_per_step) > 0
     assert is_pristine(model)
+
+
+def run_drafter(model, dtype, skip, prompt_len=40, steps=8, seed=3):
+    """Logits per step and the final cache of a lean drafter in `dtype` over random tokens."""
+    vocab = model.get_input_embeddings().num_embeddings
+    gen = torch.Generator().manual_seed(seed)
+    prompt = torch.randint(3, vocab, (1, prompt_len), generator=gen)
+    cache = SkipAwareCache(model.config)
+    with torch.inference_mode():
+        model(input_ids=prompt, cache=cache, use_cache=True)
+        lean = lean_drafter(model, cache, dtype)
+        logits = [lean.logits(t, prompt_len + j, cache, skip)
+                  for j, t in enumerate(torch.randint(3, vocab, (steps,), generator=gen).tolist())]
+    return lean, torch.stack(logits), cache
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_reduced_precision_drafter_is_close_to_the_models_own(dtype):
+    """A half-precision copy drafts the same skip-mode model up to rounding: float32 logits and KV
+    entries, close to the float32 drafter's, mostly the same top token."""
+    model, _ = load_model("lab")
+    skip = SkipSet.uniform(num_layers(model), 0.45)
+    own, want, want_cache = run_drafter(model, "model", skip)
+    low, got, got_cache = run_drafter(model, dtype, skip)
+    assert own.dtype == torch.float32 and low.dtype == getattr(torch, dtype)
+    assert got.dtype == torch.float32 and torch.isfinite(got).all()
+    tol = 0.05 if dtype == "float16" else 0.5  # bfloat16 keeps 8 bits of mantissa
+    assert (got - want).abs().max() < tol
+    assert (got.argmax(-1) == want.argmax(-1)).float().mean() >= 0.75
+    for a, b in zip(got_cache.layers, want_cache.layers):
+        assert a.keys.dtype == torch.float32 and a.keys.shape == b.keys.shape
+        assert (a.keys - b.keys).abs().max() < tol * 4
+    assert not torch.equal(got, want)  # it really read the copy
+
+
+def test_model_precision_reads_the_models_own_tensors():
+    model = tiny_model("llama")
+    lean = lean_drafter(model, SkipAwareCache(model.config), "model")
+    weights = {p.data_ptr() for p in model.parameters()}
+    matrices = [m for layer in lean.layers for m in (layer.qkv, layer.o, layer.gate_up, layer.down)]
+    assert all(w.data_ptr() in weights for m in matrices + [lean.lm_head] for w, _ in m.parts)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "auto"])
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+def test_reduced_precision_drafts_keep_the_output(family, dtype):
+    model = tiny_model(family)
+    prompt = [1, 5, 9, 14, 3, 7, 22, 40]
+    ar = decode(model, prompt, method="ar", max_new_tokens=50)
+    swift = decode(model, prompt, method="swift", skip_set=SkipSet.uniform(num_layers(model), 0.4),
+                   max_new_tokens=50, swift=SwiftParams(draft_dtype=dtype, fallback=False))
+    assert swift.token_ids == ar.token_ids
+    assert sum(swift.drafted_per_step) > 0
+    assert is_pristine(model)
+
+
+def test_an_overflowing_copy_falls_back_to_the_models_precision():
+    """Activations past float16's range (65504) give inf in the copy: that token is redone with the
+    model's own tensors, which the drafter then keeps, so its logits are the float32 drafter's."""
+    model = tiny_model("llama")
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.mlp.up_proj.weight.mul_(3e3)
+            layer.mlp.gate_proj.weight.mul_(3e3)
+    skip = SkipSet((), (), num_layers(model))
+    own, want, want_cache = run_drafter(model, "model", skip)
+    low, got, got_cache = run_drafter(model, "float16", skip)
+    assert low.dtype == torch.float32  # switched back
+    torch.testing.assert_close(got, want)
+    for a, b in zip(got_cache.layers, want_cache.layers):
+        torch.testing.assert_close(a.keys, b.keys)  # the failed attempt left no entries behind
+
+
+def test_auto_precision(monkeypatch):
+    model = tiny_model("llama")
+    assert draft_dtype(model, "auto") == torch.float16  # a tiny float32 model: the copy is cheap
+    monkeypatch.setattr(leandraft, "resident_bytes", lambda: 10_000)  # the copy would dominate memory
+    assert draft_dtype(model, "auto") == torch.float32
+    monkeypatch.setattr(leandraft, "resident_bytes", lambda: None)  # memory unknown: no copy
+    assert draft_dtype(model, "auto") == torch.float32
+    assert draft_dtype(model.half(), "auto") == torch.float16  # already half: its own tensors
+    with pytest.raises(SwiftlabError, match="unknown draft dtype 'int4'"):
+        draft_dtype(model, "int4")
+    with pytest.raises(SwiftlabError, match="unknown draft dtype 'int4'"):
+        SwiftParams(draft_dtype="int4")
