@@ -30,6 +30,7 @@ transformers with `skipping(...)`, exactly as before.
 from __future__ import annotations
 
 import os
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -81,7 +82,7 @@ def draft_dtype(model: nn.Module, choice: str) -> torch.dtype:
         return own
     if choice != "auto":
         return getattr(torch, choice)
-    if own != torch.float32:
+    if own != torch.float32 or model in _OVERFLOWED:
         return own
     copy_bytes = sum(lin.weight.numel() * 2 for lin in _matrices(model))
     resident = resident_bytes()
@@ -149,6 +150,23 @@ class _Layer:
         self.scale = attn.scaling
 
 
+# model -> (what its matrices were when read, [_Layer], lm_head): a copy is made once per model, not per
+# decode (~10 ms for the lab model), and made again when a weight changes (training bumps `_version`,
+# loading or moving the model replaces the storage)
+_READ: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+_OVERFLOWED: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()  # models whose float16 copy overflowed: "auto" copies no more
+
+
+def _read_matrices(model: nn.Module, dtype: torch.dtype) -> tuple[list[_Layer], _Matrix]:
+    stamp = (dtype, tuple((lin.weight.data_ptr(), lin.weight._version) for lin in _matrices(model)))
+    held = _READ.get(model)
+    if held is None or held[0] != stamp:
+        held = (stamp, [_Layer(layer, dtype) for layer in model.model.layers],
+                _Matrix([model.get_output_embeddings()], dtype))
+        _READ[model] = held
+    return held[1], held[2]
+
+
 class LeanDrafter:
     def __init__(self, model: nn.Module, dtype: torch.dtype | None = None):
         inner = model.model
@@ -172,8 +190,7 @@ class LeanDrafter:
 
     def _use(self, dtype: torch.dtype) -> None:
         self.dtype = dtype
-        self.layers = [_Layer(layer, dtype) for layer in self.model.model.layers]
-        self.lm_head = _Matrix([self.model.get_output_embeddings()], dtype)
+        self.layers, self.lm_head = _read_matrices(self.model, dtype)
 
     def _rope_matrix(self, position: int) -> torch.Tensor:
         """x * cos + rotate_half(x) * sin as one matrix product, x @ M, built once per token for all layers.
@@ -197,6 +214,7 @@ class LeanDrafter:
             # a reduced-precision copy overflowed on this model: redo the token with the model's own
             # tensors and keep drafting with them (a draft of inf/nan would be rejected, or break sampling)
             cache.crop_to(position)
+            _OVERFLOWED.add(self.model)
             self._use(self.embed.dtype)
             logits = self._pass(token, position, cache, skip_set)
         return logits

@@ -161,9 +161,25 @@ def test_an_overflowing_copy_falls_back_to_the_models_precision():
     own, want, want_cache = run_drafter(model, "model", skip)
     low, got, got_cache = run_drafter(model, "float16", skip)
     assert low.dtype == torch.float32  # switched back
+    assert draft_dtype(model, "auto") == torch.float32  # and "auto" does not try again on this model
     torch.testing.assert_close(got, want)
     for a, b in zip(got_cache.layers, want_cache.layers):
         torch.testing.assert_close(a.keys, b.keys)  # the failed attempt left no entries behind
+
+
+def test_a_copy_is_made_once_and_again_when_the_weights_change():
+    model = tiny_model("llama")
+    skip = SkipSet((), (), num_layers(model))
+    first, before, _ = run_drafter(model, "float16", skip)
+    again, same, _ = run_drafter(model, "float16", skip)
+    assert again.layers[0].qkv.parts[0][0].data_ptr() == first.layers[0].qkv.parts[0][0].data_ptr()
+    torch.testing.assert_close(same, before)
+    with torch.no_grad():
+        model.model.layers[1].mlp.down_proj.weight.mul_(2.0)  # what an optimizer step does: in place
+    _, changed, _ = run_drafter(model, "float16", skip)
+    _, own, _ = run_drafter(model, "model", skip)
+    assert (changed - before).abs().max() > 1e-2  # the new weights are read
+    assert (changed - own).abs().max() < 1e-2  # the copy is of them
 
 
 def test_auto_precision(monkeypatch):
