@@ -73,10 +73,10 @@ def bound_table(model, lines, rows, context: int) -> str:
     L = num_layers(model)
     streams = [m for m in dict.fromkeys(l.method for l in lines) if m.startswith("swift")]
     final_sets = {m: SkipSet.from_dict(next(l for l in reversed(lines) if l.method == m).skip_set) for m in streams}
-    cases = {f"full x{k}": (k, None, False) for k in BLOCKS}
+    cases = {f"full x{k}": (k, None, None) for k in BLOCKS}
     for m, s in final_sets.items():
-        cases[f"lean {m}"] = (1, s, True)
-        cases[f"draft {m}"] = (1, s, False)
+        cases[f"lean {m}"] = (1, s, "auto")  # the drafter and precision decoding used (SwiftParams' default)
+        cases[f"draft {m}"] = (1, s, None)
     costs = pass_costs(model, context, cases, repeats=20)
 
     def full(k: int) -> float:  # linear between the measured block sizes

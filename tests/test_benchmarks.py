@@ -1,0 +1,36 @@
+"""The benchmark scripts run end to end on tiny settings (their numbers mean nothing here; a script
+that crashes after 20 minutes of measuring does)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_script(name: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_step_costs():
+    out = run_script("step_costs.py", "--repeats", "2", "--ratios", "0.45", "--blocks", "1", "4", "--context", "40")
+    for row in ("full x1", "full x4", "draft r=0.45", "lean r=0.45", "lean16 r=0.45"):
+        assert re.search(rf"^{re.escape(row)}\s+\d+\.\d+\s+\d+\.\d+$", out, re.M), out
+
+
+def test_speed_table(tmp_path):
+    out = run_script("speed_table.py", "--prompts", "1", "--repeats", "1", "--tasks", "story", "--methods", "ar,swift",
+                     "--max-new-tokens", "8", "--out", str(tmp_path))
+    assert re.search(r"^\| story \| swift \| [\d.]+ \| [\d.]+x \|.*\| True \|$", out, re.M), out
+    assert re.search(r"^\| swift \| [\d.]+x \| [\d.]+x \| \d+% \| [\d.]+ \|$", out, re.M), out  # the bound table
+    assert (tmp_path / "results.jsonl").read_text().count("\n") == 2
+
+
+def test_memory():
+    out = run_script("memory.py", "--tasks", "story", "--prompts", "1", "--max-new-tokens", "8")
+    for method in ("ar", "swift", "swift+search"):
+        assert re.search(rf"^story\s+{re.escape(method)}\s+-?[\d.]+\s+[\d.]+\s+[\d.]+x$", out, re.M), out
