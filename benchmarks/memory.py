@@ -5,7 +5,8 @@
 Each (task, method) runs in a fresh process, so no allocator state carries over from another
 method. In it: load the model, find a skip set the way SWIFT does (a search over the task's first
 prompt), warm up with a short decode, then reset the kernel's peak-RSS counter (Linux:
-/proc/self/clear_refs) and decode the held-out prompts. Reported: the peak resident memory the
+/proc/self/clear_refs) and decode the held-out prompts. The search's library is loaded before the reset in every
+process (its one-time cost is printed apart). Reported: the peak resident memory the
 decoding added over what the process held before it (KV cache, activations, logits, draft trees,
 the search's batched scoring passes, allocator slack), and the whole process's peak (torch itself,
 the weights, and that) as a ratio to autoregressive decoding. Methods: `ar`; `swift` with the skip
@@ -51,12 +52,20 @@ def child(args) -> None:
                                          search=SkipSearch(L, SearchConfig(), SkipSet.uniform(L, 0.45))),
     }[args.child]
     run(ids[0])  # warm-up: the allocator and the kernels' scratch space, as a served model would have
+    import skopt  # noqa: F401  the search's library, loaded once per process (main() reports its cost apart)
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the peak-RSS counter (VmHWM) to the current RSS
     before = _kib("VmRSS")
     for p in ids[1:]:
         run(p)
     print(json.dumps({"before_kib": before, "peak_kib": _kib("VmHWM")}))
+
+
+def _import_cost_mib() -> float:
+    code = ("import torch, transformers\n"
+            "rss = lambda: int(next(l for l in open('/proc/self/status') if l.startswith('VmRSS:')).split()[1])\n"
+            "before = rss()\nimport skopt\nprint((rss() - before) / 1024)")
+    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
 def main() -> int:
@@ -74,6 +83,9 @@ def main() -> int:
 
     print(f"# {args.model}: peak resident memory, {args.prompts} held-out prompts per task, "
           f"{args.max_new_tokens} new tokens, each method in a fresh process")
+    print(f"# the search's optimizer library (scikit-optimize, with scipy and scikit-learn), loaded once per process "
+          f"the first time a search proposes by Bayesian optimization: +{_import_cost_mib():.0f} MiB resident "
+          f"(a run with a given skip set never loads it); loaded in every process below before measuring")
     print(f"{'task':<14} {'method':<13} {'added MiB':>10} {'process MiB':>12} {'process x ar':>13}")
     for task in args.tasks.split(","):
         got = {}
