@@ -318,27 +318,28 @@ class DecodeSession:
                                        swift.lookup_ngrams) if swift.lookup else []
         eos_at = next((i for i, t in enumerate(proposal) if t in run.eos), None)
         proposal = proposal[:eos_at + 1] if eos_at is not None else proposal
-        # A lookup draft costs no model pass, so it is taken wherever there is one. Choosing between it and
-        # a skip draft by measured cost lost more than it won (fixed skip sets: summaries 2.30x vs 2.54x,
-        # code 1.29x vs 1.66x; reasoning 1.74x vs 1.59x), whatever the averaging: a step's yield swings
-        # with the text far more than the kinds differ. Sampling consumes the generator differently in each
-        # kind of step, so a timing-based choice would make a seeded run unrepeatable: there it always drafts.
-        if proposal:
-            kind = "lookup"
-        elif swift.fallback and run.sampling.greedy:
-            kind = self.pace.pick(("skip", "ar"))
-        else:
-            kind = "skip"
-        run.step_kinds.append(kind)
+        # Where lookup offers a continuation, the drafter decides, for free: it drafts its first token as
+        # usual, and where that is the lookup's first token the lookup continuation is verified, otherwise
+        # its own chain (_draft). Fixed skip sets, 10 prompts: summaries 1.62x -> 2.19x, reasoning 1.62x ->
+        # 1.74x. Always taking lookup reached 2.44x on summaries but lost on reasoning (1.44x), where the
+        # drafter is strong and 2-gram matches are chance; choosing by measured cost per kind lost on both
+        # (a step's yield swings with the text far more than the kinds differ). Sampling always takes the
+        # lookup draft and never a plain step: a timing-based choice would use the generator differently
+        # from run to run.
+        greedy = run.sampling.greedy
+        arm = self.pace.pick(("skip", "ar")) if swift.fallback and greedy else "skip"
+        if proposal and (arm == "ar" or not greedy):
+            arm = "lookup"  # a plain step's price for a chance of more than one token
         t0 = run.clock()
-        if kind == "ar":
+        if arm == "ar":
             new, tree, path = _ar_step(run, self._cur), None, []
             run.tree_sizes.append(0)  # nothing drafted, nothing but the pending token verified
         else:
             new, tree, path = _swift_step(run, self._cur, self.skip_set, swift, self.lean,
-                                          proposal if kind == "lookup" else None)
-        if kind != "lookup":
-            self.pace.record(kind, run.clock() - t0, len(new))
+                                          proposal if arm == "lookup" else None, follow=proposal)
+        run.step_kinds.append(tree.source if tree else "ar")
+        if arm != "lookup":
+            self.pace.record(arm, run.clock() - t0, len(new))
         return new, tree, path
 
     def result(self) -> DecodeResult:
@@ -362,14 +363,15 @@ class Pace:
     the lean drafter) costs little, and noise does not throw a good one away: a drafted step's yield
     swings with the text (1 to 17 tokens), a plain step's cost hardly at all. Every PROBE steps the
     kind measured longest ago is tried instead (less often, up to every MAX_PROBE steps, while the
-    tries keep confirming the choice; a plain-step spell re-tries drafting at least every
-    MAX_PLAIN_SPELL steps), so a skip set that got better (the search runs meanwhile) or text that
+    tries keep confirming the choice; during plain steps drafting is re-tried after PLAIN_PROBE steps,
+    doubling up to MAX_PLAIN_SPELL), so a skip set that got better (the search runs meanwhile) or text that
     turned easier is noticed. Every kind emits exactly the full model's tokens: the choice changes
     speed only."""
 
     PROBE = 12  # steps between tries of the other kind ...
     MAX_PROBE = 96  # ... doubling up to this while the tries keep confirming the cheapest kind
-    MAX_PLAIN_SPELL = 24  # but drafting is re-tried at least this often while plain steps are taken
+    PLAIN_PROBE = 4  # while plain steps are taken, drafting is re-tried after this many, doubling ...
+    MAX_PLAIN_SPELL = 24  # ... up to this
     WEIGHT = 0.3  # of the newest step in the running average
     MARGIN = 1.1  # plain steps only when drafting costs more than this many times as much per token
 
@@ -399,7 +401,7 @@ class Pace:
         best = self._cheapest(kinds)
         others = [k for k in kinds if k != best]
         due = self.next_probe
-        if best == "ar":  # drafting is not left untried for long, however the switch came about
+        if best == "ar":  # drafting is not left untried for long, however the switch to plain steps came about
             due = min(due, max(self.measured_at.get(k, 0) for k in others) + self.MAX_PLAIN_SPELL)
         if others and self.steps >= due:
             self._probe = (kinds, best)
@@ -420,9 +422,11 @@ class Pace:
         self.measured_at[kind] = self.steps
         if self._probe is not None:  # a try: back off while it confirms the cheapest, else look often again
             kinds, best = self._probe
-            confirmed = self._cheapest(kinds) == best
-            limit = self.MAX_PLAIN_SPELL if best == "ar" else self.MAX_PROBE
-            self.interval = min(2 * self.interval, limit) if confirmed else self.PROBE
+            now = self._cheapest(kinds)
+            # while plain steps are taken drafting is re-tried sooner: one unlucky draft (a yield of 1) must
+            # not cost a dozen plain steps, and a plain step's cost needs no re-measuring
+            first, limit = (self.PLAIN_PROBE, self.MAX_PLAIN_SPELL) if now == "ar" else (self.PROBE, self.MAX_PROBE)
+            self.interval = min(2 * self.interval, limit) if now == best else first
             self.next_probe = self.steps + self.interval
             self._probe = None
 
@@ -450,15 +454,16 @@ def _ar_step(run: _Run, cur: int) -> list[int]:
 
 
 def _swift_step(run: _Run, cur: int, skip_set: SkipSet, swift: SwiftParams, lean: LeanDrafter | None,
-                proposal: list[int] | None = None):
+                proposal: list[int] | None = None, follow: list[int] | None = None):
     """One draft/verify cycle: (emitted tokens, the draft tree, the accepted node path). With a
-    `proposal` (a lookup continuation) that chain is verified instead of a drafted one."""
+    `proposal` (a lookup continuation) that chain is verified instead of a drafted one; with `follow`,
+    the drafter's chain gives way to it where they agree on the first token (see _draft)."""
     n = run.prompt.shape[1] + len(run.tokens) - 1  # positions already in the cache; cur goes at n
     t0 = run.clock()
     if proposal:
         tree = _proposal_tree(run, proposal)
     else:
-        tree = _draft(run, cur, n, skip_set, min(swift.max_draft, run.remaining - 1), swift, lean)
+        tree = _draft(run, cur, n, skip_set, min(swift.max_draft, run.remaining - 1), swift, lean, follow)
     run.cache.crop_to(n)  # drop the drafter's KV entries: the full model recomputes these positions
     t1 = run.clock()
     if tree.size > len(tree.chain):  # siblings: one pass over the whole tree with a tree mask
@@ -489,10 +494,12 @@ def _proposal_tree(run: _Run, proposal: list[int]) -> DraftTree:
 
 
 def _draft(run: _Run, cur: int, n: int, skip_set: SkipSet, cap: int, swift: SwiftParams,
-           lean: LeanDrafter | None) -> DraftTree:
+           lean: LeanDrafter | None, follow: list[int] | None = None) -> DraftTree:
     """Tokens from the skip-mode model, one at a time, while it is confident; with tree
     verification also, per depth, runner-up candidates (more where the drafter is less sure).
-    The lean drafter, where there is one, is the same skip-mode model without transformers' call overhead."""
+    The lean drafter, where there is one, is the same skip-mode model without transformers' call overhead.
+    `follow` (greedy only): a lookup continuation taken as the chain, past the first depth's candidates,
+    when the drafter's first token is its first token: no more draft passes for a span being copied."""
     tree = DraftTree()
     token = cur
     greedy = run.sampling.greedy
@@ -509,6 +516,11 @@ def _draft(run: _Run, cur: int, n: int, skip_set: SkipSet, cap: int, swift: Swif
                 tree.draft_probs.append(probs)
             tree.chain.append(token)
             tree.siblings.append(_siblings(run, probs, token, confidence, swift, tree.size) if run.tree else [])
+            if j == 0 and greedy and follow and token == follow[0]:
+                tree.chain = list(follow[:cap])
+                tree.siblings += [[] for _ in tree.chain[1:]]
+                tree.source = "lookup"
+                break
             if confidence < swift.epsilon or token in run.eos:  # nothing after end-of-text is ever needed
                 break
     return tree

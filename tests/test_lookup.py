@@ -101,14 +101,44 @@ def test_fallback_takes_plain_steps_when_drafting_is_slow(monkeypatch):
 def test_lookup_drafts_keep_greedy_output(verify):
     model, tokenizer = load_model("lab")
     L = num_layers(model)
-    ids = encode_prompt(tokenizer, "Tom has 3 red apples. Tom has 3 red apples. Tom has")
+    start = encode_prompt(tokenizer, "Tom has 3 red apples.")
+    said = decode(model, start, method="ar", max_new_tokens=30).token_ids
+    ids = start + said + start + said + start  # the prompt repeats itself: n-grams to look up
     reference = model.generate(torch.tensor([ids]), max_new_tokens=60, do_sample=False)[0, len(ids):].tolist()
     for lookup in (1, 10):
         r = decode(model, ids, method="swift", skip_set=SkipSet.uniform(L, 0.45), max_new_tokens=60,
-                   swift=SwiftParams(lookup=lookup, verify=verify))
+                   swift=SwiftParams(lookup=lookup, verify=verify, fallback=False))
         assert r.token_ids == reference
         assert r.drafters["lookup"] > 0 and max(r.drafted_per_step) <= max(lookup, 25)
     assert is_pristine(model)
+
+
+@pytest.mark.parametrize("right", [True, False])
+def test_the_drafter_decides_whether_a_lookup_continuation_is_verified(right, monkeypatch):
+    """A lookup continuation is verified where the drafter's first token is its first token. Made-up
+    lookups: the model's own continuation (taken, and accepted whole), or one whose first token is
+    off by one (never taken: the drafter's own chain is verified)."""
+    import swiftlab.decoding as decoding
+
+    model = tiny_model("llama")
+    prompt = [1, 5, 9, 14, 3, 7, 22, 40]
+    reference = decode(model, prompt, method="ar", max_new_tokens=60).token_ids
+    vocab = model.config.vocab_size
+
+    def made_up(context, n, ngrams):
+        done = len(context) - len(prompt)
+        truth = reference[done:done + n]
+        return truth if right else [(truth[0] + 1) % vocab] + truth[1:] if truth else []
+
+    monkeypatch.setattr(decoding, "lookup_continuation", made_up)
+    r = decode(model, prompt, method="swift", skip_set=SkipSet.uniform(num_layers(model), 0.4), max_new_tokens=60,
+               swift=SwiftParams(lookup=6, fallback=False))
+    assert r.token_ids == reference
+    lookups = [i for i, kind in enumerate(r.step_kinds) if kind == "lookup"]
+    if right:
+        assert lookups and all(r.accepted_per_step[i] == r.drafted_per_step[i] for i in lookups)
+    else:
+        assert lookups == [] and r.drafters["skip"] > 0
 
 
 def test_lookup_rejects_a_negative_length():
