@@ -319,13 +319,12 @@ class DecodeSession:
         eos_at = next((i for i, t in enumerate(proposal) if t in run.eos), None)
         proposal = proposal[:eos_at + 1] if eos_at is not None else proposal
         # Where lookup offers a continuation, the drafter decides, for free: it drafts its first token as
-        # usual, and where that is the lookup's first token the lookup continuation is verified, otherwise
-        # its own chain (_draft). Fixed skip sets, 10 prompts: summaries 1.62x -> 2.19x, reasoning 1.62x ->
-        # 1.74x. Always taking lookup reached 2.44x on summaries but lost on reasoning (1.44x), where the
-        # drafter is strong and 2-gram matches are chance; choosing by measured cost per kind lost on both
-        # (a step's yield swings with the text far more than the kinds differ). Sampling always takes the
-        # lookup draft and never a plain step: a timing-based choice would use the generator differently
-        # from run to run.
+        # usual; where that is the lookup's first token, or where it is unsure of it (its own chain would end
+        # there), the lookup continuation is verified, with its top candidates as siblings; otherwise its own
+        # chain (_draft). Always taking lookup lost where the drafter is strong and 2-gram matches are chance
+        # (reasoning 1.84x -> 1.59x, fixed set); choosing by measured cost per kind lost everywhere (a step's
+        # yield swings with the text far more than the kinds differ). Sampling always takes the lookup draft
+        # and never a plain step: a timing-based choice would use the generator differently run to run.
         greedy = run.sampling.greedy
         arm = self.pace.pick(("skip", "ar")) if swift.fallback and greedy else "skip"
         if proposal and (arm == "ar" or not greedy):
@@ -498,8 +497,8 @@ def _draft(run: _Run, cur: int, n: int, skip_set: SkipSet, cap: int, swift: Swif
     """Tokens from the skip-mode model, one at a time, while it is confident; with tree
     verification also, per depth, runner-up candidates (more where the drafter is less sure).
     The lean drafter, where there is one, is the same skip-mode model without transformers' call overhead.
-    `follow` (greedy only): a lookup continuation taken as the chain, past the first depth's candidates,
-    when the drafter's first token is its first token: no more draft passes for a span being copied."""
+    `follow` (greedy only): a lookup continuation taken as the chain (no more draft passes for a span being
+    copied) when the drafter's first token is its first token or the drafter is unsure of it."""
     tree = DraftTree()
     token = cur
     greedy = run.sampling.greedy
@@ -516,8 +515,11 @@ def _draft(run: _Run, cur: int, n: int, skip_set: SkipSet, cap: int, swift: Swif
                 tree.draft_probs.append(probs)
             tree.chain.append(token)
             tree.siblings.append(_siblings(run, probs, token, confidence, swift, tree.size) if run.tree else [])
-            if j == 0 and greedy and follow and token == follow[0]:
+            if j == 0 and greedy and follow and (token == follow[0] or confidence < swift.epsilon):
+                # the drafter agrees, or its own chain would end here anyway: verify the lookup continuation,
+                # with the drafter's top candidates (its own token among them) as the first depth's siblings
                 tree.chain = list(follow[:cap])
+                tree.siblings = [_siblings(run, probs, follow[0], confidence, swift, 1) if run.tree else []]
                 tree.siblings += [[] for _ in tree.chain[1:]]
                 tree.source = "lookup"
                 break

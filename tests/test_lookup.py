@@ -115,9 +115,10 @@ def test_lookup_drafts_keep_greedy_output(verify):
 
 @pytest.mark.parametrize("right", [True, False])
 def test_the_drafter_decides_whether_a_lookup_continuation_is_verified(right, monkeypatch):
-    """A lookup continuation is verified where the drafter's first token is its first token. Made-up
-    lookups: the model's own continuation (taken, and accepted whole), or one whose first token is
-    off by one (never taken: the drafter's own chain is verified)."""
+    """A lookup continuation is verified where the drafter's first token is its first token (or the
+    drafter is unsure of it: epsilon 0 here rules that out). Made-up lookups: the model's own
+    continuation (taken, and accepted whole), or one whose first token is off by one (never taken:
+    the drafter's own chain is verified)."""
     import swiftlab.decoding as decoding
 
     model = tiny_model("llama")
@@ -132,13 +133,28 @@ def test_the_drafter_decides_whether_a_lookup_continuation_is_verified(right, mo
 
     monkeypatch.setattr(decoding, "lookup_continuation", made_up)
     r = decode(model, prompt, method="swift", skip_set=SkipSet.uniform(num_layers(model), 0.4), max_new_tokens=60,
-               swift=SwiftParams(lookup=6, fallback=False))
+               swift=SwiftParams(lookup=6, fallback=False, epsilon=0.0))
     assert r.token_ids == reference
     lookups = [i for i, kind in enumerate(r.step_kinds) if kind == "lookup"]
     if right:
         assert lookups and all(r.accepted_per_step[i] == r.drafted_per_step[i] for i in lookups)
     else:
         assert lookups == [] and r.drafters["skip"] > 0
+
+
+def test_where_the_drafter_is_unsure_the_lookup_is_verified_with_its_candidates(monkeypatch):
+    """epsilon 1: the drafter is always unsure, so every step verifies the (wrong) lookup continuation,
+    with the drafter's own top candidates as siblings: the output is still the model's."""
+    import swiftlab.decoding as decoding
+
+    model = tiny_model("llama")
+    prompt = [1, 5, 9, 14, 3, 7, 22, 40]
+    reference = decode(model, prompt, method="ar", max_new_tokens=40).token_ids
+    monkeypatch.setattr(decoding, "lookup_continuation", lambda context, n, ngrams: [3] * n)
+    r = decode(model, prompt, method="swift", skip_set=SkipSet.uniform(num_layers(model), 0.4), max_new_tokens=40,
+               swift=SwiftParams(lookup=4, fallback=False, epsilon=1.0))
+    assert r.token_ids == reference
+    assert set(r.step_kinds[1:]) == {"lookup"} and max(r.tree_size_per_step) > 4  # siblings were verified too
 
 
 def test_lookup_rejects_a_negative_length():
