@@ -27,7 +27,7 @@ from torch import nn
 
 from .cache import SkipAwareCache
 from .errors import SwiftlabError
-from .leandraft import DRAFT_DTYPES, LeanDrafter, lean_drafter
+from .leandraft import LeanDrafter, check_draft_dtype, lean_drafter
 from .lookup import NGRAM_SIZES, lookup_continuation
 from .records import DecodeResult
 from .sampling import SamplingParams, choose, probabilities, sample
@@ -65,8 +65,7 @@ class SwiftParams:
             raise SwiftlabError(f"max_draft must be >= 1, got {self.max_draft}")
         if self.lookup < 0:
             raise SwiftlabError(f"lookup must be >= 0 tokens, got {self.lookup}")
-        if self.draft_dtype not in DRAFT_DTYPES:
-            raise SwiftlabError(f"unknown draft dtype {self.draft_dtype!r}: choose one of {', '.join(DRAFT_DTYPES)}")
+        check_draft_dtype(self.draft_dtype)
 
 
 def context_limit(model: nn.Module) -> int | None:
@@ -407,10 +406,9 @@ class Pace:
             return min(others, key=lambda k: self.measured_at.get(k, -1))
         return best
 
-    def forget(self, prefix: str) -> None:
-        """Drop the measurements of the kinds starting with `prefix`: they get tried afresh."""
-        for kind in [k for k in self.sums if k.startswith(prefix)]:
-            del self.sums[kind]
+    def forget(self, kind: str) -> None:
+        """Drop the measurements of `kind`: it gets tried afresh."""
+        self.sums.pop(kind, None)
 
     def record(self, kind: str, seconds: float, tokens: int) -> None:
         # Running averages of seconds and of tokens per step, and their ratio: a mean of per-step ratios
@@ -513,13 +511,15 @@ def _draft(run: _Run, cur: int, n: int, skip_set: SkipSet, cap: int, swift: Swif
                 token = sample(probs, run.generator)
                 confidence = float(probs.max())
                 tree.draft_probs.append(probs)
+            # the drafter agrees with the lookup, or its own chain would end here anyway: verify the lookup
+            # continuation, with the drafter's top candidates (its own token among them) as siblings
+            take_lookup = j == 0 and greedy and follow and (token == follow[0] or confidence < swift.epsilon)
+            if take_lookup:
+                token = follow[0]
             tree.chain.append(token)
             tree.siblings.append(_siblings(run, probs, token, confidence, swift, tree.size) if run.tree else [])
-            if j == 0 and greedy and follow and (token == follow[0] or confidence < swift.epsilon):
-                # the drafter agrees, or its own chain would end here anyway: verify the lookup continuation,
-                # with the drafter's top candidates (its own token among them) as the first depth's siblings
+            if take_lookup:
                 tree.chain = list(follow[:cap])
-                tree.siblings = [_siblings(run, probs, follow[0], confidence, swift, 1) if run.tree else []]
                 tree.siblings += [[] for _ in tree.chain[1:]]
                 tree.source = "lookup"
                 break

@@ -14,7 +14,7 @@ the same weights and the same operations in a different order, equal to transfor
 pass to float rounding (tests/test_leandraft.py), holding only views of the model's own tensors.
 
 Precision (`draft_dtype`): the pass is bound by reading the matrices, so a float32 model drafts
-much faster from a float16 copy of them (lab model, r=0.45: ~0.29 instead of ~0.46 of a full pass;
+much faster from a float16 copy of them (lab model, r=0.45: ~0.25 instead of ~0.44 of a full pass;
 the lab model ships in float16, so the copy is its trained weights exactly). The copy costs half the
 float32 matrices' memory again, so "auto" makes it only where that is small against the process
 (5% of resident memory: a small model on a CPU); larger float32 models draft from their own tensors.
@@ -72,11 +72,9 @@ def lean_drafter(model: nn.Module, cache, dtype: str = "model") -> "LeanDrafter 
 def draft_dtype(model: nn.Module, choice: str) -> torch.dtype:
     """The dtype the drafter's matrices are read in. "model": the model's own tensors, no copy.
     "float16"/"bfloat16": a copy in that precision when the model computes in another (a pass here is
-    bound by reading the matrices: in float16 the lab model's draft pass costs ~0.27 of a full pass
-    instead of ~0.47 on the CPU measured, benchmarks/step_costs.py). "auto": a float16 copy of a
+    bound by reading the matrices; see the module docstring and benchmarks/step_costs.py). "auto": a float16 copy of a
     float32 model when it is small against the process's memory (small models on a CPU), else none."""
-    if choice not in DRAFT_DTYPES:
-        raise SwiftlabError(f"unknown draft dtype {choice!r}: choose one of {', '.join(DRAFT_DTYPES)}")
+    check_draft_dtype(choice)
     own = model.get_output_embeddings().weight.dtype
     if choice == "model":
         return own
@@ -87,6 +85,11 @@ def draft_dtype(model: nn.Module, choice: str) -> torch.dtype:
     copy_bytes = sum(lin.weight.numel() * 2 for lin in _matrices(model))
     resident = resident_bytes()
     return torch.float16 if resident and copy_bytes <= _COPY_SHARE * resident else own
+
+
+def check_draft_dtype(choice: str) -> None:
+    if choice not in DRAFT_DTYPES:
+        raise SwiftlabError(f"unknown draft dtype {choice!r}: choose one of {', '.join(DRAFT_DTYPES)}")
 
 
 def resident_bytes() -> int | None:

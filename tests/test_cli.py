@@ -131,6 +131,14 @@ def test_speed_flags_reach_the_engine_and_keep_the_output(capsys, local_llama_di
     assert outs[0]["token_ids"] == outs[1]["token_ids"] == outs[2]["token_ids"]
 
 
+def test_draft_dtype_choices_are_the_engines():
+    from swiftlab.cli import build_parser
+    from swiftlab.leandraft import DRAFT_DTYPES
+
+    generate = build_parser()._subparsers._group_actions[0].choices["generate"]
+    assert tuple(next(a for a in generate._actions if a.dest == "draft_dtype").choices) == DRAFT_DTYPES
+
+
 def test_bench_then_report(capsys, local_long_llama_dir, tmp_path):
     out, spec = tmp_path / "results.jsonl", tmp_path / "answers.jsonl"
     code, printed, _ = run_cli(capsys, "bench", "--model", str(local_long_llama_dir), "--task", "story",
