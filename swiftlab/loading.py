@@ -8,6 +8,7 @@ in a second with a message, not after a multi-gigabyte download.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -30,6 +31,26 @@ def resolve_dtype(dtype):
 def _first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+@contextmanager
+def _without_loading_bar():
+    """transformers draws a "Loading weights" bar for every load, even of a 15 MB model: noise at the top of every
+    notebook. Off for our loads only (a hub download keeps its bars); the settings are restored after."""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+    from transformers.utils import logging as hf_logging
+
+    bars_on, downloads_on = hf_logging.is_progress_bar_enabled(), not are_progress_bars_disabled()
+    hf_logging.disable_progress_bar()  # this also turns off the hub's download bars
+    if downloads_on:
+        enable_progress_bars()
+    try:
+        yield
+    finally:
+        if bars_on:
+            hf_logging.enable_progress_bar()
+        if not downloads_on:
+            disable_progress_bars()
 
 
 def load_model(name_or_path: str | os.PathLike, *, dtype=None, device: str | None = None,
@@ -56,9 +77,10 @@ def load_model(name_or_path: str | os.PathLike, *, dtype=None, device: str | Non
         raise SwiftlabError(f"cannot load model {name!r}: unknown {where}: {_first_line(e)}") from None
     check_supported(config)
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            name, config=config, dtype=resolve_dtype(dtype) or "auto", device_map=device_map,
-            use_safetensors=True, trust_remote_code=trust_remote_code)
+        with _without_loading_bar():
+            model = AutoModelForCausalLM.from_pretrained(
+                name, config=config, dtype=resolve_dtype(dtype) or "auto", device_map=device_map,
+                use_safetensors=True, trust_remote_code=trust_remote_code)
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
         raise SwiftlabError(f"cannot load model {name!r}: {_first_line(e)}") from None
