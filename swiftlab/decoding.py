@@ -236,7 +236,8 @@ class StepEvent:
     drafted: list[int]  # the drafter's top-1 chain this step
     siblings: list[list[int]]  # runner-up candidates per depth (tree verification)
     accepted: int  # drafted tokens the full model accepted (a sibling counts)
-    new_tokens: list[int]  # emitted: the accepted tokens, then the full model's own next token
+    new_tokens: list[int]  # emitted: the accepted tokens, then the full model's own next token (none after an
+    # end-of-text token)
     skip_set: SkipSet | None  # the set the drafter used
     kind: str = ""  # prefill, skip (drafted by the skipping model), lookup, or ar (a plain step)
     reason: str = ""  # why this kind of pass, and why drafting stopped where it did
@@ -318,6 +319,7 @@ class DecodeSession:
         else:
             new, tree, path, reason = self._speculative_step()
         used = self.skip_set if tree is not None and tree.source == "skip" else None
+        before = len(run.tokens)
         going = run.emit(new, len(tree.chain) if tree else 0, len(path))
         self._cur = new[-1]
         if going and self.search is not None and not self.search.done and index > 0:
@@ -327,7 +329,7 @@ class DecodeSession:
                 self.skip_set = better
         self.done = not going
         return StepEvent(index, list(tree.chain) if tree else [], [list(s) for s in tree.siblings] if tree else [],
-                         len(path), new, used, kind=run.step_kinds[-1], reason=reason, path=list(path),
+                         len(path), run.tokens[before:], used, kind=run.step_kinds[-1], reason=reason, path=list(path),
                          position=position)
 
     def _speculative_step(self):

@@ -10,6 +10,7 @@ from plotly.subplots import make_subplots
 from ..adapters import num_layers
 from ..api import encode_prompt
 from ..decoding import SwiftParams
+from ..errors import SwiftlabError
 from ..inside import StepTrace, trace_steps
 from ..skipset import SkipSet
 from ..tree import tree_mask
@@ -48,9 +49,11 @@ def tree_figure(trace: StepTrace, pieces: list[str]) -> go.Figure:
     status = ["root"] + ["accepted" if i in accepted else "rejected" for i in range(len(nodes))]
     last = max(trace.path) + 1 if trace.path else 0
     bonus_xy = (xy[last][0] + 1, xy[last][1])
-    fig.add_scatter(x=[xy[last][0], bonus_xy[0]], y=[xy[last][1], bonus_xy[1]], mode="lines", showlegend=False,
-                    line=dict(color=STATUS_COLOURS["bonus"], dash="dot"), hoverinfo="skip", row=1, col=1)
-    for kind in STATUS_COLOURS:
+    has_bonus = len(trace.new_tokens) > len(trace.path)  # not after an accepted end-of-text
+    if has_bonus:
+        fig.add_scatter(x=[xy[last][0], bonus_xy[0]], y=[xy[last][1], bonus_xy[1]], mode="lines", showlegend=False,
+                        line=dict(color=STATUS_COLOURS["bonus"], dash="dot"), hoverinfo="skip", row=1, col=1)
+    for kind in [k for k in STATUS_COLOURS if k != "bonus" or has_bonus]:
         members = [j for j, s in enumerate(status) if s == kind]
         points = [bonus_xy] if kind == "bonus" else [xy[j] for j in members]
         text = [repr(pieces[-1])] if kind == "bonus" else [repr(pieces[j]) for j in members]
@@ -87,7 +90,9 @@ class DraftTreeView(w.VBox):
         self.prompt_ids = encode_prompt(tokenizer, prompt)
         self.traces = [t for t in trace_steps(model, self.prompt_ids, skip_set, max_new_tokens=max_new_tokens,
                                               swift=SwiftParams(verify="tree", fallback=False)) if t.chain]
-        first = next((i for i, t in enumerate(self.traces) if any(t.siblings)), 0)
+        if not self.traces:
+            raise SwiftlabError("this run drafted nothing (it ended at once): try a longer prompt or more tokens")
+        first = next((i for i, t in enumerate(self.traces) if any(t.siblings) and len(t.chain) > 1), 0)
         self.pass_slider = w.IntSlider(value=first, min=0, max=len(self.traces) - 1, description="drafted pass",
                                        style={"description_width": "initial"})
         self.info = w.HTML()

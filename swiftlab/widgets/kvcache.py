@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 from ..adapters import num_layers
 from ..api import encode_prompt
 from ..decoding import SwiftParams
+from ..errors import SwiftlabError
 from ..inside import StepTrace, trace_steps
 from ..skipset import SkipSet
 
@@ -39,8 +40,12 @@ class KVCacheView(w.VBox):
         self.skip_set = skip_set or SkipSet.uniform(num_layers(model), 0.45)
         traces = trace_steps(model, encode_prompt(tokenizer, prompt), self.skip_set, max_new_tokens=max_new_tokens,
                              swift=SwiftParams(verify="tree", fallback=False))
-        self.traces = [t for t in traces if len(t.chain) > 1]  # a pass that drafted with the skipped layers
-        first = next((i for i, t in enumerate(self.traces) if len(t.path) < len(t.chain)), 0)
+        self.traces = [t for t in traces if t.chain]  # the passes that drafted
+        if not self.traces:
+            raise SwiftlabError("this run drafted nothing (it ended at once): try a longer prompt or more tokens")
+        # the first pass that drafted several tokens and had some rejected shows every stage best
+        first = next((i for i, t in enumerate(self.traces) if 1 < len(t.chain) and len(t.path) < len(t.chain)),
+                     next((i for i, t in enumerate(self.traces) if len(t.chain) > 1), 0))
         self.pass_slider = w.IntSlider(value=first, min=0, max=max(len(self.traces) - 1, 0),
                                        description="drafted pass", style={"description_width": "initial"})
         self.info = w.HTML()

@@ -35,7 +35,8 @@ def pass_cells(event: StepEvent) -> list[tuple[str, int, int]]:
         cells.append((status, token, depth))
         if depth == chain_accepted and event.accepted > chain_accepted:  # a sibling took the chain's place
             cells.append(("accepted", event.new_tokens[event.accepted - 1], depth))
-    cells.append(("bonus", event.new_tokens[-1], event.accepted))
+    if len(event.new_tokens) > event.accepted:  # none where an accepted draft was end-of-text
+        cells.append(("bonus", event.new_tokens[-1], event.accepted))
     return cells
 
 
@@ -70,6 +71,19 @@ class TokenStepper(w.VBox):
     def events(self) -> list[StepEvent]:
         return self.session.events
 
+    @property
+    def pieces(self) -> list[tuple[str, str]]:
+        """(status, text) of the prompt and of every token the passes so far drafted or emitted."""
+        out, context = [("prompt", self.prompt.value)], list(self.session.run.prompt[0].tolist())
+        for event in self.events:
+            before = list(context)
+            for status, token, depth in pass_cells(event):
+                emitted = status in ("accepted", "bonus")
+                out.append((status, self._piece(token, context if emitted else before + event.drafted[:depth])))
+                if emitted:
+                    context.append(token)
+        return out
+
     def reset(self) -> None:
         self.session = DecodeSession(self.model, encode_prompt(self.tokenizer, self.prompt.value), method="swift",
                                      skip_set=self.skip_set, max_new_tokens=self.max_new_tokens,
@@ -99,7 +113,7 @@ class TokenStepper(w.VBox):
         style = f"color:{COLOURS[status]}" + (";text-decoration:line-through" if status in ("rejected", "discarded")
                                              else "")
         text = html.escape(self._piece(token, before))
-        return f"<span style='{style}' title='{MEANING[status]}'>{text}</span>"
+        return f"<span style='{style}' title='{status}'>{text}</span>"
 
     def _row(self, event: StepEvent, before: list[int]) -> str:
         spans, kept = [], list(before)
