@@ -52,11 +52,11 @@ class RejectionSampling(w.VBox):
     from the residual. Every draw goes through the engine's accept_sampled."""
 
     def __init__(self, model, tokenizer, prompt: str = "Story: Once upon a time, there was a little girl named Anna.",
-                 skip_set: SkipSet | None = None, temperature: float = 1.0, seed: int = 0):
+                 skip_set: SkipSet | None = None, temperature: float = 1.0, seed: int = 0, max_new_tokens: int = 32):
         self.tokenizer = tokenizer
         skip_set = skip_set or SkipSet.uniform(num_layers(model), 0.45)
         self.record = rejection_position(model, encode_prompt(tokenizer, prompt), skip_set, temperature=temperature,
-                                         seed=seed)
+                                         seed=seed, max_new_tokens=max_new_tokens)
         self.tokens = shown_tokens(self.record)
         self.labels = [repr(tokenizer.decode([t])) for t in self.tokens]
         self.generator = torch.Generator().manual_seed(seed)
