@@ -210,10 +210,11 @@ def race(model: nn.Module, prompt_ids: list[int], skip_set: SkipSet, *, max_new_
 
 @dataclass
 class SpeedupRecord(JsonRecord):
-    """A measured run next to the expected-speedup formula's inputs."""
-    alpha: float  # share of drafted tokens accepted (median over runs)
-    gamma: float  # drafted tokens per drafting pass (median)
-    cost: float  # one draft pass's time over one full pass's (median)
+    """A measured run next to the expected-speedup formula's inputs (medians over runs)."""
+    alpha: float  # share of drafted tokens accepted
+    gamma: float  # drafted tokens per drafting pass
+    cost: float  # one draft pass's time over one plain full-model pass's (c)
+    verify_cost: float  # one verifying pass (the whole draft tree at once) over one plain pass
     speedups: list[float]  # autoregressive time / SWIFT time, one per (prompt, repeat), after a warm-up
     runs: int
 
@@ -227,35 +228,38 @@ def expected_tokens_per_pass(alpha: float, gamma: float) -> float:
     return gamma + 1.0 if alpha >= 1.0 else (1.0 - alpha ** (gamma + 1)) / (1.0 - alpha)
 
 
-def expected_speedup(alpha: float, gamma: float, cost: float) -> float:
-    """Tokens per pass over the pass's price: gamma draft passes at `cost` each plus one full pass."""
-    return expected_tokens_per_pass(alpha, gamma) / (gamma * cost + 1.0)
+def expected_speedup(alpha: float, gamma: float, cost: float, verify_cost: float = 1.0) -> float:
+    """Tokens per pass over the pass's price: gamma draft passes at `cost` each plus one verifying pass
+    (`verify_cost` plain passes; the formula's own assumption is 1)."""
+    return expected_tokens_per_pass(alpha, gamma) / (gamma * cost + verify_cost)
 
 
-def draft_pass_cost(result: DecodeResult) -> float | None:
-    """One draft pass's time over one full pass's, from a SWIFT record's own timings: draft seconds
-    per drafted token (one draft pass each) over verify seconds per verifying pass."""
-    drafting = [i for i, kind in enumerate(result.step_kinds) if kind == "skip"]
-    draft_passes = sum(result.drafted_per_step[i] for i in drafting)
-    full_passes = len(result.step_kinds) - 1  # every pass but the prompt pass verifies (or is a plain step)
-    if not draft_passes or not full_passes or not result.timings_s["verify"]:
+def pass_costs(swift: DecodeResult, ar: DecodeResult) -> tuple[float, float] | None:
+    """(draft pass, verifying pass) time over a plain pass's, from the two runs' own timings: draft seconds
+    per drafted token (one draft pass each), verify seconds per verifying pass, and the plain run's
+    seconds per plain step (the prompt pass left out of both)."""
+    drafting = [i for i, kind in enumerate(swift.step_kinds) if kind == "skip"]
+    draft_passes = sum(swift.drafted_per_step[i] for i in drafting)
+    verify_passes, plain_steps = len(swift.step_kinds) - 1, ar.steps - 1
+    if not draft_passes or not verify_passes or not plain_steps or not ar.timings_s["verify"]:
         return None
-    return (result.timings_s["draft"] / draft_passes) / (result.timings_s["verify"] / full_passes)
+    plain = ar.timings_s["verify"] / plain_steps
+    return (swift.timings_s["draft"] / draft_passes) / plain, (swift.timings_s["verify"] / verify_passes) / plain
 
 
 def measure_speedup(model: nn.Module, prompts: list[list[int]], skip_set: SkipSet, *, max_new_tokens: int = 48,
                     repeats: int = 2, progress: bool = True) -> SpeedupRecord:
     """Drafting every step (no plain-step fallback, which the formula does not model), interleaved with
-    autoregressive decoding (bench.compare: warm-up first)."""
+    autoregressive decoding (bench.compare: warm-up first); only runs with the same output both ways count."""
     runs = compare(model, prompts, skip_set, max_new_tokens=max_new_tokens, repeats=repeats,
                    swift=SwiftParams(fallback=False), progress=progress)
-    pairs = [(a, s) for a, s in zip(runs.ar, runs.swift) if a.token_ids == s.token_ids]  # same output only
+    pairs = [(a, s) for a, s in zip(runs.ar, runs.swift) if a.token_ids == s.token_ids]
     if not pairs:
         raise SwiftlabError("no run produced the same output both ways; nothing to compare")
-    drafting = [s for _, s in pairs if sum(s.drafted_per_step)]
-    costs = [c for c in map(draft_pass_cost, drafting) if c is not None]
-    gammas = [sum(s.drafted_per_step) / max(s.step_kinds.count("skip"), 1) for s in drafting]
-    return SpeedupRecord(alpha=statistics.median(s.acceptance_rate for s in drafting) if drafting else 0.0,
-                         gamma=statistics.median(gammas) if gammas else 0.0,
-                         cost=statistics.median(costs) if costs else 1.0,
+    drafting = [(a, s) for a, s in pairs if sum(s.drafted_per_step)]
+    costs = [c for c in (pass_costs(s, a) for a, s in drafting) if c is not None]
+    gammas = [sum(s.drafted_per_step) / max(s.step_kinds.count("skip"), 1) for _, s in drafting]
+    median = lambda values, empty: statistics.median(values) if values else empty
+    return SpeedupRecord(alpha=median([s.acceptance_rate for _, s in drafting], 0.0), gamma=median(gammas, 0.0),
+                         cost=median([c for c, _ in costs], 1.0), verify_cost=median([v for _, v in costs], 1.0),
                          speedups=[a.wall_s / s.wall_s for a, s in pairs], runs=len(pairs))

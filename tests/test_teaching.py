@@ -7,8 +7,8 @@ from tiny_models import tiny_model
 from swiftlab import SkipSet, decode, load_model
 from swiftlab.adapters import ADAPTERS
 from swiftlab.decoding import DecodeSession, Pace, SwiftParams
-from swiftlab.inside import (RaceRecord, StepTrace, draft_pass_cost, expected_speedup, expected_tokens_per_pass,
-                             logit_lens, trace_steps)
+from swiftlab.inside import (RaceRecord, StepTrace, expected_speedup, expected_tokens_per_pass,
+                             logit_lens, pass_costs, trace_steps)
 from swiftlab.records import DecodeResult
 from swiftlab.sampling import SamplingParams, probabilities
 from swiftlab.skipping import skipping
@@ -163,10 +163,14 @@ def test_speedup_formula():
     assert expected_tokens_per_pass(1.0, 4) == 5.0 and expected_tokens_per_pass(0.0, 4) == 1.0
     assert expected_speedup(0.8, 4, 0.0) == pytest.approx(expected_tokens_per_pass(0.8, 4))
     assert expected_speedup(0.0, 3, 0.5) == pytest.approx(1 / 2.5)
-    record = DecodeResult("swift", [1], [5] * 9, drafted_per_step=[0, 4, 0, 3], accepted_per_step=[0, 3, 0, 2],
-                          step_kinds=["prefill", "skip", "ar", "skip"],
-                          timings_s={"prefill": 0.1, "draft": 0.7, "verify": 0.3, "optimize": 0.0, "other": 0.0})
-    assert draft_pass_cost(record) == pytest.approx((0.7 / 7) / (0.3 / 3))
+    assert expected_speedup(0.0, 3, 0.5, 2.0) == pytest.approx(1 / 3.5)
+    swift = DecodeResult("swift", [1], [5] * 9, drafted_per_step=[0, 4, 0, 3], accepted_per_step=[0, 3, 0, 2],
+                         step_kinds=["prefill", "skip", "ar", "skip"],
+                         timings_s={"prefill": 0.1, "draft": 0.7, "verify": 0.6, "optimize": 0.0, "other": 0.0})
+    ar = DecodeResult("ar", [1], [5] * 9, drafted_per_step=[0] * 9, accepted_per_step=[0] * 9, step_kinds=["ar"] * 9,
+                      timings_s={"prefill": 0.1, "draft": 0.0, "verify": 0.8, "optimize": 0.0, "other": 0.0})
+    plain = 0.8 / 8
+    assert pass_costs(swift, ar) == (pytest.approx((0.7 / 7) / plain), pytest.approx((0.6 / 3) / plain))
 
 
 def test_speedup_calculator_fills_the_sliders_from_a_measured_run(lab):
