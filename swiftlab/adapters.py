@@ -62,6 +62,14 @@ class Adapter:
     mlp_names: tuple[str, ...] = ("mlp",)  # one module, or OPT's ("fc1", "fc2")
     # exactly Llama's layer (RMSNorm, q/k/v/o projections with rotary, gated MLP): leandraft.py can draft it
     lean_draft: bool = False
+    final_norm_path: str = "model.norm"  # the norm between the last layer and the output head
+
+    def final_norm(self, model: nn.Module) -> nn.Module:
+        """The final norm (a logit lens applies it, then the output head, to any residual stream)."""
+        obj = model
+        for part in self.final_norm_path.split("."):
+            obj = getattr(obj, part)
+        return obj
 
     def layers(self, model: nn.Module) -> nn.ModuleList:
         obj = model
@@ -96,10 +104,12 @@ ADAPTERS: dict[str, Adapter] = {
 }
 for name in ("llama", "mistral", "qwen2"):
     ADAPTERS[name] = Adapter(family=name, lean_draft=True, **_LLAMA_LIKE)
-ADAPTERS["gpt2"] = Adapter("gpt2", layers_path="transformer.h", attention_name="attn")
-ADAPTERS["gpt_neox"] = Adapter("gpt_neox", layers_path="gpt_neox.layers", attention_name="attention")
+ADAPTERS["phi"] = Adapter(family="phi", final_norm_path="model.final_layernorm", **_LLAMA_LIKE)
+ADAPTERS["gpt2"] = Adapter("gpt2", layers_path="transformer.h", attention_name="attn", final_norm_path="transformer.ln_f")
+ADAPTERS["gpt_neox"] = Adapter("gpt_neox", layers_path="gpt_neox.layers", attention_name="attention",
+                               final_norm_path="gpt_neox.final_layer_norm")
 ADAPTERS["opt"] = Adapter("opt", layers_path="model.decoder.layers", attention_name="self_attn",
-                          mlp_names=("fc1", "fc2"))
+                          mlp_names=("fc1", "fc2"), final_norm_path="model.decoder.final_layer_norm")
 
 
 def check_supported(config) -> Adapter:

@@ -21,6 +21,7 @@ import time
 import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
@@ -152,6 +153,9 @@ class _Run:
     tree_sizes: list[int] = field(default_factory=list)
     step_kinds: list[str] = field(default_factory=list)  # per pass: prefill, skip, lookup or ar
     stop_reason: str = ""
+    # observer(stage, **info), called inside a draft/verify cycle (stages "start", "drafted", "verified",
+    # "kept"; info: run, tree, position, logits, path); for the lab's views of one step, never changes a token
+    observer: Callable | None = None
 
     def __post_init__(self):
         self.cache = SkipAwareCache(self.model.config, rollback=self.rollback)
@@ -171,6 +175,10 @@ class _Run:
             positions = torch.arange(start, start + ids.shape[1], device=self.device).unsqueeze(0)
         out = self.model(input_ids=ids, position_ids=positions, attention_mask=mask, cache=self.cache, use_cache=True)
         return out.logits[0]
+
+    def observe(self, stage: str, **info) -> None:
+        if self.observer is not None:
+            self.observer(stage, run=self, **info)
 
     def context(self) -> list[int]:
         """Prompt and generated tokens so far (the last one is the pending token)."""
@@ -228,8 +236,14 @@ class StepEvent:
     drafted: list[int]  # the drafter's top-1 chain this step
     siblings: list[list[int]]  # runner-up candidates per depth (tree verification)
     accepted: int  # drafted tokens the full model accepted (a sibling counts)
-    new_tokens: list[int]  # emitted: the accepted tokens, then the full model's own next token
+    new_tokens: list[int]  # emitted: the accepted tokens, then the full model's own next token (none after an
+    # end-of-text token)
     skip_set: SkipSet | None  # the set the drafter used
+    kind: str = ""  # prefill, skip (drafted by the skipping model), lookup, or ar (a plain step)
+    reason: str = ""  # why this kind of pass, and why drafting stopped where it did
+    path: list[int] = field(default_factory=list)  # accepted node indices (chain first, then siblings)
+    position: int = 0  # cache positions before the pass; the pending token sits here
+    seconds: float = 0.0  # wall time of the pass, drafting included
 
 
 class DecodeSession:
@@ -238,7 +252,8 @@ class DecodeSession:
 
     def __init__(self, model: nn.Module, input_ids, *, method: str = "swift", skip_set: SkipSet | None = None,
                  max_new_tokens: int = 128, sampling: SamplingParams = SamplingParams(),
-                 swift: SwiftParams = SwiftParams(), seed: int | None = None, search=None, pace: "Pace | None" = None):
+                 swift: SwiftParams = SwiftParams(), seed: int | None = None, search=None, pace: "Pace | None" = None,
+                 observer: Callable | None = None):
         if method not in ("ar", "swift"):
             raise SwiftlabError(f"unknown method {method!r}: choose 'ar' or 'swift'")
         if search is not None:
@@ -257,7 +272,8 @@ class DecodeSession:
         self.model, self.method, self.skip_set, self.swift, self.search = model, method, skip_set, swift, search
         self.run = _Run(model, prompt, max_new_tokens, sampling, eos_ids(model), generator,
                         rollback=method == "swift",
-                        tree=method == "swift" and swift.verify == "tree" and tree_supported(model))
+                        tree=method == "swift" and swift.verify == "tree" and tree_supported(model),
+                        observer=observer)
         self.lean = (lean_drafter(model, self.run.cache, swift.draft_dtype)
                      if method == "swift" and swift.lean_draft else None)
         self.pace = pace if pace is not None else Pace()
@@ -275,6 +291,7 @@ class DecodeSession:
             self.model.eval()
         if self._start is None:
             self._start = run.clock()
+        t0 = run.clock()
         try:
             with torch.inference_mode():
                 event = self._step()
@@ -282,22 +299,27 @@ class DecodeSession:
             if was_training:
                 self.model.train()
             self._end = run.clock()
+        event.seconds = self._end - t0
         self.events.append(event)
         return event
 
     def _step(self) -> StepEvent:
         run, index = self.run, len(self.events)
+        position = run.prompt.shape[1] + len(run.tokens) - 1 if self._cur is not None else 0
         if self._cur is None:  # prefill: the full model reads the prompt and picks the first token
             t0 = run.clock()
             new, tree, path = [choose(run.forward(run.prompt[0], 0)[-1], run.sampling, run.generator)], None, []
             run.timings["prefill"] += run.clock() - t0
             run.step_kinds.append("prefill")
+            reason = "the prompt pass: the full model reads the prompt and picks the first token (nothing to draft yet)"
         elif self.method == "ar":
             new, tree, path = _ar_step(run, self._cur), None, []
             run.step_kinds.append("ar")
+            reason = "autoregressive decoding: one token per full-model pass"
         else:
-            new, tree, path = self._speculative_step()
+            new, tree, path, reason = self._speculative_step()
         used = self.skip_set if tree is not None and tree.source == "skip" else None
+        before = len(run.tokens)
         going = run.emit(new, len(tree.chain) if tree else 0, len(path))
         self._cur = new[-1]
         if going and self.search is not None and not self.search.done and index > 0:
@@ -307,7 +329,8 @@ class DecodeSession:
                 self.skip_set = better
         self.done = not going
         return StepEvent(index, list(tree.chain) if tree else [], [list(s) for s in tree.siblings] if tree else [],
-                         len(path), new, used)
+                         len(path), run.tokens[before:], used, kind=run.step_kinds[-1], reason=reason, path=list(path),
+                         position=position)
 
     def _speculative_step(self):
         """A draft/verify cycle, drafted by lookup where the context offers a match, else by the
@@ -326,7 +349,10 @@ class DecodeSession:
         # and never a plain step: a timing-based choice would use the generator differently run to run.
         greedy = run.sampling.greedy
         arm = self.pace.pick(("skip", "ar")) if swift.fallback and greedy else "skip"
+        why = self.pace.explain(arm) if swift.fallback and greedy else "the plain-step fallback is off"
         if proposal and (arm == "ar" or not greedy):
+            why = ("the context repeats: a lookup draft costs a plain step's price for a chance of more tokens"
+                   if greedy else "when sampling a lookup match is always verified")
             arm = "lookup"  # a plain step's price for a chance of more than one token
         t0 = run.clock()
         if arm == "ar":
@@ -338,7 +364,9 @@ class DecodeSession:
         run.step_kinds.append(tree.source if tree else "ar")
         if arm != "lookup":
             self.pace.record(arm, run.clock() - t0, len(new))
-        return new, tree, path
+        if tree is not None and tree.source == "lookup" and arm == "skip":
+            why = "the context repeats and the drafter agreed with (or was unsure of) the lookup's first token"
+        return new, tree, path, why + (f"; {tree.stop}" if tree is not None and tree.stop else "")
 
     def result(self) -> DecodeResult:
         run, method = self.run, self.method
@@ -406,6 +434,18 @@ class Pace:
             return min(others, key=lambda k: self.measured_at.get(k, -1))
         return best
 
+    def explain(self, arm: str) -> str:
+        """Why `pick` just chose `arm`, in words (right after the pick, before its step is recorded)."""
+        cost = self.cost
+        if "skip" not in cost or "ar" not in cost:
+            return "drafting, not measured yet" if arm == "skip" else "measuring one plain step to compare with drafting"
+        ratio = cost["skip"] / cost["ar"]
+        measured = (f"skip drafts measured {ratio:.2f}x the time per token of plain steps "
+                    f"(plain steps are taken above {self.MARGIN}x)")
+        if self._probe is not None:
+            return f"a re-try of {'drafting' if arm == 'skip' else 'plain steps'}: {measured}"
+        return measured
+
     def forget(self, kind: str) -> None:
         """Drop the measurements of `kind`: it gets tried afresh."""
         self.sums.pop(kind, None)
@@ -456,11 +496,13 @@ def _swift_step(run: _Run, cur: int, skip_set: SkipSet, swift: SwiftParams, lean
     `proposal` (a lookup continuation) that chain is verified instead of a drafted one; with `follow`,
     the drafter's chain gives way to it where they agree on the first token (see _draft)."""
     n = run.prompt.shape[1] + len(run.tokens) - 1  # positions already in the cache; cur goes at n
+    run.observe("start", position=n)
     t0 = run.clock()
     if proposal:
         tree = _proposal_tree(run, proposal)
     else:
         tree = _draft(run, cur, n, skip_set, min(swift.max_draft, run.remaining - 1), swift, lean, follow)
+    run.observe("drafted", tree=tree, position=n)
     run.cache.crop_to(n)  # drop the drafter's KV entries: the full model recomputes these positions
     t1 = run.clock()
     if tree.size > len(tree.chain):  # siblings: one pass over the whole tree with a tree mask
@@ -468,12 +510,14 @@ def _swift_step(run: _Run, cur: int, skip_set: SkipSet, swift: SwiftParams, lean
                              mask=tree_mask(tree, n, additive_dtype=run.additive_mask_dtype, device=run.device))
     else:
         logits = run.forward([cur] + tree.chain, n)
+    run.observe("verified", tree=tree, position=n, logits=logits)
     if run.sampling.greedy:
         new, path = accept_greedy(tree, logits)
     else:
         new, path = accept_sampled(tree, probabilities(logits, run.sampling), run.generator)
     # keep cur and the accepted path (a chain prefix, maybe one sibling); the bonus is the next cur
     run.cache.keep(n + 1, path, len(tree.chain))
+    run.observe("kept", tree=tree, position=n, path=path)
     run.timings["draft"] += t1 - t0
     run.timings["verify"] += run.clock() - t1
     run.tree_sizes.append(tree.size)
@@ -483,7 +527,8 @@ def _swift_step(run: _Run, cur: int, skip_set: SkipSet, swift: SwiftParams, lean
 def _proposal_tree(run: _Run, proposal: list[int]) -> DraftTree:
     """A fixed chain as a draft. For sampling its q is one-hot, so rejection sampling accepts token x
     with probability p(x) and otherwise samples p without x: still exactly the full model's distribution."""
-    tree = DraftTree(chain=list(proposal), siblings=[[] for _ in proposal], source="lookup")
+    tree = DraftTree(chain=list(proposal), siblings=[[] for _ in proposal], source="lookup",
+                     stop=f"the lookup continuation ({len(proposal)} tokens) is verified")
     if not run.sampling.greedy:
         vocab = run.model.get_input_embeddings().num_embeddings
         tree.draft_probs = list(torch.nn.functional.one_hot(torch.tensor(proposal, device=run.device), vocab).float())
@@ -522,9 +567,16 @@ def _draft(run: _Run, cur: int, n: int, skip_set: SkipSet, cap: int, swift: Swif
                 tree.chain = list(follow[:cap])
                 tree.siblings += [[] for _ in tree.chain[1:]]
                 tree.source = "lookup"
+                tree.stop = f"the lookup continuation ({len(tree.chain)} tokens) is verified"
                 break
             if confidence < swift.epsilon or token in run.eos:  # nothing after end-of-text is ever needed
+                tree.stop = ("drafting stopped at end-of-text" if token in run.eos else
+                             f"drafting stopped: the drafter's top-1 probability {confidence:.2f} fell below "
+                             f"epsilon = {swift.epsilon}")
                 break
+        else:
+            tree.stop = (f"drafting stopped at the length cap of {cap}" if cap else
+                         "nothing drafted: one token is left to write, and the full model writes it")
     return tree
 
 

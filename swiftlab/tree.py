@@ -40,6 +40,7 @@ class DraftTree:
     siblings: list[list[int]] = field(default_factory=list)  # per depth: extra candidate tokens (leaves)
     draft_probs: list[torch.Tensor] = field(default_factory=list)  # per depth: q (sampling only)
     source: str = "skip"  # who drafted the chain: "skip" (the skipping model) or "lookup" (lookup.py)
+    stop: str = ""  # why the chain ends where it does, in words (for the lab's token stepper)
 
     @property
     def size(self) -> int:

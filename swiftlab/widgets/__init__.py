@@ -7,13 +7,20 @@ does; none holds its own copy of the decoding or search logic.
 import ipywidgets as _w
 
 from .compare import TaskSparsityComparison
+from .drafttree import DraftTreeView
 from .editor import SkipSetEditor
 from .explorer import SkipRatioExplorer
+from .kvcache import KVCacheView
+from .logitlens import LogitLens
 from .monitor import OptimizationMonitor
 from .picker import ModelPicker
+from .race import Race
+from .rejection import RejectionSampling
+from .speedup import SpeedupCalculator
 from .stepper import TokenStepper
 
-__all__ = ["ModelPicker", "OptimizationMonitor", "SkipRatioExplorer", "SkipSetEditor", "TaskSparsityComparison",
+__all__ = ["DraftTreeView", "KVCacheView", "LogitLens", "ModelPicker", "OptimizationMonitor", "Race",
+           "RejectionSampling", "SkipRatioExplorer", "SkipSetEditor", "SpeedupCalculator", "TaskSparsityComparison",
            "TokenStepper", "with_model_picker"]
 
 
