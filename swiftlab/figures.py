@@ -146,8 +146,9 @@ def trajectory_figure(trajectory: Trajectory) -> go.Figure:
                                          "size": 12 if kind == "bayes" else 9 if kind == "start" else 6}))
     fig.add_trace(go.Scatter(x=[s.iteration for s in steps], y=[s.best_matchness for s in steps], mode="lines",
                              name="best so far", line={"color": COLOURS["swift"], "shape": "hv"}))
-    title = "Skip-set search" + (f" (stopped: {trajectory.stopped_because})" if trajectory.stopped_because else "")
-    return fig.update_layout(title=title, xaxis_title="proposal", yaxis_title="matchness")
+    title = "Skip-set search" + (f" (stopped: {trajectory.stopped_because})" if trajectory.stopped_because
+                                 else "" if steps else " (no proposals yet)")
+    return fig.update_layout(title=title, xaxis_title="proposal", yaxis_title="matchness", yaxis_range=[0, 1.02])
 
 
 def stream_figure(records, stopped_at: int | None = None) -> go.Figure:
@@ -172,7 +173,8 @@ def stream_figure(records, stopped_at: int | None = None) -> go.Figure:
                           annotation_text="optimization stopped" if row == 1 else None)
     fig.update_yaxes(title="tokens/s", row=1, col=1)
     fig.update_yaxes(title="tokens per pass", row=2, col=1, secondary_y=False)
-    fig.update_yaxes(title="acceptance", row=2, col=1, secondary_y=True, range=[0, 1.05])
+    fig.update_yaxes(title="acceptance", row=2, col=1, secondary_y=True, range=[0, 1.05], tickformat=".0%",
+                     tickmode="auto", showgrid=False)
     return fig.update_layout(title="Serving a stream of prompts", height=560).update_xaxes(title="prompt", row=2)
 
 
