@@ -83,15 +83,22 @@ def sweep_figure(record, highlight: float | None = None) -> go.Figure:
                                    f"{getattr(record, 'repeats', 1)} repeats", height=620)
 
 
-def skip_sets_heatmap(sets: dict[str, SkipSet]) -> go.Figure:
-    """Which sub-layers each task's skip set switches off: rows tasks, columns attention / MLP per layer."""
-    names = list(sets)
+def skip_sets_heatmap(sets: dict[str, SkipSet], by_kind: bool = False) -> go.Figure:
+    """Which sub-layers each skip set switches off. Rows are sets, columns attention then MLP per layer;
+    with `by_kind`, two rows per set (attention above MLP) and columns layers, as the editor's grid."""
     L = next(iter(sets.values())).num_layers
-    z = [[int(i in s.attention) for i in range(L)] + [int(i in s.mlp) for i in range(L)] for s in sets.values()]
-    x = [f"A{i}" for i in range(L)] + [f"M{i}" for i in range(L)]
-    fig = go.Figure(go.Heatmap(z=z, x=x, y=names, colorscale=[[0, "#f7f7f7"], [1, "#2c7fb8"]], showscale=False,
-                               xgap=1, ygap=1))
-    return fig.update_layout(title="Skipped sub-layers per task (A = attention, M = MLP)", yaxis_autorange="reversed")
+    rows = lambda s: ([int(i in s.attention) for i in range(L)], [int(i in s.mlp) for i in range(L)])
+    if by_kind:
+        z = [row for s in sets.values() for row in rows(s)]
+        y = [f"{name} · {kind}" if len(sets) > 1 else kind for name in sets for kind in ("attention", "MLP")]
+        x, title = list(range(L)), "Skipped sub-layers (layer by layer)"
+    else:
+        z = [sum(rows(s), []) for s in sets.values()]
+        y, x = list(sets), [f"A{i}" for i in range(L)] + [f"M{i}" for i in range(L)]
+        title = "Skipped sub-layers per task (A = attention, M = MLP)"
+    fig = go.Figure(go.Heatmap(z=z, x=x, y=y, colorscale=[[0, "#f7f7f7"], [1, "#2c7fb8"]], showscale=False,
+                               zmin=0, zmax=1, xgap=1, ygap=1))
+    return fig.update_layout(title=title, yaxis_autorange="reversed")
 
 
 def transfer_matrix(speedups: dict[tuple[str, str], float],
@@ -134,18 +141,21 @@ def speedup_heatmap(values, x, y, spread=None) -> go.Heatmap:
 
 def trajectory_figure(trajectory: Trajectory) -> go.Figure:
     """Matchness of every proposal, random and Bayesian marked, and the best so far.
-    Always the same four traces (start, random, bayes, best so far), empty where there are none yet,
+    Always the same four traces (random, Bayesian, best so far, start), empty where there are none yet,
     so a live view can update them in place."""
     steps = trajectory.steps
     fig = go.Figure()
-    for kind, symbol in (("start", "diamond"), ("random", "circle"), ("bayes", "star")):
+    for kind, symbol in (("random", "circle"), ("bayes", "star")):
         pts = [s for s in steps if s.kind == kind]
         fig.add_trace(go.Scatter(x=[s.iteration for s in pts], y=[s.matchness for s in pts], mode="markers",
                                  name=kind if kind != "bayes" else "Bayesian",
                                  marker={"symbol": symbol, "color": COLOURS.get(kind, "#7f7f7f"),
-                                         "size": 12 if kind == "bayes" else 9 if kind == "start" else 6}))
+                                         "size": 12 if kind == "bayes" else 6}))
     fig.add_trace(go.Scatter(x=[s.iteration for s in steps], y=[s.best_matchness for s in steps], mode="lines",
                              name="best so far", line={"color": COLOURS["swift"], "shape": "hv"}))
+    starts = [s for s in steps if s.kind == "start"]  # the set the search starts from (again after a re-open)
+    fig.add_trace(go.Scatter(x=[s.iteration for s in starts], y=[s.matchness for s in starts], mode="markers",
+                             name="start", marker={"symbol": "diamond", "color": COLOURS["start"], "size": 9}))
     title = "Skip-set search" + (f" (stopped: {trajectory.stopped_because})" if trajectory.stopped_because
                                  else "" if steps else " (no proposals yet)")
     return fig.update_layout(title=title, xaxis_title="proposal", yaxis_title="matchness", yaxis_range=[0, 1.02])

@@ -35,6 +35,8 @@ def test_sweep_has_a_line_per_strategy_and_panel():
 def test_skip_sets_and_transfer():
     fig = skip_sets_heatmap({"story": SkipSet((1,), (2,), 4), "code": SkipSet((2,), (), 4)})
     assert list(fig.data[0].z[0]) == [0, 1, 0, 0, 0, 0, 1, 0]
+    one = skip_sets_heatmap({"best": SkipSet((1,), (2,), 4)}, by_kind=True).data[0]
+    assert [list(r) for r in one.z] == [[0, 1, 0, 0], [0, 0, 1, 0]] and list(one.y) == ["attention", "MLP"]
     t = transfer_matrix({("story", "story"): 1.47, ("story", "reasoning"): 1.01,
                          ("reasoning", "story"): 1.2, ("reasoning", "reasoning"): 1.45})
     assert list(t.data[0].y) == ["story", "reasoning"] and t.data[0].customdata[0][1] == 1.01
@@ -87,10 +89,10 @@ def test_trajectory_stream_latency():
              StepRecord(1, "random", [2], [], 0.6, True, 0.6, 0.01),
              StepRecord(2, "bayes", [3], [], 0.55, False, 0.6, 0.01)]
     fig = trajectory_figure(Trajectory(4, {}, steps, "max_steps"))
-    assert [t.name for t in fig.data] == ["start", "random", "Bayesian", "best so far"]
+    assert [t.name for t in fig.data] == ["random", "Bayesian", "best so far", "start"]
     assert "max_steps" in fig.layout.title.text and fig.layout.yaxis.title.text == "matchness"
     empty = trajectory_figure(Trajectory(4, {}, steps[:1]))
-    assert len(empty.data) == 4 and list(empty.data[2].x) == []  # the same traces before any Bayesian step
+    assert len(empty.data) == 4 and list(empty.data[1].x) == []  # the same traces before any Bayesian step
     recs = [PromptRecord(i, "optimize" if i < 2 else "accelerate", 10, 1.0, 10.0, 2.0, 0.8, 0.1, 0.9, {})
             for i in range(4)]
     s = stream_figure(recs)

@@ -38,9 +38,9 @@ def test_skip_set_editor_updates_matchness_and_figure(lab):
     editor.toggles[("attention", 2)].value = True
     editor.toggles[("mlp", 3)].value = True
     assert editor.skip_set == SkipSet((2,), (3,), 6)
-    # the heatmap is figures.skip_sets_heatmap's: A0..A5 then M0..M5
-    assert list(editor.figure.data[0].z[0]) == [0, 0, 1, 0, 0, 0] + [0, 0, 0, 1, 0, 0]
-    assert list(editor.figure.data[0].x)[:2] == ["A0", "A1"]
+    # the heatmap is figures.skip_sets_heatmap's (by kind): attention row above the MLP row
+    assert list(editor.figure.data[0].z[0]) == [0, 0, 1, 0, 0, 0] and list(editor.figure.data[0].z[1])[3] == 1
+    assert list(editor.figure.data[0].y) == ["attention", "MLP"]
     assert "ratio <b>0.25</b>" in editor.matchness.value
     stats = editor.decode(max_new_tokens=8, repeats=2)
     assert stats["identical"] and "identical output: True" in editor.decode_out.value
@@ -83,11 +83,11 @@ def test_optimization_monitor_steps_and_runs_in_the_background(lab):
                                   config=SearchConfig(window=4, bayes_interval=3, max_steps=1000, tolerance=1000,
                                                       max_score=1.0))
     assert monitor.step()
-    start, random, bayes, best = monitor.figure.data  # figures.trajectory_figure's traces, updated in place
+    random, bayes, best, start = monitor.figure.data  # figures.trajectory_figure's traces, updated in place
     points = len(random.x) + len(bayes.x)
     assert points > 0 and len(start.x) == 1 and len(best.x) == points + 1  # + the start set
     assert monitor.figure.layout.yaxis.title.text == "matchness"
-    assert sum(monitor.best_figure.data[0].z[0]) == monitor.stream.search.best.num_skipped
+    assert sum(map(sum, monitor.best_figure.data[0].z)) == monitor.stream.search.best.num_skipped
     assert list(monitor.speed_figure.data[0].x) == [0]  # tokens/s of the first prompt, optimize phase
     monitor.start()
     assert monitor.start_button.disabled or not monitor.busy
@@ -95,7 +95,7 @@ def test_optimization_monitor_steps_and_runs_in_the_background(lab):
     assert not monitor.busy and not monitor.start_button.disabled and monitor.next_prompt == 3
     assert not monitor.step()  # out of prompts
     assert "prompt 3/3" in monitor.status.value
-    assert len(monitor.figure.data[2].x) >= 1  # Bayesian proposals are plotted apart
+    assert len(monitor.figure.data[1].x) >= 1  # Bayesian proposals are plotted apart
 
 
 def test_model_picker_reports_errors_and_loads(local_long_llama_dir):

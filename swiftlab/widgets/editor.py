@@ -52,9 +52,9 @@ class SkipSetEditor(w.VBox):
         self.decode_button = w.Button(description="decode: AR vs SWIFT", icon="play", layout=w.Layout(width="auto"))
         self.decode_progress = w.Output()
         self.decode_out = w.HTML()
-        self.figure = go.FigureWidget(skip_sets_heatmap({"skipped": SkipSet.none(self.L)}))
-        self.figure.update_layout(height=170, margin=dict(t=40, b=20), title="skipped sub-layers (A = attention, "
-                                                                             "M = MLP)")
+        self.figure = go.FigureWidget(skip_sets_heatmap({"skipped": SkipSet.none(self.L)}, by_kind=True))
+        self.figure.update_layout(height=180, margin=dict(t=40, b=30), title="skipped sub-layers",
+                                  xaxis_title="layer")
         super().__init__([w.HBox([self.preset, self.ratio, self.apply_button]), self.notice, *rows, self.matchness,
                           self.figure, w.HBox([self.decode_button]), self.decode_progress, self.decode_out])
         self.add_class("swiftlab-skipset-editor")  # a stable hook for the browser test and custom CSS
@@ -123,7 +123,7 @@ class SkipSetEditor(w.VBox):
                                 f"matchness on {self.task}: <b>{value:.3f}</b>{edges}")
         self.last_matchness = value
         with self.figure.batch_update():
-            self.figure.data[0].z = skip_sets_heatmap({"skipped": s}).data[0].z
+            self.figure.data[0].z = skip_sets_heatmap({"skipped": s}, by_kind=True).data[0].z
 
     def decode(self, max_new_tokens: int = 48, repeats: int = 2):
         """AR and SWIFT on every prompt, `repeats` times, after a warm-up: medians with their min–max."""

@@ -28,9 +28,9 @@ class OptimizationMonitor(w.VBox):
         # the live figures are the figure builders' own, updated in place
         self.figure = go.FigureWidget(trajectory_figure(self.stream.search.trajectory))
         self.figure.update_layout(title="matchness per proposal (random, Bayesian every β-th)", height=340)
-        self.best_figure = go.FigureWidget(skip_sets_heatmap({"best": self.stream.search.best}))
-        self.best_figure.update_layout(height=150, margin=dict(t=40, b=20), title="current best skip set "
-                                                                                  "(A = attention, M = MLP)")
+        self.best_figure = go.FigureWidget(skip_sets_heatmap({"best": self.stream.search.best}, by_kind=True))
+        self.best_figure.update_layout(height=180, margin=dict(t=40, b=30), title="current best skip set",
+                                       xaxis_title="layer")
         self.speed_figure = go.FigureWidget(stream_figure([]))
         self.speed_figure.update_layout(height=460)
         super().__init__([w.HBox([self.start_button, self.pause_button, self.step_button]), self.status,
@@ -88,7 +88,7 @@ class OptimizationMonitor(w.VBox):
     def _refresh(self) -> None:
         search = self.stream.search
         _copy_traces(trajectory_figure(search.trajectory), self.figure)
-        _copy_traces(skip_sets_heatmap({"best": search.best}), self.best_figure)
+        _copy_traces(skip_sets_heatmap({"best": search.best}, by_kind=True), self.best_figure)
         _copy_traces(stream_figure(self.stream.records), self.speed_figure, layout=("shapes", "annotations"))
         last = self.stream.records[-1] if self.stream.records else None
         self.status.value = (
