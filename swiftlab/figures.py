@@ -189,18 +189,20 @@ def stream_figure(records, stopped_at: int | None = None) -> go.Figure:
 
 
 def bench_figure(spread: dict[str, tuple[float, float, float]], task: str = "") -> go.Figure:
-    """Speedup over autoregressive decoding per method: median bar, min–max whiskers, log axis around 1×."""
+    """Speedup over autoregressive decoding per method: median point, min–max whiskers, log axis around 1×."""
     methods = list(spread)
     med = [spread[m][0] for m in methods]
-    fig = go.Figure(go.Bar(x=methods, y=med, text=[f"{v:.2f}×" for v in med], textposition="outside",
-                           marker_color=[COLOURS.get(m.split("-")[0], "#1f77b4") for m in methods],
-                           error_y={"type": "data", "symmetric": False,
-                                    "array": [spread[m][2] - spread[m][0] for m in methods],
-                                    "arrayminus": [spread[m][0] - spread[m][1] for m in methods]}))
+    # points, not bars: a bar's length means nothing on a log axis
+    fig = go.Figure(go.Scatter(x=methods, y=med, text=[f"  {v:.2f}×" for v in med], textposition="middle right",
+                               mode="markers+text", marker={"size": 12, "color": COLOURS["swift"]},
+                               error_y={"type": "data", "symmetric": False, "width": 8,
+                                        "array": [spread[m][2] - spread[m][0] for m in methods],
+                                        "arrayminus": [spread[m][0] - spread[m][1] for m in methods]}))
     fig.add_hline(y=1.0, line_dash="dot", line_color="grey")
     return fig.update_layout(title=f"Speedup over autoregressive decoding{f' ({task})' if task else ''}: "
                                    "median over prompts × repeats, min–max", yaxis_type="log",
-                             yaxis_title="speedup (log scale)", xaxis_title="method")
+                             yaxis_title="speedup (log scale)", xaxis_title="method",
+                             xaxis_range=[-0.5, len(methods) - 0.3])  # room for the last label
 
 
 def latency_figure(shares: dict[str, float]) -> go.Figure:

@@ -79,7 +79,7 @@ def test_sweep_titles_do_not_overlap_and_speedup_has_error_bars():
 
 def test_bench_figure_has_spread_on_a_log_axis():
     fig = bench_figure({"swift": (1.4, 1.1, 1.9), "uniform": (0.9, 0.7, 1.0)}, "story")
-    bar = fig.data[0]
+    bar = fig.data[0]  # one point per method
     assert list(bar.y) == [1.4, 0.9] and list(bar.error_y.array) == pytest.approx([0.5, 0.1])
     assert fig.layout.yaxis.type == "log" and math.isclose(fig.layout.shapes[0].y0, 1.0)
 
