@@ -36,6 +36,18 @@ class Comparison:
         """Median SWIFT tokens/s over median autoregressive tokens/s."""
         return self._median_tps(self.swift) / self._median_tps(self.ar)
 
+    @property
+    def paired_speedups(self) -> list[float]:
+        """SWIFT's tokens/s over autoregressive tokens/s for each (repeat, prompt) pair. Greedy SWIFT writes
+        exactly the autoregressive tokens, so both runs of a pair stop at the same token: an output that
+        ends early is only ever compared with itself."""
+        return [s.tokens_per_s / a.tokens_per_s for a, s in zip(self.ar, self.swift) if a.tokens_per_s]
+
+    def speedup_spread(self) -> tuple[float, float, float]:
+        """(median, min, max) of the paired speedups: the number to show, with its spread."""
+        ratios = self.paired_speedups
+        return statistics.median(ratios), min(ratios), max(ratios)
+
     def summary(self) -> dict:
         extra = {"hf_generate_tokens_per_s": self._median_tps(self.hf)} if self.hf else {}
         return {

@@ -17,8 +17,8 @@ from tqdm.auto import tqdm
 
 from . import figures
 from .errors import SwiftlabError
-from .probes import (ImportanceRecord, RedundancyRecord, SweepRecord, TaskSparsityRecord, latency_breakdown,
-                     ratio_sweep, redundancy, sublayer_importance, task_sparsity)
+from .probes import (STRATEGIES, ImportanceRecord, RedundancyRecord, SweepRecord, TaskSparsityRecord,
+                     latency_breakdown, ratio_sweep, redundancy, sublayer_importance, task_sparsity)
 from .search import SearchConfig, Trajectory
 from .storage import atomic_write_json, read_json
 
@@ -51,31 +51,38 @@ def load(path: Path):
 
 
 def run_probe(name: str, model, tokenizer, *, task: str = "story", prompts: int = 4, max_new_tokens: int = 96,
-              ratios=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6), progress: bool = True):
+              ratios=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6), repeats: int = 3, tasks=TASKS, strategies=STRATEGIES,
+              search: SearchConfig | None = None, progress: bool = True):
+    """Run one probe. Speedups are medians over prompts × `repeats` (after a warm-up); `search` sets the
+    on-the-fly search of the probes that run one (task-sparsity, dynamics, latency)."""
     if name == "importance":
-        return sublayer_importance(model, _prompts(tokenizer, task, prompts), task)
+        return sublayer_importance(model, _prompts(tokenizer, task, prompts), task, progress=progress)
     if name == "redundancy":
-        return redundancy(model, _prompts(tokenizer, task, prompts), task)
+        return redundancy(model, _prompts(tokenizer, task, prompts), task, progress=progress)
     if name == "sweep":
-        return ratio_sweep(model, _prompts(tokenizer, task, prompts), ratios, task=task, max_new_tokens=max_new_tokens,
-                           search_prompts=_prompts(tokenizer, task, prompts, seed=1), progress=progress)
+        return ratio_sweep(model, _prompts(tokenizer, task, prompts), ratios, strategies, task=task,
+                           max_new_tokens=max_new_tokens,
+                           repeats=repeats, search_prompts=_prompts(tokenizer, task, prompts, seed=1),
+                           progress=progress)
     if name == "task-sparsity":
-        return task_sparsity(model, {t: _prompts(tokenizer, t, prompts, seed=1) for t in TASKS},
-                             {t: _prompts(tokenizer, t, max(2, prompts // 2)) for t in TASKS},
-                             max_new_tokens=max_new_tokens, progress=progress)
+        return task_sparsity(model, {t: _prompts(tokenizer, t, prompts, seed=1) for t in tasks},
+                             {t: _prompts(tokenizer, t, max(2, prompts // 2)) for t in tasks},
+                             search=search, max_new_tokens=max_new_tokens, repeats=repeats, progress=progress)
     if name == "dynamics":  # the search and the stream, as the paper's optimization figures show them
         from .stream import SwiftStream
 
-        stream = SwiftStream(model, SearchConfig())
-        for ids in tqdm(_prompts(tokenizer, task, prompts * 5, seed=2), desc="stream", disable=not progress):
+        stream = SwiftStream(model, search or SearchConfig())
+        for ids in tqdm(_prompts(tokenizer, task, prompts * 5, seed=2), desc="dynamics (prompts)",
+                        disable=not progress):
             stream.decode(ids, max_new_tokens=max_new_tokens)
         return {"task": task, "trajectory": stream.search.trajectory.to_dict(), **stream.summary()}
     if name == "latency":
         from .stream import SwiftStream
 
-        stream = SwiftStream(model, SearchConfig())
+        stream = SwiftStream(model, search or SearchConfig())
         results = [stream.decode(ids, max_new_tokens=max_new_tokens)
-                   for ids in _prompts(tokenizer, task, prompts * 3, seed=3)]
+                   for ids in tqdm(_prompts(tokenizer, task, prompts * 3, seed=3), desc="latency (prompts)",
+                                   disable=not progress)]
         return {"task": task, "all": latency_breakdown(results),
                 "accelerating": latency_breakdown([r for r, rec in zip(results, stream.records)
                                                    if rec.phase == "accelerate"] or results)}
@@ -86,11 +93,10 @@ def run_probe(name: str, model, tokenizer, *, task: str = "story", prompts: int 
 PROBES = ("importance", "redundancy", "sweep", "task-sparsity", "dynamics", "latency")
 
 
-def draw(records: dict[str, list], out: Path) -> list[Path]:
-    """Write one standalone HTML file per figure (and a PNG where a static exporter works)."""
+def build_figures(records: dict[str, list]) -> dict:
+    """name -> plotly figure, for every figure the records allow (no I/O)."""
     from .stream import PromptRecord
 
-    out.mkdir(parents=True, exist_ok=True)
     figs = {}
     if records.get("importance"):
         figs["importance"] = figures.importance_heatmap(records["importance"])
@@ -100,24 +106,38 @@ def draw(records: dict[str, list], out: Path) -> list[Path]:
         figs[f"sweep-{r.task}"] = figures.sweep_figure(r)
     for r in records.get("task-sparsity", []):
         figs["task-skip-sets"] = figures.skip_sets_heatmap(r.sets())
-        figs["transfer"] = figures.transfer_matrix({(a, b): r.transfer[i][j] for i, a in enumerate(r.tasks)
-                                                    for j, b in enumerate(r.tasks)})
+        figs["transfer"] = figures.transfer_matrix(r.speedups(), r.spread())
     for d in records.get("dynamics", []):
         figs[f"trajectory-{d['task']}"] = figures.trajectory_figure(Trajectory.from_dict(d["trajectory"]))
         figs[f"stream-{d['task']}"] = figures.stream_figure([PromptRecord(**p) for p in d["records"]])
     for d in records.get("latency", []):
         figs[f"latency-{d['task']}"] = figures.latency_figure(d["accelerating"])
-    written, png = [], True
-    for name, fig in figs.items():
+    return figs
+
+
+def draw(records: dict[str, list], out: Path, png: bool = True) -> list[Path]:
+    """Write one self-contained HTML file per figure (and a PNG where a static exporter works)."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, fig in build_figures(records).items():
         path = out / f"{name}.html"
-        # "directory": one plotly.min.js beside the pages, so they open offline without a copy each
-        fig.write_html(path, include_plotlyjs="directory")
+        # plotly.js inside every page (~4.8 MB each): a page beside a shared plotly.min.js opened blank in
+        # JupyterLab, whose file server refused the script ("Plotly is not defined"); offline either way
+        write_html(fig, path)
         written.append(path)
         if png:
             png = _write_png(fig, out / f"{name}.png")
             if png:
                 written.append(out / f"{name}.png")
     return written
+
+
+def write_html(fig, path: Path) -> Path:
+    """A standalone page with plotly.js embedded, written atomically."""
+    from .storage import atomic_write_text
+
+    atomic_write_text(path, fig.to_html(include_plotlyjs=True, full_html=True))
+    return path
 
 
 def _write_png(fig, path: Path) -> bool:
@@ -142,6 +162,18 @@ def load_dir(folder: Path) -> dict[str, list]:
     if not records:
         raise SwiftlabError(f"no probe records in {folder}")
     return records
+
+
+def bench_spread(lines) -> dict[str, tuple[float, float, float]]:
+    """Per method: (median, min, max) of its tokens/s over `ar`'s on the same prompt and repeat."""
+    import statistics
+
+    ar = {(l.prompt_id, l.repeat): l.tokens_per_s for l in lines if l.method == "ar"}
+    ratios: dict[str, list[float]] = {}
+    for l in lines:
+        if l.method != "ar" and ar.get((l.prompt_id, l.repeat)):
+            ratios.setdefault(l.method, []).append(l.tokens_per_s / ar[l.prompt_id, l.repeat])
+    return {m: (statistics.median(v), min(v), max(v)) for m, v in ratios.items()}
 
 
 def run_all(model, tokenizer, out: Path, prompts: int = 4, max_new_tokens: int = 96) -> list[Path]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from .adapters import num_layers
 from .matchness import reference_continuation, window_logits
@@ -55,11 +56,12 @@ def _mean_rows(rows: list[list[float]]) -> list[float]:
 
 
 @torch.inference_mode()
-def sublayer_importance(model, prompts: list[list[int]], task: str = "", window: int = 32) -> ImportanceRecord:
+def sublayer_importance(model, prompts: list[list[int]], task: str = "", window: int = 32,
+                        progress: bool = False) -> ImportanceRecord:
     L = num_layers(model)
     sets = [SkipSet.none(L)] + single_skips(L)
     drops, kls = [], []
-    for ids in prompts:
+    for ids in tqdm(prompts, desc=f"importance ({task or 'prompts'})", disable=not progress):
         tokens, cache = reference_continuation(model, ids, window + 1)
         logits = window_logits(model, cache, tokens, window, sets).float()
         targets = torch.tensor(tokens[-window:], device=logits.device)
@@ -73,14 +75,15 @@ def sublayer_importance(model, prompts: list[list[int]], task: str = "", window:
 
 
 @torch.inference_mode()
-def redundancy(model, prompts: list[list[int]], task: str = "", window: int = 32) -> RedundancyRecord:
+def redundancy(model, prompts: list[list[int]], task: str = "", window: int = 32,
+               progress: bool = False) -> RedundancyRecord:
     """Row 0 runs the full model; row 1 + i skips layer i's MLP, so its layer-i output is the
     residual stream right after layer i's attention (in sequential and parallel-residual
     families alike). Before attention = layer input; after MLP = layer output of row 0."""
     L = num_layers(model)
     sets = [SkipSet.none(L)] + [SkipSet((), (i,), L, allow_edges=True) for i in range(L)]
     attn_rows, mlp_rows = [], []
-    for ids in prompts:
+    for ids in tqdm(prompts, desc=f"redundancy ({task or 'prompts'})", disable=not progress):
         tokens, cache = reference_continuation(model, ids, window + 1)
         hidden = window_logits(model, cache, tokens, window, sets, output_hidden_states=True).hidden_states
         attn, mlp = [], []
@@ -108,8 +111,10 @@ class SweepRow:
     matchness: float
     acceptance_rate: float
     mean_accepted_tokens: float
-    speedup: float  # median SWIFT tokens/s over median autoregressive tokens/s, same prompts
+    speedup: float  # median over prompts and repeats of SWIFT tokens/s over AR tokens/s on the same run pair
     identical: bool
+    speedup_min: float | None = None  # spread of those paired ratios (None in records from before it was kept)
+    speedup_max: float | None = None
 
 
 @dataclass
@@ -119,6 +124,7 @@ class SweepRecord(JsonRecord):
     prompts: int
     max_new_tokens: int
     rows: list[SweepRow]
+    repeats: int = 1
 
     @classmethod
     def from_json(cls, s: str) -> "SweepRecord":
@@ -158,11 +164,11 @@ def skip_set_for(strategy: str, model, ratio: float, prompts: list[list[int]], s
 
 
 def ratio_sweep(model, prompts: list[list[int]], ratios, strategies=STRATEGIES, task: str = "",
-                max_new_tokens: int = 64, repeats: int = 1, search_prompts: list[list[int]] | None = None,
+                max_new_tokens: int = 64, repeats: int = 3, search_prompts: list[list[int]] | None = None,
                 progress: bool = False) -> SweepRecord:
     """Matchness, acceptance, tokens per pass and speedup against the skip ratio, per strategy.
-    Optimizing strategies search on `search_prompts` (default: the same prompts)."""
-    from tqdm.auto import tqdm
+    Optimizing strategies search on `search_prompts` (default: the same prompts). Speedups are the
+    median (and min–max) of paired SWIFT/AR runs over every prompt and repeat, after one warm-up."""
 
     from .bench import compare
     from .matchness import matchness_scores
@@ -170,18 +176,19 @@ def ratio_sweep(model, prompts: list[list[int]], ratios, strategies=STRATEGIES, 
     window = min(32, max_new_tokens - 1)
     references = [reference_continuation(model, ids, window + 1) for ids in prompts]
     rows = []
-    for strategy in tqdm(strategies, desc="strategies", disable=not progress):
-        for ratio in ratios:
-            s = skip_set_for(strategy, model, ratio, search_prompts or prompts, max_new_tokens=max_new_tokens)
-            matchness = sum(matchness_scores(model, cache, tokens, window, [s])[0]
-                            for tokens, cache in references) / len(references)
-            c = compare(model, prompts, s, max_new_tokens=max_new_tokens, repeats=repeats, warmup=False,
-                        progress=False)
-            summary = c.summary()
-            rows.append(SweepRow(strategy, ratio, s.ratio, list(s.attention), list(s.mlp), matchness,
-                                 summary["acceptance_rate"], summary["mean_accepted_tokens"], c.speedup,
-                                 c.identical))
-    return SweepRecord(task, num_layers(model), len(prompts), max_new_tokens, rows)
+    plan = [(strategy, ratio) for strategy in strategies for ratio in ratios]
+    for n, (strategy, ratio) in enumerate(tqdm(plan, desc="skip-ratio sweep", disable=not progress)):
+        s = skip_set_for(strategy, model, ratio, search_prompts or prompts, max_new_tokens=max_new_tokens)
+        matchness = sum(matchness_scores(model, cache, tokens, window, [s])[0]
+                        for tokens, cache in references) / len(references)
+        c = compare(model, prompts, s, max_new_tokens=max_new_tokens, repeats=repeats, warmup=n == 0,
+                    progress=False)
+        summary = c.summary()
+        median, low, high = c.speedup_spread()
+        rows.append(SweepRow(strategy, ratio, s.ratio, list(s.attention), list(s.mlp), matchness,
+                             summary["acceptance_rate"], summary["mean_accepted_tokens"], median, c.identical,
+                             low, high))
+    return SweepRecord(task, num_layers(model), len(prompts), max_new_tokens, rows, repeats)
 
 
 def latency_breakdown(results) -> dict[str, float]:
@@ -202,37 +209,56 @@ class TaskSparsityRecord(JsonRecord):
     tasks: list[str]
     skip_sets: dict  # task -> {"attention": [...], "mlp": [...], "num_layers": L}
     matchness: dict  # task -> best matchness its search reached
-    transfer: list[list[float]]  # [optimized on][decoded task] speedup over autoregressive
+    transfer: list[list[float]]  # [optimized on][decoded task]: median paired speedup over autoregressive
     identical: bool
+    transfer_min: list[list[float]] | None = None  # min and max of those paired speedups (prompts × repeats)
+    transfer_max: list[list[float]] | None = None
+    repeats: int = 1
+    eval_prompts: int = 1
 
     def sets(self) -> dict[str, SkipSet]:
         return {t: SkipSet.from_dict(d) for t, d in self.skip_sets.items()}
 
+    def speedups(self, tasks=None) -> dict[tuple[str, str], float]:
+        idx = {t: i for i, t in enumerate(self.tasks)}
+        tasks = tasks or self.tasks
+        return {(a, b): self.transfer[idx[a]][idx[b]] for a in tasks for b in tasks}
+
+    def spread(self, tasks=None) -> dict[tuple[str, str], tuple[float, float]] | None:
+        if self.transfer_min is None:
+            return None
+        idx = {t: i for i, t in enumerate(self.tasks)}
+        tasks = tasks or self.tasks
+        return {(a, b): (self.transfer_min[idx[a]][idx[b]], self.transfer_max[idx[a]][idx[b]])
+                for a in tasks for b in tasks}
+
 
 def task_sparsity(model, prompts_by_task: dict[str, list[list[int]]], eval_by_task: dict[str, list[list[int]]],
-                  search=None, max_new_tokens: int = 128, progress: bool = False) -> TaskSparsityRecord:
-    """Optimize on each task's stream, then decode every task with every task's set."""
-    from tqdm.auto import tqdm
+                  search=None, max_new_tokens: int = 128, repeats: int = 3,
+                  progress: bool = False) -> TaskSparsityRecord:
+    """Optimize on each task's stream, then decode every task with every task's set: each cell is the
+    median (and min–max) of paired SWIFT/AR runs over the task's evaluation prompts and `repeats`."""
 
     from .bench import compare
     from .search import SearchConfig
     from .stream import SwiftStream
 
     sets, scores = {}, {}
-    for task, prompts in tqdm(prompts_by_task.items(), desc="optimizing per task", disable=not progress):
-        stream = SwiftStream(model, search or SearchConfig())
-        for ids in prompts:
-            stream.decode(ids, max_new_tokens=max_new_tokens)
+    searching = [(task, ids) for task, prompts in prompts_by_task.items() for ids in prompts]
+    streams = {task: SwiftStream(model, search or SearchConfig()) for task in prompts_by_task}
+    for task, ids in tqdm(searching, desc="optimizing per task (prompts)", disable=not progress):
+        streams[task].decode(ids, max_new_tokens=max_new_tokens)
+    for task, stream in streams.items():
         sets[task], scores[task] = stream.search.best, stream.search.best_score
     tasks = list(prompts_by_task)
-    transfer, identical = [], True
-    for source in tqdm(tasks, desc="transfer matrix", disable=not progress):
-        row = []
-        for target in tasks:
-            c = compare(model, eval_by_task[target], sets[source], max_new_tokens=max_new_tokens, repeats=1,
-                        warmup=False, progress=False)
-            row.append(c.speedup)
-            identical &= c.identical
-        transfer.append(row)
+    cells = [(source, target) for source in tasks for target in tasks]
+    medians, lows, highs, identical = {}, {}, {}, True
+    for n, (source, target) in enumerate(tqdm(cells, desc="transfer matrix (cells)", disable=not progress)):
+        c = compare(model, eval_by_task[target], sets[source], max_new_tokens=max_new_tokens, repeats=repeats,
+                    warmup=n == 0, progress=False)
+        medians[source, target], lows[source, target], highs[source, target] = c.speedup_spread()
+        identical &= c.identical
+    grid = lambda values: [[values[a, b] for b in tasks] for a in tasks]
     return TaskSparsityRecord(num_layers(model), tasks, {t: s.to_dict() for t, s in sets.items()}, scores,
-                              transfer, identical)
+                              grid(medians), identical, grid(lows), grid(highs), repeats,
+                              min(len(p) for p in eval_by_task.values()))

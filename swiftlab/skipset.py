@@ -69,15 +69,11 @@ class SkipSet:
 
     @classmethod
     def uniform(cls, num_layers: int, ratio: float = 0.5) -> "SkipSet":
-        """Whole middle layers spread evenly; ratio 0.5 is the reference's "every other layer"."""
+        """Middle layers spread evenly, attention and MLP each on their own; ratio 0.5 is the reference's
+        "every other layer" (1, 3, 5, ...). An odd count gives attention the extra sub-layer."""
         k = _count_for_ratio(num_layers, ratio)
         middle = list(range(1, num_layers - 1))
-        n_layers = k // 2
-        layers = [middle[(i * len(middle)) // n_layers] for i in range(n_layers)] if n_layers else []
-        attention = list(layers)
-        if k % 2:  # an odd count: one more attention sub-layer, in the first free middle layer
-            attention.append(next(i for i in middle if i not in layers))
-        return cls(tuple(attention), tuple(layers), num_layers)
+        return cls(tuple(_spread(middle, (k + 1) // 2)), tuple(_spread(middle, k // 2)), num_layers)
 
     @classmethod
     def random(cls, num_layers: int, ratio: float, seed: int | None = None) -> "SkipSet":
@@ -155,6 +151,14 @@ class SkipSet:
         if key not in entries:
             raise SwiftlabError(f"{path} has no skip set {key!r}; it has: {', '.join(sorted(entries))}")
         return cls.from_dict(entries[key], num_layers)
+
+
+def _spread(items: list[int], n: int) -> list[int]:
+    """n of `items`, evenly spaced and centred (gaps differ by at most one; every other item at n = len/2)."""
+    if not n:
+        return []
+    step = len(items) / n
+    return [items[int(i * step + (step - 1) / 2 + 1e-9)] for i in range(n)]
 
 
 def _count_for_ratio(num_layers: int, ratio: float) -> int:

@@ -110,3 +110,18 @@ def test_corrupt_and_missing_files(tmp_path):
         SkipSet.load(bad)
     with pytest.raises(SwiftlabError, match="does not exist"):
         SkipSet.load(tmp_path / "missing.json")
+
+
+def test_uniform_spreads_each_kind_evenly():
+    # issue 14: r = 0.4 on 16 layers skipped attention [1, 2, 3, 6, 9, 12]
+    for L in (6, 10, 16, 30, 40):
+        for r in (0.1, 0.25, 0.4, 0.45, 0.5, 0.6):
+            s = SkipSet.uniform(L, r)
+            assert s.num_skipped == int(2 * (L - 2) * r + 1e-9)
+            for layers in (s.attention, s.mlp):
+                if len(layers) < 2:
+                    continue
+                gaps = [b - a for a, b in zip(layers, layers[1:])]
+                ends = [layers[0] - 1, L - 2 - layers[-1]]  # unskipped middle layers before and after
+                assert max(gaps) - min(gaps) <= 1 and max(ends) <= max(gaps) - 1, (L, r, layers)
+    assert SkipSet.uniform(16, 0.4).attention == (1, 4, 6, 8, 11, 13)

@@ -38,11 +38,43 @@ def test_skip_set_editor_updates_matchness_and_figure(lab):
     editor.toggles[("attention", 2)].value = True
     editor.toggles[("mlp", 3)].value = True
     assert editor.skip_set == SkipSet((2,), (3,), 6)
+    # the heatmap is figures.skip_sets_heatmap's (by kind): attention row above the MLP row
     assert list(editor.figure.data[0].z[0]) == [0, 0, 1, 0, 0, 0] and list(editor.figure.data[0].z[1])[3] == 1
+    assert list(editor.figure.data[0].y) == ["attention", "MLP"]
     assert "ratio <b>0.25</b>" in editor.matchness.value
-    assert editor.toggles[("attention", 0)].disabled and editor.toggles[("mlp", 5)].disabled
-    stats = editor.decode(max_new_tokens=8)
+    stats = editor.decode(max_new_tokens=8, repeats=2)
     assert stats["identical"] and "identical output: True" in editor.decode_out.value
+    # a median over prompts x repeats with its spread, never one run
+    assert stats["runs"] == 2 and stats["speedup_min"] <= stats["speedup"] <= stats["speedup_max"]
+    assert "min–max" in editor.decode_out.value and "1 prompts × 2 repeats" in editor.decode_out.value
+
+
+def test_editor_and_explorer_share_one_early_exit(lab):
+    # issue 14: the explorer's early exit skipped the last layer, which the editor refused
+    from swiftlab.probes import skip_set_for
+
+    model, tokenizer = lab
+    editor = SkipSetEditor(model, tokenizer, task="story", prompts=1, window=8)
+    editor.preset.value, editor.ratio.value = "early exit", 0.5
+    editor.apply_preset()
+    assert editor.skip_set == skip_set_for("early_exit", model, 0.5, []) == SkipSet.early_exit(6, 4)
+    assert editor.toggles[("mlp", 5)].value and "SWIFT never does" in editor.matchness.value
+
+
+def test_editor_says_when_nothing_is_cached(lab, tmp_path):
+    from swiftlab.store import SkipSetStore
+
+    model, tokenizer = lab
+    store = SkipSetStore(tmp_path / "skip_layers.json")
+    editor = SkipSetEditor(model, tokenizer, task="story", prompts=1, window=8, store=store, model_name="m")
+    before = editor.skip_set
+    assert ("cached (none stored)", "cached") in editor.preset.options
+    editor.preset.value = "cached"
+    editor.apply_preset()
+    assert editor.skip_set == before and "Nothing cached" in editor.notice.value  # not silently "no skipping"
+    store.put("m", "story", SkipSet((2,), (3,), 6))
+    editor.apply_preset()
+    assert editor.skip_set == SkipSet((2,), (3,), 6) and editor.notice.value == ""
 
 
 def test_optimization_monitor_steps_and_runs_in_the_background(lab):
@@ -51,8 +83,12 @@ def test_optimization_monitor_steps_and_runs_in_the_background(lab):
                                   config=SearchConfig(window=4, bayes_interval=3, max_steps=1000, tolerance=1000,
                                                       max_score=1.0))
     assert monitor.step()
-    points = len(monitor.figure.data[0].x) + len(monitor.figure.data[1].x)
-    assert points > 0 and len(monitor.figure.data[2].x) == points + 1  # + the start set
+    random, bayes, best, start = monitor.figure.data  # figures.trajectory_figure's traces, updated in place
+    points = len(random.x) + len(bayes.x)
+    assert points > 0 and len(start.x) == 1 and len(best.x) == points + 1  # + the start set
+    assert monitor.figure.layout.yaxis.title.text == "matchness"
+    assert sum(map(sum, monitor.best_figure.data[0].z)) == monitor.stream.search.best.num_skipped
+    assert list(monitor.speed_figure.data[0].x) == [0]  # tokens/s of the first prompt, optimize phase
     monitor.start()
     assert monitor.start_button.disabled or not monitor.busy
     monitor.wait(120)
@@ -81,9 +117,24 @@ def test_skip_ratio_explorer(lab):
     marker = explorer.figure.data[-1]
     assert list(marker.x) == [0.5] and list(marker.y) == [explorer.curves["early_exit"][5]]
     assert "early_exit at r = 0.5" in explorer.info.value
-    record = explorer.measure(max_new_tokens=8)
+    record = explorer.measure(max_new_tokens=8, repeats=2)
     assert {r.strategy for r in record.rows} == {"uniform", "random", "early_exit"} and all(
         r.identical for r in record.rows)
+    assert record.repeats == 2 and all(r.speedup_min <= r.speedup <= r.speedup_max for r in record.rows)
+    assert explorer.sweep_area.children and explorer.measure_button.layout.width == "auto"
+
+
+def test_explorer_scores_with_the_engines_matchness(lab, monkeypatch):
+    # issue 14: the explorer re-implemented matchness (no device argument); it must call the engine's
+    import swiftlab.widgets.explorer as explorer_module
+    from swiftlab.widgets import SkipRatioExplorer
+
+    model, tokenizer = lab
+    calls = []
+    real = explorer_module.matchness_scores
+    monkeypatch.setattr(explorer_module, "matchness_scores", lambda *a, **k: calls.append(1) or real(*a, **k))
+    SkipRatioExplorer(model, tokenizer, task="story", prompts=1, window=8)
+    assert calls
 
 
 def test_task_sparsity_comparison_filters_tasks():
@@ -97,7 +148,8 @@ def test_task_sparsity_comparison_filters_tasks():
     assert list(view.transfer_figure.data[0].y) == ["story", "reasoning", "code"]
     view.tasks.value = ("story", "code")
     assert list(view.transfer_figure.data[0].x) == ["story", "code"]
-    assert [list(r) for r in view.transfer_figure.data[0].z] == [[1.4, 1.1], [1.0, 1.2]]
+    assert [list(r) for r in view.transfer_figure.data[0].customdata] == [[1.4, 1.1], [1.0, 1.2]]
+    assert view.transfer_figure.data[0].z[1][0] == 0.0  # log2(1.0): white, the middle of the scale
     assert list(view.sets_figure.data[0].y) == ["story", "code"]
 
 

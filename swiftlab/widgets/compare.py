@@ -21,9 +21,7 @@ class TaskSparsityComparison(w.VBox):
         self.tasks.observe(lambda _: self._update(), "value")
 
     def _transfer(self, tasks) -> go.Figure:
-        r = self.record
-        idx = {t: i for i, t in enumerate(r.tasks)}
-        return transfer_matrix({(a, b): r.transfer[idx[a]][idx[b]] for a in tasks for b in tasks})
+        return transfer_matrix(self.record.speedups(tasks), self.record.spread(tasks))
 
     def _update(self) -> None:
         chosen = list(self.tasks.value) or list(self.record.tasks)
@@ -33,5 +31,6 @@ class TaskSparsityComparison(w.VBox):
             self.sets_figure.data[0].z, self.sets_figure.data[0].y = new_sets.data[0].z, new_sets.data[0].y
         with self.transfer_figure.batch_update():
             t = self.transfer_figure.data[0]
-            t.z, t.x, t.y, t.text = (new_transfer.data[0].z, new_transfer.data[0].x, new_transfer.data[0].y,
-                                     new_transfer.data[0].text)
+            new = new_transfer.data[0]
+            t.z, t.x, t.y, t.text, t.customdata = new.z, new.x, new.y, new.text, new.customdata
+            t.zmin, t.zmax, t.colorbar = new.zmin, new.zmax, new.colorbar

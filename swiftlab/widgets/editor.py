@@ -8,7 +8,9 @@ import plotly.graph_objects as go
 from ..adapters import num_layers
 from ..api import encode_prompt
 from ..bench import compare
+from ..figures import skip_sets_heatmap
 from ..matchness import matchness_scores, reference_continuation
+from ..probes import skip_set_for
 from ..skipset import SkipSet
 from ..tasks import get_examples
 
@@ -30,27 +32,31 @@ class SkipSetEditor(w.VBox):
         for kind in ("attention", "mlp"):
             buttons = []
             for i in range(self.L):
+                # the first and last layers can be toggled (early exit drops the last one), with a warning
                 b = w.ToggleButton(description=str(i), layout=w.Layout(width="42px", padding="0"),
-                                   tooltip=f"{kind} {i}", disabled=i in (0, self.L - 1))
+                                   tooltip=f"{kind} {i}" + (" (SWIFT never skips it)" if i in (0, self.L - 1)
+                                                            else ""))
                 b.observe(lambda change, b=b: self._toggled(b), "value")
                 self.toggles[(kind, i)] = b
                 buttons.append(b)
             rows.append(w.HBox([w.Label("attn" if kind == "attention" else "MLP", layout=w.Layout(width="40px"))]
                                + buttons))
-        self.preset = w.Dropdown(options=PRESETS, value="uniform", description="preset")
+        self.cached = self._cached_set()
+        # say up front when nothing is cached, rather than silently applying "no skipping"
+        self.preset = w.Dropdown(options=[(p if p != "cached" or self.cached else "cached (none stored)", p)
+                                          for p in PRESETS], value="uniform", description="preset")
+        self.notice = w.HTML()
         self.ratio = w.FloatSlider(value=0.45, min=0.0, max=1.0, step=0.05, description="ratio")
         self.apply_button = w.Button(description="apply preset")
         self.matchness = w.HTML()
         self.decode_button = w.Button(description="decode: AR vs SWIFT", icon="play", layout=w.Layout(width="auto"))
+        self.decode_progress = w.Output()
         self.decode_out = w.HTML()
-        self.figure = go.FigureWidget(go.Heatmap(z=[[0] * self.L] * 2, y=["attention", "MLP"],
-                                                 colorscale=[[0, "#f7f7f7"], [1, "#2c7fb8"]], showscale=False,
-                                                 xgap=1, ygap=1))
-        # attention on top, as in the grid of buttons above
-        self.figure.update_layout(height=180, margin=dict(t=30, b=20), title="skipped sub-layers",
-                                  yaxis_autorange="reversed")
-        super().__init__([w.HBox([self.preset, self.ratio, self.apply_button]), *rows, self.matchness,
-                          self.figure, w.HBox([self.decode_button]), self.decode_out])
+        self.figure = go.FigureWidget(skip_sets_heatmap({"skipped": SkipSet.none(self.L)}, by_kind=True))
+        self.figure.update_layout(height=180, margin=dict(t=40, b=30), title="skipped sub-layers",
+                                  xaxis_title="layer")
+        super().__init__([w.HBox([self.preset, self.ratio, self.apply_button]), self.notice, *rows, self.matchness,
+                          self.figure, w.HBox([self.decode_button]), self.decode_progress, self.decode_out])
         self.add_class("swiftlab-skipset-editor")  # a stable hook for the browser test and custom CSS
         self.matchness.add_class("swiftlab-matchness")
         self.apply_button.on_click(lambda _: self.apply_preset())
@@ -61,7 +67,18 @@ class SkipSetEditor(w.VBox):
     @property
     def skip_set(self) -> SkipSet:
         pick = lambda kind: tuple(i for i in range(self.L) if self.toggles[(kind, i)].value)
-        return SkipSet(pick("attention"), pick("mlp"), self.L)
+        attention, mlp = pick("attention"), pick("mlp")
+        edges = bool({0, self.L - 1} & set(attention + mlp))
+        return SkipSet(attention, mlp, self.L, allow_edges=edges)
+
+    def _cached_set(self) -> SkipSet | None:
+        from ..errors import SwiftlabError
+        from ..store import SkipSetStore
+
+        try:
+            return (self.store or SkipSetStore()).get(self.model_name, self.task, self.L)
+        except SwiftlabError:  # an unreadable store offers nothing either; the preset's label says so
+            return None
 
     def set_skip_set(self, s: SkipSet) -> None:
         self._quiet = True  # one update at the end, not one per toggle
@@ -72,15 +89,17 @@ class SkipSetEditor(w.VBox):
 
     def apply_preset(self) -> None:
         name = self.preset.value
-        if name == "uniform":
-            s = SkipSet.uniform(self.L, self.ratio.value)
-        elif name == "early exit":  # the last layers, except the very last, which the editor keeps
-            n = round(self.ratio.value * (self.L - 2))
-            s = SkipSet(tuple(range(self.L - 1 - n, self.L - 1)), tuple(range(self.L - 1 - n, self.L - 1)), self.L)
+        self.notice.value = ""
+        if name in ("uniform", "early exit"):  # the same sets the explorer and the sweep use
+            s = skip_set_for(name.replace(" ", "_"), self.model, self.ratio.value, self.prompt_ids)
         elif name == "cached":
-            from ..store import SkipSetStore
-
-            s = (self.store or SkipSetStore()).get(self.model_name, self.task, self.L) or SkipSet.none(self.L)
+            self.cached = self._cached_set()
+            if self.cached is None:
+                self.notice.value = (f"<b>Nothing cached</b> for model {self.model_name!r}, task {self.task!r}: "
+                                     f"run <code>python -m swiftlab optimize --model {self.model_name} --task "
+                                     f"{self.task}</code> first. The skip set was left as it was.")
+                return
+            s = self.cached
         else:
             s = SkipSet.none(self.L)
         self.set_skip_set(s)
@@ -99,22 +118,29 @@ class SkipSetEditor(w.VBox):
             return
         s = self.skip_set
         value = self.score()
+        edges = " · skips the first or last layer, which SWIFT never does (early exit does)" if s.allow_edges else ""
         self.matchness.value = (f"ratio <b>{s.ratio:.2f}</b> ({s.num_skipped} of {s.search_size} sub-layers); "
-                                f"matchness on {self.task}: <b>{value:.3f}</b>")
+                                f"matchness on {self.task}: <b>{value:.3f}</b>{edges}")
         self.last_matchness = value
         with self.figure.batch_update():
-            self.figure.data[0].z = [[int(i in s.attention) for i in range(self.L)],
-                                     [int(i in s.mlp) for i in range(self.L)]]
+            self.figure.data[0].z = skip_sets_heatmap({"skipped": s}, by_kind=True).data[0].z
 
-    def decode(self, max_new_tokens: int = 48):
+    def decode(self, max_new_tokens: int = 48, repeats: int = 2):
+        """AR and SWIFT on every prompt, `repeats` times, after a warm-up: medians with their min–max."""
         self.decode_button.disabled = True
+        self.decode_progress.clear_output()
         try:
-            c = compare(self.model, self.prompt_ids[:1], self.skip_set, max_new_tokens=max_new_tokens, repeats=1,
-                        warmup=False, progress=False)
+            with self.decode_progress:
+                c = compare(self.model, self.prompt_ids, self.skip_set, max_new_tokens=max_new_tokens,
+                            repeats=repeats, warmup=True, progress=True)
         finally:
             self.decode_button.disabled = False
         s = c.summary()
-        self.decode_out.value = (f"AR {s['ar_tokens_per_s']:.1f} tok/s, SWIFT {s['swift_tokens_per_s']:.1f} tok/s "
-                                 f"(<b>{s['speedup']:.2f}×</b>), {s['mean_accepted_tokens']:.2f} tokens per pass, "
-                                 f"acceptance {s['acceptance_rate']:.0%}, identical output: {s['identical']}")
+        median, low, high = c.speedup_spread()
+        s.update(speedup=median, speedup_min=low, speedup_max=high)
+        self.decode_out.value = (
+            f"speedup <b>{median:.2f}×</b> (min–max {low:.2f}–{high:.2f}× over {len(c.ar)} runs: "
+            f"{len(self.prompt_ids)} prompts × {repeats} repeats); AR {s['ar_tokens_per_s']:.1f} tok/s, SWIFT "
+            f"{s['swift_tokens_per_s']:.1f} tok/s (medians), {s['mean_accepted_tokens']:.2f} tokens per pass, "
+            f"acceptance {s['acceptance_rate']:.0%}, identical output: {s['identical']}")
         return s

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import ipywidgets as w
 import plotly.graph_objects as go
-import torch
 
 from ..adapters import num_layers
 from ..api import encode_prompt
 from ..figures import COLOURS, sweep_figure
-from ..matchness import reference_continuation, window_logits
+from ..matchness import matchness_scores, reference_continuation
 from ..probes import ratio_sweep, skip_set_for
 from ..tasks import get_examples
 
 RATIOS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+MEASURED_RATIOS = (0.2, 0.4, 0.6)  # decoding every set at every ratio would take minutes on a CPU
 CHEAP = ("uniform", "random", "early_exit")  # no search needed: matchness for all of them in one pass
 
 
@@ -24,7 +24,8 @@ class SkipRatioExplorer(w.VBox):
         self.curves = self._matchness_curves()
         self.ratio = w.FloatSlider(value=0.4, min=0.0, max=0.7, step=0.1, description="ratio r")
         self.strategy = w.ToggleButtons(options=CHEAP, value="uniform", description="strategy")
-        self.measure_button = w.Button(description="measure acceptance and speed", icon="tachometer")
+        self.measure_button = w.Button(description="measure acceptance and speed", icon="tachometer",
+                                       layout=w.Layout(width="auto"))  # the whole label, not "measure acce…"
         self.info = w.HTML()
         self.figure = go.FigureWidget()
         for name in CHEAP:
@@ -34,9 +35,10 @@ class SkipRatioExplorer(w.VBox):
                                                                                           color="black"))
         self.figure.update_layout(title=f"matchness vs skip ratio ({task})", xaxis_title="r",
                                   yaxis_title="matchness", height=340)
-        self.sweep_output = w.Output()
+        self.progress = w.Output()  # the sweep's tqdm bar lands here
+        self.sweep_area = w.VBox()
         super().__init__([w.HBox([self.ratio]), self.strategy, self.figure, self.info, self.measure_button,
-                          self.sweep_output])
+                          self.progress, self.sweep_area])
         self.ratio.observe(lambda _: self._update(), "value")
         self.strategy.observe(lambda _: self._update(), "value")
         self.measure_button.on_click(lambda _: self.measure())
@@ -47,9 +49,8 @@ class SkipRatioExplorer(w.VBox):
         totals = [0.0] * len(sets)
         for ids in self.prompt_ids:
             tokens, cache = reference_continuation(self.model, ids, self.window + 1)
-            logits = window_logits(self.model, cache, tokens, self.window, sets)
-            hits = (logits.argmax(-1) == torch.tensor(tokens[-self.window:])).float().mean(-1).tolist()
-            totals = [a + b / len(self.prompt_ids) for a, b in zip(totals, hits)]
+            scores = matchness_scores(self.model, cache, tokens, self.window, sets)  # all sets in one pass
+            totals = [a + b / len(self.prompt_ids) for a, b in zip(totals, scores)]
         return {s: totals[i * len(RATIOS):(i + 1) * len(RATIOS)] for i, s in enumerate(CHEAP)}
 
     def _update(self) -> None:
@@ -61,16 +62,17 @@ class SkipRatioExplorer(w.VBox):
         self.info.value = (f"{self.strategy.value} at r = {RATIOS[i]:.1f}: matchness <b>{y:.3f}</b>; skips "
                            f"attention {list(s.attention)}, MLP {list(s.mlp)} of {num_layers(self.model)} layers")
 
-    def measure(self, max_new_tokens: int = 48):
-        """The full sweep (decodes every set, AR alongside): acceptance, tokens per pass, speedup."""
+    def measure(self, max_new_tokens: int = 48, repeats: int = 2, ratios=MEASURED_RATIOS):
+        """Decode every strategy's set at a few ratios, autoregressive alongside: acceptance, tokens per pass
+        and speedup as medians (min–max) over the prompts × repeats, after a warm-up."""
         self.measure_button.disabled = True
+        self.progress.clear_output()
         try:
-            record = ratio_sweep(self.model, self.prompt_ids[:1], [r for r in RATIOS if r > 0], CHEAP,
-                                 task=self.task, max_new_tokens=max_new_tokens)
+            with self.progress:
+                record = ratio_sweep(self.model, self.prompt_ids, ratios, CHEAP, task=self.task,
+                                     max_new_tokens=max_new_tokens, repeats=repeats, progress=True)
         finally:
             self.measure_button.disabled = False
-        self.sweep_output.clear_output()
-        with self.sweep_output:
-            sweep_figure(record, highlight=self.ratio.value).show()
+        self.sweep_area.children = [go.FigureWidget(sweep_figure(record, highlight=self.ratio.value))]
         self.last_sweep = record
         return record

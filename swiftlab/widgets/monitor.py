@@ -8,6 +8,7 @@ import ipywidgets as w
 import plotly.graph_objects as go
 
 from ..api import encode_prompt
+from ..figures import skip_sets_heatmap, stream_figure, trajectory_figure
 from ..search import SearchConfig
 from ..stream import SwiftStream
 from ..tasks import get_examples
@@ -24,18 +25,16 @@ class OptimizationMonitor(w.VBox):
         self.pause_button = w.Button(description="pause", icon="pause", disabled=True)
         self.step_button = w.Button(description="one prompt", icon="step-forward")
         self.status = w.HTML()
-        L = self.stream.search.num_layers
-        self.figure = go.FigureWidget()
-        for name, symbol, colour in (("random", "circle", "#7f7f7f"), ("bayes", "star", "#ff7f0e")):
-            self.figure.add_scatter(x=[], y=[], mode="markers", name=name, marker=dict(symbol=symbol, color=colour))
-        self.figure.add_scatter(x=[], y=[], mode="lines", name="best", line=dict(color="#2ca02c", shape="hv"))
-        self.figure.update_layout(title="matchness per proposal", xaxis_title="iteration", height=320)
-        self.best_figure = go.FigureWidget(go.Heatmap(z=[[0] * L] * 2, y=["attention", "MLP"], showscale=False,
-                                                      colorscale=[[0, "#f7f7f7"], [1, "#2c7fb8"]], xgap=1, ygap=1))
-        self.best_figure.update_layout(height=170, margin=dict(t=30, b=20), title="current best skip set",
-                                       yaxis_autorange="reversed")  # attention on top, as everywhere
+        # the live figures are the figure builders' own, updated in place
+        self.figure = go.FigureWidget(trajectory_figure(self.stream.search.trajectory))
+        self.figure.update_layout(title="matchness per proposal (random, Bayesian every β-th)", height=340)
+        self.best_figure = go.FigureWidget(skip_sets_heatmap({"best": self.stream.search.best}, by_kind=True))
+        self.best_figure.update_layout(height=180, margin=dict(t=40, b=30), title="current best skip set",
+                                       xaxis_title="layer")
+        self.speed_figure = go.FigureWidget(stream_figure([]))
+        self.speed_figure.update_layout(height=460)
         super().__init__([w.HBox([self.start_button, self.pause_button, self.step_button]), self.status,
-                          self.figure, self.best_figure])
+                          self.figure, self.best_figure, self.speed_figure])
         self.add_class("swiftlab-optimization-monitor")  # a stable hook for the browser test and custom CSS
         self.status.add_class("swiftlab-status")
         self._stop = threading.Event()
@@ -88,17 +87,9 @@ class OptimizationMonitor(w.VBox):
 
     def _refresh(self) -> None:
         search = self.stream.search
-        steps = search.trajectory.steps
-        with self.figure.batch_update():
-            for trace, kind in zip(self.figure.data[:2], ("random", "bayes")):
-                pts = [s for s in steps if s.kind == kind]
-                trace.x, trace.y = [s.iteration for s in pts], [s.matchness for s in pts]
-            self.figure.data[2].x = [s.iteration for s in steps]
-            self.figure.data[2].y = [s.best_matchness for s in steps]
-        best = search.best
-        with self.best_figure.batch_update():
-            self.best_figure.data[0].z = [[int(i in best.attention) for i in range(best.num_layers)],
-                                          [int(i in best.mlp) for i in range(best.num_layers)]]
+        _copy_traces(trajectory_figure(search.trajectory), self.figure)
+        _copy_traces(skip_sets_heatmap({"best": search.best}, by_kind=True), self.best_figure)
+        _copy_traces(stream_figure(self.stream.records), self.speed_figure, layout=("shapes", "annotations"))
         last = self.stream.records[-1] if self.stream.records else None
         self.status.value = (
             f"prompt {self.next_prompt}/{len(self.prompts)} · phase <b>{self.stream.phase}</b> · "
@@ -107,3 +98,14 @@ class OptimizationMonitor(w.VBox):
             + (f" · stopped: <b>{search.stopped_because}</b>" if search.stopped_because else "")
             + (f" · last prompt {last.tokens_per_s:.1f} tok/s, {last.mean_accepted_tokens:.2f} tokens/pass"
                if last else ""))
+
+
+def _copy_traces(source: go.Figure, target: go.FigureWidget, layout: tuple[str, ...] = ()) -> None:
+    """Move a freshly built figure's data (and some layout parts) into a live widget, in one update."""
+    with target.batch_update():
+        for new, old in zip(source.data, target.data):
+            for key in ("x", "y", "z"):
+                if key in new:
+                    old[key] = new[key]
+        for key in layout:
+            target.layout[key] = source.layout[key]
