@@ -40,14 +40,29 @@ def save(path: Path, probe: str, record) -> Path:
     return path
 
 
+class NotARecord(SwiftlabError):
+    """A JSON file that is not a probe record at all (other files may share the folder)."""
+
+
+DICT_RECORD_FIELDS = {"dynamics": ("task", "trajectory", "records"), "latency": ("task", "accelerating")}
+
+
 def load(path: Path):
     data = read_json(path, what="probe record")
     if not isinstance(data, dict) or "probe" not in data or "record" not in data:
-        raise SwiftlabError(f"{path} is not a swiftlab probe record")
-    probe = data["probe"]
+        raise NotARecord(f"{path} is not a swiftlab probe record")
+    probe, record = data["probe"], data["record"]
+    if probe not in PROBES:
+        raise SwiftlabError(f"{path}: unknown probe {probe!r}")
     if probe in RECORDS:
-        return probe, RECORDS[probe].from_json(json.dumps(data["record"]))
-    return probe, data["record"]
+        try:
+            return probe, RECORDS[probe].from_json(json.dumps(record))
+        except (TypeError, ValueError, KeyError) as e:
+            raise SwiftlabError(f"{path}: not a valid {probe} record ({e})") from None
+    missing = [k for k in DICT_RECORD_FIELDS[probe] if not isinstance(record, dict) or k not in record]
+    if missing:
+        raise SwiftlabError(f"{path}: not a valid {probe} record (missing {', '.join(missing)})")
+    return probe, record
 
 
 def run_probe(name: str, model, tokenizer, *, task: str = "story", prompts: int = 4, max_new_tokens: int = 96,
@@ -133,12 +148,18 @@ def _write_png(fig, path: Path) -> bool:
 
 def load_dir(folder: Path) -> dict[str, list]:
     records: dict[str, list] = {}
+    unreadable = []
     for path in sorted(Path(folder).glob("*.json")):
         try:
             probe, record = load(path)
-        except SwiftlabError:
+        except NotARecord:
             continue  # other JSON files may live there too
+        except SwiftlabError as e:
+            unreadable.append(str(e))
+            continue
         records.setdefault(probe, []).append(record)
+    if unreadable:  # a figure silently missing would look like a finished run
+        raise SwiftlabError(f"{len(unreadable)} record(s) in {folder} could not be read: " + "; ".join(unreadable))
     if not records:
         raise SwiftlabError(f"no probe records in {folder}")
     return records
