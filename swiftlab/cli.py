@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -201,7 +202,12 @@ def cmd_figures(args) -> int:
     from .experiments import draw, load_dir, run_all
 
     if args.source:  # (clicheck.preflight has checked --from / --model and --out)
-        written = draw(load_dir(Path(args.source)), Path(args.out))
+        records = load_dir(Path(args.source))
+        try:
+            written = draw(records, Path(args.out))
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:  # values of the wrong kind
+            raise SwiftlabError(f"cannot draw the records in {args.source}: one holds a value of the wrong kind "
+                                f"({type(e).__name__}: {e})") from None
     else:
         model, tokenizer = _load(args)
         written = run_all(model, tokenizer, Path(args.out), prompts=args.prompts, max_new_tokens=args.max_new_tokens)
@@ -260,6 +266,8 @@ def _parse_mix(text: str) -> dict:
             mix[name] = float(share)
         except ValueError:
             raise SwiftlabError(f"--mix: share of {name!r} must be a number, got {share!r}") from None
+        if not math.isfinite(mix[name]):
+            raise SwiftlabError(f"--mix: share of {name!r} must be a finite number, got {share!r}")
         if mix[name] < 0:
             raise SwiftlabError(f"--mix: share of {name!r} is negative")
     if not sum(mix.values()) > 0:

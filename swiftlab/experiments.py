@@ -21,6 +21,7 @@ from .probes import (ImportanceRecord, RedundancyRecord, SweepRecord, TaskSparsi
                      ratio_sweep, redundancy, sublayer_importance, task_sparsity)
 from .search import SearchConfig, Trajectory
 from .storage import atomic_write_json, read_json
+from .validate import field_type_errors
 
 TASKS = ("reasoning", "summarization", "story", "code")
 RECORDS = {"importance": ImportanceRecord, "redundancy": RedundancyRecord, "sweep": SweepRecord,
@@ -56,9 +57,13 @@ def load(path: Path):
         raise SwiftlabError(f"{path}: unknown probe {probe!r}")
     if probe in RECORDS:
         try:
-            return probe, RECORDS[probe].from_json(json.dumps(record))
+            loaded = RECORDS[probe].from_json(json.dumps(record))
         except (TypeError, ValueError, KeyError) as e:
             raise SwiftlabError(f"{path}: not a valid {probe} record ({e})") from None
+        wrong = field_type_errors(loaded)
+        if wrong:
+            raise SwiftlabError(f"{path}: not a valid {probe} record ({'; '.join(wrong)})")
+        return probe, loaded
     missing = [k for k in DICT_RECORD_FIELDS[probe] if not isinstance(record, dict) or k not in record]
     if missing:
         raise SwiftlabError(f"{path}: not a valid {probe} record (missing {', '.join(missing)})")

@@ -196,7 +196,7 @@ def read_lines(path: str | Path) -> list[BenchLine]:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
-            if text.lstrip().startswith("{") and e.pos >= len(text.rstrip()):  # valid JSON, cut short
+            if text.lstrip().startswith("{") and not text.rstrip().endswith("}"):  # a record cut short
                 warnings.warn(f"{path} line {number} is a truncated record (a run stopped mid-write); skipped")
                 continue
             raise SwiftlabError(f"{path} line {number} is not a bench result: invalid JSON ({e.msg})") from None

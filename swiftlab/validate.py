@@ -108,3 +108,23 @@ def _show(value) -> str:
 
 def _fmt(bound, unbounded: str) -> str:
     return unbounded if bound is None else f"{bound:g}"
+
+
+_SIMPLE_TYPES = {"str": str, "int": int, "float": (int, float), "bool": bool, "list": list, "dict": dict}
+
+
+def field_type_errors(record) -> list[str]:
+    """Top-level fields of a dataclass record read from JSON whose value is not of the declared simple
+    type (str, int, float, bool, list[...], dict): a record that parsed but would break its reader later."""
+    from dataclasses import fields
+
+    problems = []
+    for f in fields(record):
+        annotation = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+        wanted = _SIMPLE_TYPES.get(annotation.split("[")[0].strip())
+        value = getattr(record, f.name)
+        if wanted is None or (value is None and "None" in annotation):
+            continue
+        if not isinstance(value, wanted) or (wanted is not bool and isinstance(value, bool)):
+            problems.append(f"{f.name} should be {annotation}, got {_show(value)}")
+    return problems
