@@ -21,7 +21,7 @@ from .probes import (ImportanceRecord, RedundancyRecord, SweepRecord, TaskSparsi
                      ratio_sweep, redundancy, sublayer_importance, task_sparsity)
 from .search import SearchConfig, Trajectory
 from .storage import atomic_write_json, read_json
-from .validate import field_type_errors
+from .validate import field_type_errors, integer
 
 TASKS = ("reasoning", "summarization", "story", "code")
 RECORDS = {"importance": ImportanceRecord, "redundancy": RedundancyRecord, "sweep": SweepRecord,
@@ -72,6 +72,8 @@ def load(path: Path):
 
 def run_probe(name: str, model, tokenizer, *, task: str = "story", prompts: int = 4, max_new_tokens: int = 96,
               ratios=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6), progress: bool = True):
+    integer("prompts", prompts, 1)  # no prompts would write an empty record and call it done
+    integer("max_new_tokens", max_new_tokens, 1)
     if name == "importance":
         return sublayer_importance(model, _prompts(tokenizer, task, prompts), task)
     if name == "redundancy":

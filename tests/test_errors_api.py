@@ -147,3 +147,28 @@ def test_skip_set_file_that_is_not_utf8(tmp_path):
     path.write_bytes(b'{"attention": [1], "mlp": [], "num_layers": 6, "note": "\xff\xfe"}')
     with pytest.raises(SwiftlabError, match="is not UTF-8 text"):
         SkipSet.load(path, 6)
+
+
+def test_harness_and_probes_refuse_empty_or_out_of_range_runs(model):
+    from swiftlab.experiments import run_probe
+    from swiftlab.harness import make_runners, run_bench
+
+    with pytest.raises(SwiftlabError, match="exit layer 0 out of range"):  # not silently L/2
+        make_runners(model, ["early-exit"], task="story", model_name="tiny", exit_layer=0)
+    for prompts, repeats in ((0, 1), (1, 0)):
+        with pytest.raises(SwiftlabError, match="at least one prompt and one repeat"):
+            run_bench(model, None, task="story", prompts=prompts, repeats=repeats, methods=["ar"], model_name="tiny")
+    with pytest.raises(SwiftlabError, match="no methods"):
+        run_bench(model, None, task="story", prompts=1, methods=[], model_name="tiny")
+    with pytest.raises(SwiftlabError, match="prompts must be >= 1"):
+        run_probe("importance", model, None, prompts=0)
+
+
+def test_training_log_with_a_line_cut_short_still_reads(tmp_path):
+    from swiftlab.storage import append_line
+    from swiftlab.train import read_log
+
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"step": 1, "loss": 2.5}\n{"step": 2, "lo')  # killed mid-write
+    append_line(log, '{"step": 2, "loss": 2.4}')  # the resumed run redoes step 2 on a line of its own
+    assert read_log(tmp_path) == [{"step": 1, "loss": 2.5}, {"step": 2, "loss": 2.4}]

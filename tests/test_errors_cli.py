@@ -96,7 +96,10 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory, local_llama_dir):
-    d = tmp_path_factory.mktemp("bad-inputs")
+    return make_bad_files(tmp_path_factory.mktemp("bad-inputs"), local_llama_dir)
+
+
+def make_bad_files(d, local_llama_dir):
     truncated = shutil.copytree(local_llama_dir, d / "truncated")
     weights = (truncated / "model.safetensors").read_bytes()
     (truncated / "model.safetensors").write_bytes(weights[: len(weights) // 2])
