@@ -383,7 +383,8 @@ def cmd_optimize(args) -> int:
         print(json.dumps({**{k: v for k, v in summary.items() if k != "skip_set"},
                           "skip_set": {"attention": list(search.best.attention), "mlp": list(search.best.mlp),
                                        "num_layers": search.best.num_layers},
-                          "trajectory": [step for step in search.trajectory.to_dict()["steps"]], "saved_to": where, "not_saved_because": kept}))
+                          "trajectory": [step for step in search.trajectory.to_dict()["steps"]], "saved_to": where,
+                          "not_saved_because": kept}))
         return 0
     print(f"best skip set: {search.best}  matchness {search.best_score:.3f}")
     print(f"{search.iteration} proposals ({summary['bayes_iterations']} Bayesian) over {len(stream.records)} prompts; "
