@@ -111,7 +111,7 @@ def make_bad_files(d, local_llama_dir):
     (d / "string-layers.json").write_text(json.dumps({"attention": [1], "mlp": [], "num_layers": "6"}))
     (d / "own.json").write_text(json.dumps({"attention": [1], "mlp": [], "num_layers": 6}))
     (d / "store16.json").write_text(json.dumps({f"{local_llama_dir.name}_story": {
-        "attention": [2, 9, 13], "mlp": [4], "num_layers": 16, "matchness": 0.97}}))
+        "attention": [2, 3], "mlp": [4], "num_layers": 16, "matchness": 0.97}}))  # indices that fit 6 layers too
     (d / "corrupt-store.json").write_text('{"x_story": {"attention": [1,')
     (d / "binary.jsonl").write_bytes(bytes(range(256)) * 4)
     (d / "wrong-types.jsonl").write_text(json.dumps(

@@ -46,8 +46,9 @@ def test_model_key():
 
 
 # ----- nothing lost: locking, mode, symlinks, better-only replacement (issue 17) ----------------------
-def _put_many(path, worker, count):
+def _put_many(path, worker, count, start):
     store = SkipSetStore(path)
+    start.wait(timeout=300)  # a barrier: every writer begins at once, so their read-modify-writes overlap
     for i in range(count):
         store.put(f"model{worker}", f"task{i}", SkipSet((1 + i % 4,), (), 6))
 
@@ -57,9 +58,10 @@ def test_concurrent_writers_keep_every_entry(tmp_path):
     import multiprocessing
 
     path = tmp_path / "store.json"
-    workers, count = 4, 40
+    workers, count = 4, 60
     context = multiprocessing.get_context("spawn")  # fresh interpreters, as separate `optimize` runs are
-    procs = [context.Process(target=_put_many, args=(path, w, count)) for w in range(workers)]
+    start = context.Barrier(workers)
+    procs = [context.Process(target=_put_many, args=(path, w, count, start)) for w in range(workers)]
     for p in procs:
         p.start()
     for p in procs:
