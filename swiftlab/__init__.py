@@ -18,10 +18,13 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'swiftlab' has no attribute {name!r}")
     from importlib import import_module
+    from importlib.util import find_spec
 
+    if name not in _EXPORTS:
+        if not name.startswith("_") and find_spec(f"{__name__}.{name}") is not None:
+            return import_module(f".{name}", __name__)  # swiftlab.decoding etc., as the eager imports allowed
+        raise AttributeError(f"module 'swiftlab' has no attribute {name!r}")
     value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
     globals()[name] = value  # later look-ups skip this function
     return value
