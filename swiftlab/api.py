@@ -12,6 +12,10 @@ from .skipset import SkipSet
 def encode_prompt(tokenizer, prompt: str) -> list[int]:
     if not isinstance(prompt, str):
         raise SwiftlabError(f"prompt must be a string, got {type(prompt).__name__}")
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as e:  # lone surrogates: undecodable bytes that reached us through argv or a file
+        raise SwiftlabError(f"prompt is not valid UTF-8 text (character {e.start}: {prompt[e.start]!r})") from None
     ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
     if not ids and tokenizer.bos_token_id is not None:
         ids = [tokenizer.bos_token_id]  # an empty prompt conditions on BOS alone

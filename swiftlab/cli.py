@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -85,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--out", default=None, help="write the found set to this file instead of the store")
     o.add_argument("--store", default=None)
     o.add_argument("--json", action="store_true")
+    o.add_argument("--replace", action="store_true",
+                   help="store the found set even where the stored one for this model and task scored better")
 
     d = sub.add_parser("demo", help="SWIFT vs autoregressive on a few prompts: same tokens, measured ratio")
     _add_model_args(d, required=False)
@@ -156,7 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="rebuild the summary table from a results file, without re-running")
     rp.add_argument("results")
     rp.add_argument("--json", action="store_true")
-    return parser
+    from .clicheck import harden
+
+    return harden(parser)  # value rules per option, one-line usage errors
 
 
 def cmd_bench(args) -> int:
@@ -196,10 +201,13 @@ def cmd_figures(args) -> int:
 
     from .experiments import draw, load_dir, run_all
 
-    if bool(args.source) == bool(args.model):
-        raise SwiftlabError("give --from DIR (redraw saved records) or --model M (run every probe), not both")
-    if args.source:
-        written = draw(load_dir(Path(args.source)), Path(args.out))
+    if args.source:  # (clicheck.preflight has checked --from / --model and --out)
+        records = load_dir(Path(args.source))
+        try:
+            written = draw(records, Path(args.out))
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError) as e:  # values of the wrong kind
+            raise SwiftlabError(f"cannot draw the records in {args.source}: one holds a value of the wrong kind "
+                                f"({type(e).__name__}: {e})") from None
     else:
         model, tokenizer = _load(args)
         written = run_all(model, tokenizer, Path(args.out), prompts=args.prompts, max_new_tokens=args.max_new_tokens)
@@ -209,10 +217,23 @@ def cmd_figures(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .harness import read_lines, summarize, summary_table
+    import warnings
 
-    rows = summarize(read_lines(args.results))
-    print(json.dumps(rows) if args.json else summary_table(rows))
+    from .harness import by_run, read_lines, summarize, summary_table
+
+    with warnings.catch_warnings(record=True) as skipped:  # truncated lines: named, then left out
+        warnings.simplefilter("always")
+        lines = read_lines(args.results)
+    for warning in skipped:
+        print(f"swiftlab: warning: {warning.message}", file=sys.stderr)
+    runs = by_run(lines)  # one table per model and machine: their speedups must not be blended
+    tables, rows = [], []
+    for (model, machine), mine in runs.items():
+        run_rows = [{"model": model, "machine": machine, **row} for row in summarize(mine)]
+        rows += run_rows
+        heading = f"model {model or '(not recorded)'} on {machine or '(machine not recorded)'}"
+        tables.append(f"{heading}\n\n{summary_table(run_rows)}" if len(runs) > 1 else summary_table(run_rows))
+    print(json.dumps(rows) if args.json else "\n\n".join(tables))
     return 0
 
 
@@ -245,6 +266,8 @@ def _parse_mix(text: str) -> dict:
             mix[name] = float(share)
         except ValueError:
             raise SwiftlabError(f"--mix: share of {name!r} must be a number, got {share!r}") from None
+        if not math.isfinite(mix[name]):
+            raise SwiftlabError(f"--mix: share of {name!r} must be a finite number, got {share!r}")
         if mix[name] < 0:
             raise SwiftlabError(f"--mix: share of {name!r} is negative")
     if not sum(mix.values()) > 0:
@@ -343,19 +366,25 @@ def cmd_optimize(args) -> int:
     for ex in tqdm(examples, desc=f"optimizing on {args.task}", disable=args.json):
         stream.decode(encode_prompt(tokenizer, ex.prompt), max_new_tokens=args.max_new_tokens)
     search, summary = stream.search, stream.summary()
+    _check_searched(search, args)
+    kept = None
     if args.out:
         search.best.save(args.out)
         where = args.out
     else:
         store = SkipSetStore(args.store)
-        key = store.put(args.model, args.task, search.best, matchness=search.best_score,
-                        iterations=search.iteration, stopped_because=search.stopped_because)
-        where = f"{store.path} [{key}]"
+        key, kept = store.put_if_better(args.model, args.task, search.best, search.best_score, replace=args.replace,
+                                        iterations=search.iteration, stopped_because=search.stopped_because)
+        where = None if kept else f"{store.path} [{key}]"
+        if kept:
+            print(f"swiftlab: not stored: {kept} (kept {store.path} [{key}]; --replace stores it anyway)",
+                  file=sys.stderr)
     if args.json:
         print(json.dumps({**{k: v for k, v in summary.items() if k != "skip_set"},
                           "skip_set": {"attention": list(search.best.attention), "mlp": list(search.best.mlp),
                                        "num_layers": search.best.num_layers},
-                          "trajectory": [step for step in search.trajectory.to_dict()["steps"]], "saved_to": where}))
+                          "trajectory": [step for step in search.trajectory.to_dict()["steps"]], "saved_to": where,
+                          "not_saved_because": kept}))
         return 0
     print(f"best skip set: {search.best}  matchness {search.best_score:.3f}")
     print(f"{search.iteration} proposals ({summary['bayes_iterations']} Bayesian) over {len(stream.records)} prompts; "
@@ -363,8 +392,18 @@ def cmd_optimize(args) -> int:
     for r in stream.records:
         print(f"  prompt {r.index:>3} {r.phase:<10} {r.tokens_per_s:7.1f} tok/s  {r.mean_accepted_tokens:.2f} tok/pass"
               f"  acceptance {r.acceptance_rate:.0%}  optimize {r.optimize_s:.2f} s")
-    print(f"saved to {where}")
+    print(f"saved to {where}" if where else "not saved (the stored set scored at least as well)")
     return 0
+
+
+def _check_searched(search, args) -> None:
+    """A search that never scored a candidate found nothing: store nothing, and say why."""
+    if search.best_score is not None and search.iteration > 0:
+        return
+    raise SwiftlabError(
+        f"the search did not run: {args.prompts} prompt(s) of at most {args.max_new_tokens} new tokens never filled "
+        f"its {args.window}-token scoring window ({search.iteration} proposals scored); nothing was saved. "
+        "Give more --prompts or --max-new-tokens, or a smaller --window")
 
 
 def _skip_set(args, model):
@@ -454,9 +493,17 @@ def cmd_demo(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    # everything, argument parsing and the heavy imports included, runs inside the handlers below, so
+    # Ctrl-C during start-up prints one line too (swiftlab/__init__.py imports nothing heavy)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
+        from .clicheck import preflight
+
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as e:  # usage errors (one line, exit 2) and --help (exit 0)
+            return e.code if isinstance(e.code, int) else 2
+        preflight(args)
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()

@@ -34,6 +34,7 @@ from .records import DecodeResult
 from .sampling import SamplingParams, choose, probabilities, sample
 from .skipping import check_skip_set, skipping
 from .skipset import SkipSet
+from . import validate
 from .tree import (CPU_GREEDY_SIBLINGS, GREEDY_SIBLINGS, SAMPLING_SIBLINGS, DraftTree, accept_greedy, accept_sampled,
                    candidates_for, tree_mask, tree_positions)
 
@@ -58,14 +59,12 @@ class SwiftParams:
     def __post_init__(self):
         if self.verify not in ("tree", "chain"):
             raise SwiftlabError(f"unknown verification {self.verify!r}: choose tree or chain")
-        if self.max_tree < 1:
-            raise SwiftlabError(f"max_tree must be >= 1, got {self.max_tree}")
-        if not 0.0 <= self.epsilon <= 1.0:
-            raise SwiftlabError(f"epsilon must be in [0, 1], got {self.epsilon}")
-        if self.max_draft < 1:
-            raise SwiftlabError(f"max_draft must be >= 1, got {self.max_draft}")
-        if self.lookup < 0:
-            raise SwiftlabError(f"lookup must be >= 0 tokens, got {self.lookup}")
+        checked = {"max_tree": validate.integer("max_tree", self.max_tree, 1),
+                   "epsilon": validate.number("epsilon", self.epsilon, 0.0, 1.0),
+                   "max_draft": validate.integer("max_draft", self.max_draft, 1),
+                   "lookup": validate.integer("lookup (tokens)", self.lookup, 0)}
+        for name, value in checked.items():  # numpy integers become ints
+            object.__setattr__(self, name, value)
         check_draft_dtype(self.draft_dtype)
 
 
@@ -107,15 +106,8 @@ def tree_supported(model: nn.Module) -> bool:
 
 def prepare_prompt(model: nn.Module, input_ids, max_new_tokens: int) -> torch.Tensor:
     """A [1, n] LongTensor on the model's device, or a clear error."""
-    ids = torch.as_tensor(input_ids, dtype=torch.long)
-    if ids.dim() == 2:
-        if ids.shape[0] != 1:
-            raise SwiftlabError(
-                f"batch size {ids.shape[0]} is not supported: swiftlab decodes one sequence at a time "
-                "(batch size 1); loop over your prompts")
-        ids = ids[0]
-    if ids.dim() != 1:
-        raise SwiftlabError(f"input_ids must be a list of token ids, got shape {tuple(ids.shape)}")
+    ids = torch.tensor(validate.token_ids(input_ids), dtype=torch.long)  # one sequence of integers, batch of 1 ok
+    max_new_tokens = validate.integer("max_new_tokens", max_new_tokens)
     if ids.numel() == 0:
         raise SwiftlabError("empty prompt: give at least one token (the tokenizer added no BOS token)")
     vocab = model.get_input_embeddings().num_embeddings
@@ -229,6 +221,13 @@ def decode(model: nn.Module, input_ids, *, method: str = "swift", skip_set: Skip
     return session.result()
 
 
+def _check_types(**given) -> None:
+    for name, (value, kind) in given.items():
+        if not isinstance(value, kind):
+            wanted = kind.__name__ if isinstance(kind, type) else kind[0].__name__
+            raise SwiftlabError(f"{name} must be a {wanted}, got {type(value).__name__}")
+
+
 @dataclass
 class StepEvent:
     """What one full-model pass did (index 0 is the prefill, which yields the first token)."""
@@ -256,6 +255,9 @@ class DecodeSession:
                  observer: Callable | None = None):
         if method not in ("ar", "swift"):
             raise SwiftlabError(f"unknown method {method!r}: choose 'ar' or 'swift'")
+        _check_types(sampling=(sampling, SamplingParams), swift=(swift, SwiftParams),
+                     skip_set=(skip_set, (SkipSet, type(None))))
+        seed = validate.optional_integer("seed", seed)
         if search is not None:
             if method != "swift":
                 raise SwiftlabError("a skip-set search runs with SWIFT decoding only")

@@ -21,6 +21,7 @@ from .probes import (STRATEGIES, ImportanceRecord, RedundancyRecord, SweepRecord
                      latency_breakdown, ratio_sweep, redundancy, sublayer_importance, task_sparsity)
 from .search import SearchConfig, Trajectory
 from .storage import atomic_write_json, read_json
+from .validate import field_type_errors, integer
 
 TASKS = ("reasoning", "summarization", "story", "code")
 RECORDS = {"importance": ImportanceRecord, "redundancy": RedundancyRecord, "sweep": SweepRecord,
@@ -40,14 +41,33 @@ def save(path: Path, probe: str, record) -> Path:
     return path
 
 
+class NotARecord(SwiftlabError):
+    """A JSON file that is not a probe record at all (other files may share the folder)."""
+
+
+DICT_RECORD_FIELDS = {"dynamics": ("task", "trajectory", "records"), "latency": ("task", "accelerating")}
+
+
 def load(path: Path):
     data = read_json(path, what="probe record")
     if not isinstance(data, dict) or "probe" not in data or "record" not in data:
-        raise SwiftlabError(f"{path} is not a swiftlab probe record")
-    probe = data["probe"]
+        raise NotARecord(f"{path} is not a swiftlab probe record")
+    probe, record = data["probe"], data["record"]
+    if probe not in PROBES:
+        raise SwiftlabError(f"{path}: unknown probe {probe!r}")
     if probe in RECORDS:
-        return probe, RECORDS[probe].from_json(json.dumps(data["record"]))
-    return probe, data["record"]
+        try:
+            loaded = RECORDS[probe].from_json(json.dumps(record))
+        except (TypeError, ValueError, KeyError) as e:
+            raise SwiftlabError(f"{path}: not a valid {probe} record ({e})") from None
+        wrong = field_type_errors(loaded)
+        if wrong:
+            raise SwiftlabError(f"{path}: not a valid {probe} record ({'; '.join(wrong)})")
+        return probe, loaded
+    missing = [k for k in DICT_RECORD_FIELDS[probe] if not isinstance(record, dict) or k not in record]
+    if missing:
+        raise SwiftlabError(f"{path}: not a valid {probe} record (missing {', '.join(missing)})")
+    return probe, record
 
 
 def run_probe(name: str, model, tokenizer, *, task: str = "story", prompts: int = 4, max_new_tokens: int = 96,
@@ -55,6 +75,9 @@ def run_probe(name: str, model, tokenizer, *, task: str = "story", prompts: int 
               search: SearchConfig | None = None, progress: bool = True):
     """Run one probe. Speedups are medians over prompts × `repeats` (after a warm-up); `search` sets the
     on-the-fly search of the probes that run one (task-sparsity, dynamics, latency)."""
+    integer("prompts", prompts, 1)  # no prompts would write an empty record and call it done
+    integer("max_new_tokens", max_new_tokens, 1)
+    integer("repeats", repeats, 1)
     if name == "importance":
         return sublayer_importance(model, _prompts(tokenizer, task, prompts), task, progress=progress)
     if name == "redundancy":
@@ -153,12 +176,18 @@ def _write_png(fig, path: Path) -> bool:
 
 def load_dir(folder: Path) -> dict[str, list]:
     records: dict[str, list] = {}
+    unreadable = []
     for path in sorted(Path(folder).glob("*.json")):
         try:
             probe, record = load(path)
-        except SwiftlabError:
+        except NotARecord:
             continue  # other JSON files may live there too
+        except SwiftlabError as e:
+            unreadable.append(str(e))
+            continue
         records.setdefault(probe, []).append(record)
+    if unreadable:  # a figure silently missing would look like a finished run
+        raise SwiftlabError(f"{len(unreadable)} record(s) in {folder} could not be read: " + "; ".join(unreadable))
     if not records:
         raise SwiftlabError(f"no probe records in {folder}")
     return records

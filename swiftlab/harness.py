@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from dataclasses import asdict, dataclass, field, replace
+import warnings
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -33,6 +34,7 @@ from .errors import SwiftlabError
 from .records import DecodeResult
 from .search import SearchConfig
 from .skipset import SkipSet
+from .storage import append_line
 from .stream import StreamSettings, SwiftStream
 
 METHODS = ("ar", "swift", "swift+lookup", "swift-cached", "uniform", "early-exit", "hf-generate", "hf-early-exit",
@@ -57,6 +59,8 @@ class BenchLine:
     phase: str | None = None  # swift: "optimize" while the search runs, "accelerate" once it stopped
     step_kinds: list[str] | None = None  # per pass: prefill, skip, lookup or ar (swiftlab's methods)
     tree_size_per_step: list[int] | None = None  # nodes verified per pass (SWIFT)
+    model: str | None = None  # what ran: speedups of different models or machines must not be averaged
+    machine: str | None = None
 
     @property
     def tokens_per_s(self) -> float:
@@ -78,7 +82,7 @@ def make_runners(model, methods, *, task: str, model_name: str, skip_ratio: floa
     if unknown:
         raise SwiftlabError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     L = num_layers(model)
-    default_exit = exit_layer or max(1, L // 2)
+    default_exit = exit_layer if exit_layer is not None else max(1, L // 2)
     runners = {}
     for name in methods:
         # "early-exit:E" and "hf-early-exit:E" pick the exit layer per method, so several compete in one run
@@ -129,7 +133,14 @@ def run_bench(model, tokenizer, *, task: str, prompts: int, methods, model_name:
     from .api import encode_prompt
     from .tasks import get_examples
 
+    if not methods:
+        raise SwiftlabError("no methods to benchmark")
+    if prompts < 1 or repeats < 1:
+        raise SwiftlabError(f"a benchmark needs at least one prompt and one repeat (got {prompts} and {repeats})")
     examples = get_examples(task, prompts, seed=seed)
+    if not examples:
+        raise SwiftlabError(f"task {task!r} gave no prompts")
+    machine = machine_name(model)
     runners = make_runners(model, methods, task=task, model_name=model_name, **runner_options)
     warm = [encode_prompt(tokenizer, examples[0].prompt)]
     for method, run in runners.items():  # one short warm-up each, kept out of the numbers
@@ -144,35 +155,95 @@ def run_bench(model, tokenizer, *, task: str, prompts: int, methods, model_name:
             shift = (i + repeat) % len(names)
             for method in names[shift:] + names[:shift]:
                 line = _line(method, task, ex.id, repeat, runners[method](ids, max_new_tokens))
+                line.model, line.machine = model_name, machine
                 stream = getattr(runners[method], "stream", None)
                 if stream is not None:
                     line.phase = stream.records[-1].phase
                 lines.append(line)
                 if out is not None:
-                    with open(out, "a") as f:
-                        f.write(json.dumps(asdict(line)) + "\n")
+                    append_line(out, json.dumps(asdict(line)))  # on a fresh line, even after a killed run
                 bar.update()
     bar.close()
     return lines
 
 
+def machine_name(model) -> str:
+    """The hardware a benchmark ran on, as recorded with each line: the GPU's name, or the CPU's kind."""
+    import os
+    import platform
+
+    import torch
+
+    device = model.get_input_embeddings().weight.device
+    if device.type == "cuda":
+        return f"cuda {torch.cuda.get_device_name(device)}"
+    return f"{device.type} {platform.machine()} ({os.cpu_count()} cores)"
+
+
+_FIELD_TYPES = {"method": str, "task": str, "prompt_id": str, "repeat": int, "new_tokens": int, "wall_s": (int, float),
+                "token_ids": list}
+
+
 def read_lines(path: str | Path) -> list[BenchLine]:
+    """The bench results in a JSON-lines file. A line cut off mid-record (a run killed while writing)
+    is skipped with a warning naming it; any other bad line is an error."""
+    from .storage import read_text
+
     lines = []
-    for number, text in enumerate(Path(path).read_text().splitlines(), start=1):
+    for number, text in enumerate(read_text(path, "results file").splitlines(), start=1):
         if not text.strip():
             continue
         try:
-            lines.append(BenchLine(**json.loads(text)))
-        except (json.JSONDecodeError, TypeError) as e:
-            raise SwiftlabError(f"{path} line {number} is not a bench result: {e}") from None
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            if text.lstrip().startswith("{") and not text.rstrip().endswith("}"):  # a record cut short
+                warnings.warn(f"{path} line {number} is a truncated record (a run stopped mid-write); skipped")
+                continue
+            raise SwiftlabError(f"{path} line {number} is not a bench result: invalid JSON ({e.msg})") from None
+        lines.append(_bench_line(data, path, number))
     if not lines:
         raise SwiftlabError(f"{path} holds no bench results")
     return lines
 
 
+def _bench_line(data, path, number: int) -> BenchLine:
+    if not isinstance(data, dict):
+        raise SwiftlabError(f"{path} line {number} is not a bench result: a JSON object is expected")
+    known = {f.name for f in fields(BenchLine)}
+    missing = [f.name for f in fields(BenchLine) if f.default is MISSING and f.default_factory is MISSING
+               and f.name not in data]
+    unknown = sorted(set(data) - known)
+    if missing or unknown:
+        raise SwiftlabError(f"{path} line {number} is not a bench result: "
+                            + "; ".join(filter(None, [missing and f"missing {', '.join(missing)}",
+                                                      unknown and f"unknown fields {', '.join(unknown)}"])))
+    for name, kind in _FIELD_TYPES.items():
+        value = data.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool) or (name == "wall_s" and value < 0):
+            raise SwiftlabError(f"{path} line {number}: field {name!r} should be {_kind_name(kind)}, got {value!r}")
+    return BenchLine(**data)
+
+
+def _kind_name(kind) -> str:
+    return "a number" if isinstance(kind, tuple) else {str: "a string", int: "an integer", list: "a list"}[kind]
+
+
+def by_run(lines: list[BenchLine]) -> dict[tuple, list[BenchLine]]:
+    """Lines grouped by (model, machine): each group is one comparable benchmark."""
+    groups: dict[tuple, list[BenchLine]] = {}
+    for line in lines:
+        groups.setdefault((line.model, line.machine), []).append(line)
+    return groups
+
+
 def summarize(lines: list[BenchLine]) -> list[dict]:
     """Per task and method: Spec-Bench's speedup (mean tokens/s over the mean of `ar`'s), mean
-    accepted tokens, acceptance, and whether the output equalled `ar`'s on every prompt."""
+    accepted tokens, acceptance, and whether the output equalled `ar`'s on every prompt.
+    Lines of one model on one machine only: a blend of two would be silently wrong (see by_run)."""
+    runs = by_run(lines)
+    if len(runs) > 1:
+        raise SwiftlabError("these results mix " + "; ".join(f"{m or 'an unnamed model'} on {c or 'an unnamed machine'}"
+                                                              for m, c in runs) + ": summarize each run on its own")
     rows = []
     for task in dict.fromkeys(l.task for l in lines):
         mine = [l for l in lines if l.task == task]

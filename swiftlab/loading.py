@@ -70,21 +70,45 @@ def load_model(name_or_path: str | os.PathLike, *, dtype=None, device: str | Non
     local = Path(name).expanduser()
     if local.exists() and not local.is_dir():
         raise SwiftlabError(f"model path {name} is a file; give the folder that holds config.json")
+    if local.is_dir() and not (local / "config.json").is_file():
+        raise SwiftlabError(f"model folder {name} has no config.json: is it the folder save_pretrained wrote?")
     try:
         config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
         where = "local folder" if local.is_dir() else "hub model id (or no network to reach it)"
         raise SwiftlabError(f"cannot load model {name!r}: unknown {where}: {_first_line(e)}") from None
     check_supported(config)
+    from safetensors import SafetensorError
+
     try:
         with _without_loading_bar():
-            model = AutoModelForCausalLM.from_pretrained(
+            model, report = AutoModelForCausalLM.from_pretrained(
                 name, config=config, dtype=resolve_dtype(dtype) or "auto", device_map=device_map,
-                use_safetensors=True, trust_remote_code=trust_remote_code)
+                use_safetensors=True, trust_remote_code=trust_remote_code, output_loading_info=True)
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except SafetensorError as e:  # a truncated or damaged download
+        raise SwiftlabError(f"cannot load model {name!r}: its weights file is damaged or incomplete "
+                            f"({_first_line(e)}); download it again") from None
     except (OSError, ValueError) as e:
         raise SwiftlabError(f"cannot load model {name!r}: {_first_line(e)}") from None
+    _check_weights_match(name, config, report)
     if device is not None and device_map is None:
         model = model.to(device)
     model.eval()
     return model, tokenizer
+
+
+def _check_weights_match(name: str, config, report: dict) -> None:
+    """Weights the config has no place for, or places the weights do not fill (left randomly
+    initialised), mean config and weights disagree, e.g. on the layer count: refuse, say which."""
+    missing, unexpected = sorted(report.get("missing_keys") or []), sorted(report.get("unexpected_keys") or [])
+    mismatched = report.get("mismatched_keys") or []
+    if not (missing or unexpected or mismatched):
+        return
+    layers = getattr(config, "num_hidden_layers", None)
+    problems = [f"{len(keys)} {kind} (e.g. {keys[0]})" for kind, keys in
+                (("weights missing from the checkpoint", missing), ("unexpected weights", unexpected),
+                 ("weights of the wrong shape", [str(k[0]) if isinstance(k, tuple) else str(k) for k in mismatched]))
+                if keys]
+    raise SwiftlabError(f"cannot load model {name!r}: its config ({layers} layers) does not match its weights: "
+                        + ", ".join(problems))

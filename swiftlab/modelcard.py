@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
+from .storage import atomic_write_text
 from .train import TrainConfig, lineage, read_log
 
 
@@ -99,7 +100,7 @@ def write_model_card(target: Path, run_dir: Path, quality_md: str, samples: list
     tokens = sum(_steps_done(stage_log) * c.batch_size * c.seq_len for stage_log, (_, c) in zip(logs, stages))
     stage_md = "\n".join(f"  {i + 1}. {_stage_line(c, stage_log)}"
                           for i, (stage_log, (_, c)) in enumerate(zip(logs, stages)))
-    (target / "loss_curve.svg").write_text(loss_curve_svg(log))
+    atomic_write_text(target / "loss_curve.svg", loss_curve_svg(log))
     sample_md = "\n".join(
         f"**{s['task']}** — prompt ends `…{s['prompt_tail'][-90:]!s}`\n\n```\n{s['generation'].strip()[:500]}\n```\n"
         for s in samples)
@@ -142,5 +143,5 @@ python -m swiftlab tasks evaluate --model lab
 ## License
 Apache-2.0, like swiftlab. The code task's training text is CPython's standard library (PSF license).
 """
-    (target / "README.md").write_text(card)
+    atomic_write_text(target / "README.md", card)
     return target / "README.md"

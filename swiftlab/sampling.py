@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import validate
 from .errors import SwiftlabError
 
 
@@ -21,12 +22,17 @@ class SamplingParams:
     top_p: float = 1.0  # 1 means no nucleus filter
 
     def __post_init__(self):
-        if self.temperature < 0:
-            raise SwiftlabError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
-        if self.top_k < 0:
-            raise SwiftlabError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
-        if not 0.0 < self.top_p <= 1.0:
-            raise SwiftlabError(f"top_p must be in (0, 1], got {self.top_p}")
+        temperature = validate.number("temperature", self.temperature)
+        if temperature < 0:
+            raise SwiftlabError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+        top_k = validate.integer("top_k", self.top_k)
+        if top_k < 0:
+            raise SwiftlabError(f"top_k must be >= 0 (0 = off), got {top_k}")
+        top_p = validate.number("top_p", self.top_p)
+        if not 0.0 < top_p <= 1.0:
+            raise SwiftlabError(f"top_p must be in (0, 1], got {top_p}")
+        for name, value in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p)):
+            object.__setattr__(self, name, value)  # numpy scalars become Python numbers
 
     @property
     def greedy(self) -> bool:

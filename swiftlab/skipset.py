@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .errors import SwiftlabError
 from .storage import atomic_write_json, read_json
+from .validate import is_integer
 
 
 @dataclass(frozen=True)
@@ -24,12 +25,16 @@ class SkipSet:
     allow_edges: bool = field(default=False, compare=False)
 
     def __post_init__(self):
-        if not isinstance(self.num_layers, int) or self.num_layers < 1:
+        if not is_integer(self.num_layers) or self.num_layers < 1:
             raise SwiftlabError(f"num_layers must be a positive integer, got {self.num_layers!r}")
+        object.__setattr__(self, "num_layers", int(self.num_layers))
         for kind in ("attention", "mlp"):
             indices = getattr(self, kind)
-            if any(not isinstance(i, int) or isinstance(i, bool) for i in indices):
+            if isinstance(indices, (str, bytes)) or not hasattr(indices, "__iter__"):
+                raise SwiftlabError(f"{kind} must be a list of layer indices, got {indices!r}")
+            if any(not is_integer(i) for i in indices):
                 raise SwiftlabError(f"{kind} layer indices must be integers, got {list(indices)!r}")
+            indices = [int(i) for i in indices]  # numpy integers welcome
             for i in indices:
                 if not 0 <= i < self.num_layers:
                     raise SwiftlabError(
@@ -85,11 +90,11 @@ class SkipSet:
     @classmethod
     def early_exit(cls, num_layers: int, exit_layer: int) -> "SkipSet":
         """Draft with the first `exit_layer` layers only (skip every later one, last included)."""
-        if not 1 <= exit_layer < num_layers:
+        if not is_integer(exit_layer) or not 1 <= exit_layer < num_layers:
             raise SwiftlabError(
                 f"exit layer {exit_layer} out of range: the drafter must keep 1..{num_layers - 1} "
                 f"of the {num_layers} layers")
-        skipped = tuple(range(exit_layer, num_layers))
+        skipped = tuple(range(int(exit_layer), num_layers))
         return cls(skipped, skipped, num_layers, allow_edges=True)
 
     # The optimizer works on a flat binary vector over the middle sub-layers:
@@ -126,6 +131,8 @@ class SkipSet:
         n = d.get("num_layers", num_layers)
         if n is None:
             raise SwiftlabError("skip set has no 'num_layers'; the model's layer count is needed")
+        if not is_integer(n) or n < 1:
+            raise SwiftlabError(f"skip set's 'num_layers' must be a positive integer, got {n!r}")
         if num_layers is not None and n != num_layers:
             raise SwiftlabError(f"skip set is for a {n}-layer model, this model has {num_layers} layers")
         if not isinstance(d["attention"], list) or not isinstance(d["mlp"], list):
@@ -139,7 +146,10 @@ class SkipSet:
     def load(cls, path: str | os.PathLike, num_layers: int | None = None, key: str | None = None) -> "SkipSet":
         """Read a skip set: swiftlab's own format, or one entry of a reference skip_layers.json."""
         data = read_json(path, what="skip set")
-        if isinstance(data, dict) and "attention" in data and key is None:
+        if isinstance(data, dict) and "attention" in data:
+            if key is not None:
+                raise SwiftlabError(f"{path} holds a single skip set (swiftlab's format), not named entries: "
+                                    f"drop #{key}")
             return cls.from_dict(data, num_layers)
         entries = read_reference_entries(data, path)
         if key is None:
@@ -162,6 +172,10 @@ def _spread(items: list[int], n: int) -> list[int]:
 
 
 def _count_for_ratio(num_layers: int, ratio: float) -> int:
+    if not is_integer(num_layers):
+        raise SwiftlabError(f"num_layers must be an integer, got {num_layers!r}")
+    if not isinstance(ratio, (int, float)) or isinstance(ratio, bool):  # numpy floats are floats
+        raise SwiftlabError(f"skip ratio must be a number between 0 and 1, got {ratio!r}")
     if num_layers < 3:
         raise SwiftlabError(f"a {num_layers}-layer model has no middle layers to skip")
     if not 0.0 <= ratio <= 1.0:

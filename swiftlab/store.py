@@ -3,7 +3,9 @@
 The file is the reference code's skip_layers.json, {"<model>_<task>": {"attention": [...],
 "mlp": [...]}}, with extra keys per entry (num_layers, matchness, ...) that the reference ignores.
 So a store can be handed to the reference code, and the reference's file can be used as a store.
-Writes are atomic; a corrupt file is reported, never silently replaced.
+Writes are atomic and locked (concurrent optimize runs keep every entry); a corrupt file is
+reported, never silently replaced; a searched entry is only replaced by a better-scored one
+unless the caller asks otherwise.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import re
 import time
 from pathlib import Path
 
+from .errors import SwiftlabError
 from .skipset import SkipSet, read_reference_entries
-from .storage import atomic_write_json, read_json
+from .storage import atomic_write_json, check_writable, locked, read_json
 
 
 def default_store_path() -> Path:
@@ -36,17 +39,59 @@ class SkipSetStore:
             return {}
         return read_reference_entries(read_json(self.path, what="skip-set store"), self.path)
 
+    def check(self) -> None:
+        """Fail now if this store cannot be read or written: before a search whose result it is to keep."""
+        self.entries()
+        check_writable(self.path, "skip-set store", must_exist_folder=False)
+
     def get(self, model: str, task: str, num_layers: int) -> SkipSet | None:
         entry = self.entries().get(f"{model_key(model)}_{task}")
         if entry is None:
             return None
-        return SkipSet.from_dict({"attention": entry["attention"], "mlp": entry["mlp"]}, num_layers)
+        # the entry's own layer count, where it recorded one: a 16-layer set must not land on a 5-layer model
+        recorded = {"num_layers": entry["num_layers"]} if "num_layers" in entry else {}
+        try:
+            return SkipSet.from_dict({"attention": entry["attention"], "mlp": entry["mlp"], **recorded}, num_layers)
+        except SwiftlabError as e:
+            raise SwiftlabError(f"stored skip set {model_key(model)}_{task} in {self.path}: {e}") from None
 
     def put(self, model: str, task: str, skip_set: SkipSet, **meta) -> str:
-        entries = self.entries()
-        key = f"{model_key(model)}_{task}"
-        entries[key] = {"attention": list(skip_set.attention), "mlp": list(skip_set.mlp),
-                        "num_layers": skip_set.num_layers, "ratio": round(skip_set.ratio, 4),
-                        "saved": time.strftime("%Y-%m-%dT%H:%M:%S"), **meta}
-        atomic_write_json(self.path, entries)
+        """Store (or replace) the entry for this model and task; returns its key."""
+        with locked(self.path):  # read-modify-write: a concurrent put would otherwise be lost
+            entries = self.entries()
+            key = f"{model_key(model)}_{task}"
+            entries[key] = self._entry(skip_set, meta)
+            atomic_write_json(self.path, entries)
         return key
+
+    def put_if_better(self, model: str, task: str, skip_set: SkipSet, matchness: float, *, replace: bool = False,
+                      **meta) -> tuple[str, str | None]:
+        """Store a searched set unless the stored entry for this model and task scored at least as well
+        (or cannot be compared); `replace=True` stores it regardless. Returns (key, why it was not stored)."""
+        with locked(self.path):
+            entries = self.entries()
+            key = f"{model_key(model)}_{task}"
+            why_not = None if replace else _why_keep(entries.get(key), skip_set, matchness)
+            if why_not is None:
+                entries[key] = self._entry(skip_set, {"matchness": matchness, **meta})
+                atomic_write_json(self.path, entries)
+        return key, why_not
+
+    @staticmethod
+    def _entry(skip_set: SkipSet, meta: dict) -> dict:
+        return {"attention": list(skip_set.attention), "mlp": list(skip_set.mlp), "num_layers": skip_set.num_layers,
+                "ratio": round(skip_set.ratio, 4), "saved": time.strftime("%Y-%m-%dT%H:%M:%S"), **meta}
+
+
+def _why_keep(stored: dict | None, skip_set: SkipSet, matchness: float) -> str | None:
+    """Why a stored entry stays (a reason to print), or None when the new set may replace it."""
+    if stored is None:
+        return None
+    score = stored.get("matchness")
+    if stored.get("num_layers", skip_set.num_layers) != skip_set.num_layers:
+        return f"the stored entry is for a {stored['num_layers']}-layer model, this set for {skip_set.num_layers} layers"
+    if not isinstance(score, (int, float)) or isinstance(score, bool):
+        return "the stored entry has no matchness score to compare with"
+    if matchness <= score:
+        return f"the stored entry scored matchness {score:.3f}, this search {matchness:.3f}"
+    return None

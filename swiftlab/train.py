@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import SwiftlabError
-from .storage import atomic_write_json, atomic_write_text
+from .storage import append_line, atomic_write_json, atomic_write_text
 
 LAB_DIR = Path(__file__).resolve().parent / "models" / "lab"
 
@@ -245,8 +245,7 @@ def train(out: str | os.PathLike, config: TrainConfig, device: str | None = None
             with torch.no_grad():
                 record["heldout_loss"] = round(model(input_ids=eval_batch, labels=eval_batch).loss.item(), 4)
             model.train()
-        with open(log_path, "a") as f:  # the record first: a checkpoint never runs ahead of the log
-            f.write(json.dumps(record) + "\n")
+        append_line(log_path, json.dumps(record))  # the record first: a checkpoint never runs ahead of the log
         if "heldout_loss" in record:
             _save_checkpoint(ckpt_path, model, optimizer, step, config)
         bar.set_postfix(loss=record["loss"])
@@ -289,7 +288,9 @@ def _save_checkpoint(path: Path, model, optimizer, step: int, config: TrainConfi
 
 def read_log(out: str | os.PathLike) -> list[dict]:
     path = Path(out) / "log.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    # a line cut short (a run killed mid-write) is left out: resuming redoes that step anyway
+    return [json.loads(line) for line in path.read_text().splitlines()
+            if line.strip() and line.rstrip().endswith("}")] if path.exists() else []
 
 
 def export(out: str | os.PathLike, target: str | os.PathLike = LAB_DIR) -> Path:

@@ -52,8 +52,8 @@ BAD_CASES = {  # name: (arguments after `generate`, with {model} and {tmp} fille
     "two skip sources": ("--model {model} --prompt hi --skip-ratio 0.3 --skip-set x.json", "not both"),
     "corrupt skip set": ("--model {model} --prompt hi --skip-set {tmp}/bad.json", "corrupt skip set"),
     "index out of range": ("--model {model} --prompt hi --skip-set {tmp}/oor.json", "layer index 9 out of range"),
-    "negative temperature": ("--model {model} --prompt hi --temperature -1", "temperature must be >= 0"),
-    "top-p zero": ("--model {model} --prompt hi --top-p 0", "top_p must be in"),
+    "negative temperature": ("--model {model} --prompt hi --temperature -1", "--temperature: must be >= 0"),
+    "top-p zero": ("--model {model} --prompt hi --top-p 0", "--top-p: must be in (0, 1]"),
 }
 
 
