@@ -22,7 +22,7 @@ from swiftlab.sampling import probabilities
 from swiftlab.tasks import get_examples
 
 SPEC_BENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "spec_bench" / "question.jsonl"
-NEW_TOKENS = 40
+NEW_TOKENS = 32
 
 
 @pytest.fixture(scope="session")
@@ -46,9 +46,9 @@ def smollm2(smollm2_home):
 def questions():
     if not SPEC_BENCH.exists():
         pytest.skip("Spec-Bench's question.jsonl is not at ../shared/data/spec_bench")
-    # three subtasks: a summary (long prompt), a math question, a translation
+    # three subtasks with short prompts (a summary's article is ~1000 tokens: slow on a CPU), 3 drafting styles
     return [get_examples("specbench", 1, seed=0, path=SPEC_BENCH, category=c)[0]
-            for c in ("summarization", "math_reasoning", "translation")]
+            for c in ("qa", "math_reasoning", "translation")]
 
 
 def test_known_name_loads_the_converted_model(smollm2_home, monkeypatch):
@@ -138,7 +138,7 @@ def test_sampling_keeps_the_second_token_distribution(smollm2):
     swift = SwiftParams(epsilon=0.0, max_draft=2, verify="chain", fallback=False)
     skip = SkipSet.uniform(30, 0.6)
     seconds, drafted, accepted = [], 0, 0
-    for seed in range(240):
+    for seed in range(200):
         r = decode(model, ids, method="swift", skip_set=skip, max_new_tokens=3, sampling=params, seed=seed,
                    swift=swift)
         seconds.append(r.token_ids[1])
