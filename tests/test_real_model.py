@@ -136,9 +136,9 @@ def test_sampling_keeps_the_second_token_distribution(smollm2):
         p2 = probabilities(model(torch.tensor([ids + [a] for a in firsts])).logits[:, -1], params)
     marginal = (p1[firsts, None] * p2).sum(0).double().numpy()
     swift = SwiftParams(epsilon=0.0, max_draft=2, verify="chain", fallback=False)
-    skip = SkipSet.uniform(30, 0.6)
+    skip = SkipSet.uniform(30, 0.2)  # at 0.6 the drafter's top 4 never met the model's: every draft was rejected
     seconds, drafted, accepted = [], 0, 0
-    for seed in range(200):
+    for seed in range(150):
         r = decode(model, ids, method="swift", skip_set=skip, max_new_tokens=3, sampling=params, seed=seed,
                    swift=swift)
         seconds.append(r.token_ids[1])
