@@ -3,7 +3,6 @@ tokens, and the CLI's --data/--category/--chat and `models` — all without conv
 (test_real_model.py does that once per session)."""
 
 import importlib.metadata
-import os
 import signal
 import subprocess
 import sys
