@@ -9,13 +9,19 @@ from .sampling import SamplingParams
 from .skipset import SkipSet
 
 
-def encode_prompt(tokenizer, prompt: str) -> list[int]:
+def encode_prompt(tokenizer, prompt: str, chat: str | bool = "auto") -> list[int]:
+    """Token ids for a prompt: a user turn through the chat template where the tokenizer has one
+    (chat="auto"; "on" insists, "off" sends the raw text), else the text itself."""
+    from .tasks.chat import encode_turns, uses_chat
+
     if not isinstance(prompt, str):
         raise SwiftlabError(f"prompt must be a string, got {type(prompt).__name__}")
     try:
         prompt.encode("utf-8")
     except UnicodeEncodeError as e:  # lone surrogates: undecodable bytes that reached us through argv or a file
         raise SwiftlabError(f"prompt is not valid UTF-8 text (character {e.start}: {prompt[e.start]!r})") from None
+    if uses_chat(tokenizer, chat):
+        return encode_turns(tokenizer, [prompt], chat="on")
     ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
     if not ids and tokenizer.bos_token_id is not None:
         ids = [tokenizer.bos_token_id]  # an empty prompt conditions on BOS alone
@@ -25,13 +31,14 @@ def encode_prompt(tokenizer, prompt: str) -> list[int]:
 def generate(model, tokenizer, prompt: str, *, method: str = "swift", skip_set: SkipSet | None = None,
              skip_ratio: float = 0.45, max_new_tokens: int = 128, temperature: float = 0.0,
              top_p: float = 1.0, top_k: int = 0, seed: int | None = None,
-             swift: SwiftParams = SwiftParams()) -> DecodeResult:
-    """Decode `prompt`; for SWIFT without a skip set, the uniform set at `skip_ratio` is used."""
+             swift: SwiftParams = SwiftParams(), chat: str | bool = "auto") -> DecodeResult:
+    """Decode `prompt` (sent as a chat turn where the tokenizer has a template, see `encode_prompt`);
+    for SWIFT without a skip set, the uniform set at `skip_ratio` is used."""
     from .adapters import num_layers
 
     if method == "swift" and skip_set is None:
         skip_set = SkipSet.uniform(num_layers(model), skip_ratio)
-    result = decode(model, encode_prompt(tokenizer, prompt), method=method, skip_set=skip_set,
+    result = decode(model, encode_prompt(tokenizer, prompt, chat), method=method, skip_set=skip_set,
                     max_new_tokens=max_new_tokens, sampling=SamplingParams(temperature, top_k, top_p),
                     swift=swift, seed=seed)
     result.text = decode_continuation(tokenizer, result.prompt_ids, result.token_ids)

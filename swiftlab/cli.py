@@ -19,11 +19,34 @@ DEMO_PROMPTS = [
 
 
 def _add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
-    p.add_argument("--model", required=required, help="hub id or local folder")
+    p.add_argument("--model", required=required,
+                   help="a name from `swiftlab models` (lab, smollm2-135m), a hub id or a local folder")
     p.add_argument("--dtype", default=None, help="float32 | float16 | bfloat16 | auto")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: where it loads)")
     p.add_argument("--trust-remote-code", action="store_true",
                    help="allow the model's own Python code to run (off by default)")
+
+
+def _add_data_args(p: argparse.ArgumentParser, categories: bool = False) -> None:
+    p.add_argument("--data", default=None, metavar="PATH",
+                   help="local dataset file for --task cnndm|gsm8k|tinystories|humaneval|specbench "
+                        "(Spec-Bench: data/spec_bench/question.jsonl)")
+    p.add_argument("--category", default=None,
+                   help="Spec-Bench category (summarization, translation, qa, math_reasoning, rag, mt_bench or an "
+                        "MT-bench one)" + ("; comma-separated for several, one task each" if categories else ""))
+    _add_chat_arg(p)
+
+
+def _add_chat_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--chat", choices=("auto", "on", "off"), default="auto",
+                   help="send prompts as a user turn through the tokenizer's chat template "
+                        "(auto: where it has one)")
+
+
+def _task(args):
+    from .tasks import task_source
+
+    return task_source(args.task, getattr(args, "data", None), getattr(args, "category", None))
 
 
 def _add_skip_args(p: argparse.ArgumentParser) -> None:
@@ -67,12 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-k", type=int, default=0)
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_chat_arg(g)
     g.add_argument("--task", default=None, help="use the skip set cached for this model and task")
     g.add_argument("--store", default=None, help="skip-set store file (default ~/.cache/swiftlab/skip_layers.json)")
 
     o = sub.add_parser("optimize", help="find a skip set on the fly over a stream of task prompts")
     _add_model_args(o)
     o.add_argument("--task", required=True)
+    _add_data_args(o)
     o.add_argument("--prompts", type=int, default=10)
     o.add_argument("--skip-ratio", type=float, default=0.45)
     o.add_argument("--bayes-interval", type=int, default=25)
@@ -102,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("-n", type=int, default=2)
     show.add_argument("--seed", type=int, default=0)
     show.add_argument("--split", default="heldout", help="train | heldout")
-    show.add_argument("--path", default=None, help="local dataset file (real-dataset tasks)")
+    show.add_argument("--path", "--data", dest="path", default=None, help="local dataset file (real-dataset tasks)")
+    show.add_argument("--category", default=None, help="Spec-Bench category")
     show.add_argument("--json", action="store_true", help="one JSON object per line")
     ev = tsub.add_parser("evaluate", help="quality per task on held-out prompts, next to an untrained twin")
     _add_model_args(ev)
@@ -131,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="Spec-Bench-style benchmark: methods x prompts x repeats, interleaved")
     _add_model_args(b)
     b.add_argument("--task", required=True)
+    _add_data_args(b)
     b.add_argument("--prompts", type=int, default=10)
     b.add_argument("--methods", default="ar,swift,uniform,early-exit,hf-early-exit,hf-prompt-lookup")
     b.add_argument("--repeats", type=int, default=1)
@@ -145,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("name", help="importance | redundancy | sweep | task-sparsity | dynamics | latency")
     _add_model_args(pr)
     pr.add_argument("--task", default="story")
+    _add_data_args(pr, categories=True)
     pr.add_argument("--prompts", type=int, default=4)
     pr.add_argument("--max-new-tokens", type=int, default=96)
     pr.add_argument("--out", required=True, help="JSON file to write")
@@ -152,9 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     fg = sub.add_parser("figures", help="draw every figure (HTML) from saved probe records, or run them all first")
     fg.add_argument("--from", dest="source", default=None, help="folder of probe records to draw")
     _add_model_args(fg, required=False)
+    fg.add_argument("--task", default=None, help="run the probes on this task instead of the four built-in ones "
+                    "(with --data; for specbench, --category a,b,c,d gives one task per category)")
+    _add_data_args(fg, categories=True)
     fg.add_argument("--prompts", type=int, default=4)
     fg.add_argument("--max-new-tokens", type=int, default=96)
     fg.add_argument("--out", required=True)
+
+    sub.add_parser("models", help="the models swiftlab knows by name, where each comes from, whether it is here")
 
     rp = sub.add_parser("report", help="rebuild the summary table from a results file, without re-running")
     rp.add_argument("results")
@@ -169,8 +202,9 @@ def cmd_bench(args) -> int:
     from .search import SearchConfig
     from .store import SkipSetStore
 
+    task = _task(args)
     model, tokenizer = _load(args)
-    lines = run_bench(model, tokenizer, task=args.task, prompts=args.prompts,
+    lines = run_bench(model, tokenizer, task=task, prompts=args.prompts, chat=args.chat,
                       methods=[m.strip() for m in args.methods.split(",") if m.strip()], model_name=args.model,
                       repeats=args.repeats, max_new_tokens=args.max_new_tokens, out=args.out,
                       skip_ratio=args.skip_ratio, exit_layer=args.exit_layer,
@@ -189,9 +223,10 @@ def cmd_probe(args) -> int:
 
     from .experiments import run_probe, save
 
+    tasks = _tasks(args)
     model, tokenizer = _load(args)
-    record = run_probe(args.name, model, tokenizer, task=args.task, prompts=args.prompts,
-                       max_new_tokens=args.max_new_tokens)
+    record = run_probe(args.name, model, tokenizer, task=tasks[0], tasks=tasks if len(tasks) > 1 else None,
+                       prompts=args.prompts, max_new_tokens=args.max_new_tokens, chat=args.chat)
     print(f"wrote {save(Path(args.out), args.name, record)}")
     return 0
 
@@ -209,10 +244,30 @@ def cmd_figures(args) -> int:
             raise SwiftlabError(f"cannot draw the records in {args.source}: one holds a value of the wrong kind "
                                 f"({type(e).__name__}: {e})") from None
     else:
+        tasks = _tasks(args) if args.task else None
         model, tokenizer = _load(args)
-        written = run_all(model, tokenizer, Path(args.out), prompts=args.prompts, max_new_tokens=args.max_new_tokens)
+        written = run_all(model, tokenizer, Path(args.out), prompts=args.prompts, max_new_tokens=args.max_new_tokens,
+                          tasks=tasks, chat=args.chat)
     for path in written:
         print(path)
+    return 0
+
+
+def _tasks(args) -> list:
+    """--task with --data and --category; several comma-separated categories give one task each."""
+    from .tasks import task_source
+
+    categories = [c.strip() for c in (args.category or "").split(",") if c.strip()] or [None]
+    return [task_source(args.task, args.data, c) for c in categories]
+
+
+def cmd_models(args) -> int:
+    from .registry import describe
+
+    for row in describe():
+        state = "present" if row["present"] else (
+            "converted on first use" if row["installed"] else f"not installed: {row['install']}")
+        print(f"{row['name']:<14} {state}\n  {row['description']}\n  from: {row['source']}\n  folder: {row['folder']}")
     return 0
 
 
@@ -312,7 +367,7 @@ def cmd_tasks(args) -> int:
         return 0
     if args.tasks_command == "evaluate":
         return _tasks_evaluate(args)
-    options = {"path": args.path} if args.path else {}
+    options = {k: v for k, v in (("path", args.path), ("category", args.category)) if v}
     for ex in get_examples(args.task, args.n, seed=args.seed, split=args.split, **options):
         if args.json:
             print(json.dumps(ex.to_dict()))
@@ -354,17 +409,17 @@ def cmd_optimize(args) -> int:
     from .search import SearchConfig
     from .store import SkipSetStore
     from .stream import SwiftStream
-    from .tasks import get_examples
     from tqdm.auto import tqdm
 
+    task = _task(args)
     model, tokenizer = _load(args)
     config = SearchConfig(skip_ratio=args.skip_ratio, bayes_interval=args.bayes_interval, max_score=args.max_score,
                           tolerance=args.tolerance, max_steps=args.max_steps, window=args.window,
                           candidates_per_step=args.candidates, seed=args.seed)
     stream = SwiftStream(model, config)
-    examples = get_examples(args.task, args.prompts, seed=args.seed)
-    for ex in tqdm(examples, desc=f"optimizing on {args.task}", disable=args.json):
-        stream.decode(encode_prompt(tokenizer, ex.prompt), max_new_tokens=args.max_new_tokens)
+    examples = task.examples(args.prompts, seed=args.seed)
+    for ex in tqdm(examples, desc=f"optimizing on {task.label}", disable=args.json):
+        stream.decode(encode_prompt(tokenizer, ex.prompt, args.chat), max_new_tokens=args.max_new_tokens)
     search, summary = stream.search, stream.summary()
     _check_searched(search, args)
     kept = None
@@ -373,8 +428,9 @@ def cmd_optimize(args) -> int:
         where = args.out
     else:
         store = SkipSetStore(args.store)
-        key, kept = store.put_if_better(args.model, args.task, search.best, search.best_score, replace=args.replace,
-                                        iterations=search.iteration, stopped_because=search.stopped_because)
+        key, kept = store.put_if_better(args.model, task.label, search.best, search.best_score,
+                                        replace=args.replace, iterations=search.iteration,
+                                        stopped_because=search.stopped_because)
         where = None if kept else f"{store.path} [{key}]"
         if kept:
             print(f"swiftlab: not stored: {kept} (kept {store.path} [{key}]; --replace stores it anyway)",
@@ -444,7 +500,7 @@ def cmd_generate(args) -> int:
     skip_set = _skip_set(args, model) if args.method == "swift" else None
     result = generate(model, tokenizer, args.prompt, method=args.method, skip_set=skip_set,
                       max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
-                      top_k=args.top_k, seed=args.seed, swift=swift)
+                      top_k=args.top_k, seed=args.seed, swift=swift, chat=args.chat)
     if args.json:
         d = result.to_dict()
         d["skip_set"] = d["skip_set"] or {"attention": [], "mlp": []}
@@ -510,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         hf_logging.disable_progress_bar()
         return {"generate": cmd_generate, "demo": cmd_demo, "tasks": cmd_tasks, "train-lab": cmd_train_lab,
                 "optimize": cmd_optimize, "bench": cmd_bench, "report": cmd_report,
-                "probe": cmd_probe, "figures": cmd_figures}[args.command](args)
+                "probe": cmd_probe, "figures": cmd_figures, "models": cmd_models}[args.command](args)
     except SwiftlabError as e:
         print(f"swiftlab: error: {e}", file=sys.stderr)
         return 2

@@ -202,7 +202,7 @@ class _Run:
 def decode(model: nn.Module, input_ids, *, method: str = "swift", skip_set: SkipSet | None = None,
            max_new_tokens: int = 128, sampling: SamplingParams = SamplingParams(),
            swift: SwiftParams = SwiftParams(), seed: int | None = None, search=None,
-           pace: "Pace | None" = None) -> DecodeResult:
+           pace: "Pace | None" = None, stop_ids=None) -> DecodeResult:
     """Decode one prompt with autoregressive ("ar") or SWIFT ("swift") decoding; return the record.
 
     With a `search` (a SkipSearch that is still running), SWIFT's optimization phase runs too: after
@@ -213,9 +213,11 @@ def decode(model: nn.Module, input_ids, *, method: str = "swift", skip_set: Skip
     The model is left exactly as it was found: training flag restored, no skip overrides.
     A `pace` (decoding.Pace) carries the measured cost of each kind of step from run to run (a
     stream passes one), so a new prompt starts with what earlier ones measured.
+    Decoding stops after an end-of-text token of the model's generation config (swiftlab's loader adds a
+    chat model's end-of-turn tokens there) or any of `stop_ids`.
     """
     session = DecodeSession(model, input_ids, method=method, skip_set=skip_set, max_new_tokens=max_new_tokens,
-                            sampling=sampling, swift=swift, seed=seed, search=search, pace=pace)
+                            sampling=sampling, swift=swift, seed=seed, search=search, pace=pace, stop_ids=stop_ids)
     while not session.done:
         session.step()
     return session.result()
@@ -252,7 +254,7 @@ class DecodeSession:
     def __init__(self, model: nn.Module, input_ids, *, method: str = "swift", skip_set: SkipSet | None = None,
                  max_new_tokens: int = 128, sampling: SamplingParams = SamplingParams(),
                  swift: SwiftParams = SwiftParams(), seed: int | None = None, search=None, pace: "Pace | None" = None,
-                 observer: Callable | None = None):
+                 observer: Callable | None = None, stop_ids=None):
         if method not in ("ar", "swift"):
             raise SwiftlabError(f"unknown method {method!r}: choose 'ar' or 'swift'")
         _check_types(sampling=(sampling, SamplingParams), swift=(swift, SwiftParams),
@@ -272,7 +274,8 @@ class DecodeSession:
             generator = torch.Generator(device=prompt.device)
             generator.manual_seed(seed if seed is not None else torch.seed())
         self.model, self.method, self.skip_set, self.swift, self.search = model, method, skip_set, swift, search
-        self.run = _Run(model, prompt, max_new_tokens, sampling, eos_ids(model), generator,
+        self.run = _Run(model, prompt, max_new_tokens, sampling, eos_ids(model) | {int(t) for t in stop_ids or ()},
+                        generator,
                         rollback=method == "swift",
                         tree=method == "swift" and swift.verify == "tree" and tree_supported(model),
                         observer=observer)

@@ -28,11 +28,12 @@ RECORDS = {"importance": ImportanceRecord, "redundancy": RedundancyRecord, "swee
            "task-sparsity": TaskSparsityRecord}
 
 
-def _prompts(tokenizer, task: str, n: int, seed: int = 0) -> list[list[int]]:
+def _prompts(tokenizer, task, n: int, seed: int = 0, chat="auto") -> list[list[int]]:
+    """Token ids of n held-out prompts of a task (a name or a TaskSource), through the chat template per `chat`."""
     from .api import encode_prompt
-    from .tasks import get_examples
+    from .tasks import task_source
 
-    return [encode_prompt(tokenizer, ex.prompt) for ex in get_examples(task, n, seed=seed)]
+    return [encode_prompt(tokenizer, ex.prompt, chat) for ex in task_source(task).examples(n, seed=seed)]
 
 
 def save(path: Path, probe: str, record) -> Path:
@@ -70,33 +71,40 @@ def load(path: Path):
     return probe, record
 
 
-def run_probe(name: str, model, tokenizer, *, task: str = "story", prompts: int = 4, max_new_tokens: int = 96,
-              ratios=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6), repeats: int = 3, tasks=TASKS, strategies=STRATEGIES,
-              search: SearchConfig | None = None, progress: bool = True):
-    """Run one probe. Speedups are medians over prompts × `repeats` (after a warm-up); `search` sets the
-    on-the-fly search of the probes that run one (task-sparsity, dynamics, latency)."""
+def run_probe(name: str, model, tokenizer, *, task="story", prompts: int = 4, max_new_tokens: int = 96,
+              ratios=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6), repeats: int = 3, tasks=None, strategies=STRATEGIES,
+              search: SearchConfig | None = None, progress: bool = True, chat="auto"):
+    """One probe's record. Speedups are medians over prompts × `repeats` (after a warm-up); `search` sets the
+    on-the-fly search of the probes that run one (task-sparsity, dynamics, latency). `task` is a name or a
+    TaskSource (records carry its label); task-sparsity compares `tasks` (default: the four built-in ones)."""
+    from functools import partial
+
+    from .tasks import task_source
+
     integer("prompts", prompts, 1)  # no prompts would write an empty record and call it done
     integer("max_new_tokens", max_new_tokens, 1)
     integer("repeats", repeats, 1)
+    source = task_source(task)
+    task, encoded = source.label, partial(_prompts_of, tokenizer, chat=chat, sources={source.label: source})
     if name == "importance":
-        return sublayer_importance(model, _prompts(tokenizer, task, prompts), task, progress=progress)
+        return sublayer_importance(model, encoded(task, prompts), task, progress=progress)
     if name == "redundancy":
-        return redundancy(model, _prompts(tokenizer, task, prompts), task, progress=progress)
+        return redundancy(model, encoded(task, prompts), task, progress=progress)
     if name == "sweep":
-        return ratio_sweep(model, _prompts(tokenizer, task, prompts), ratios, strategies, task=task,
-                           max_new_tokens=max_new_tokens,
-                           repeats=repeats, search_prompts=_prompts(tokenizer, task, prompts, seed=1),
-                           progress=progress)
+        return ratio_sweep(model, encoded(task, prompts), ratios, strategies, task=task,
+                           max_new_tokens=max_new_tokens, repeats=repeats,
+                           search_prompts=encoded(task, prompts, seed=1), progress=progress)
     if name == "task-sparsity":
-        return task_sparsity(model, {t: _prompts(tokenizer, t, prompts, seed=1) for t in tasks},
-                             {t: _prompts(tokenizer, t, max(2, prompts // 2)) for t in tasks},
+        sources = {s.label: s for s in map(task_source, tasks or TASKS)}
+        encoded = partial(_prompts_of, tokenizer, chat=chat, sources=sources)
+        return task_sparsity(model, {t: encoded(t, prompts, seed=1) for t in sources},
+                             {t: encoded(t, max(2, prompts // 2)) for t in sources},
                              search=search, max_new_tokens=max_new_tokens, repeats=repeats, progress=progress)
     if name == "dynamics":  # the search and the stream, as the paper's optimization figures show them
         from .stream import SwiftStream
 
         stream = SwiftStream(model, search or SearchConfig())
-        for ids in tqdm(_prompts(tokenizer, task, prompts * 5, seed=2), desc="dynamics (prompts)",
-                        disable=not progress):
+        for ids in tqdm(encoded(task, prompts * 5, seed=2), desc="dynamics (prompts)", disable=not progress):
             stream.decode(ids, max_new_tokens=max_new_tokens)
         return {"task": task, "trajectory": stream.search.trajectory.to_dict(), **stream.summary()}
     if name == "latency":
@@ -104,13 +112,17 @@ def run_probe(name: str, model, tokenizer, *, task: str = "story", prompts: int 
 
         stream = SwiftStream(model, search or SearchConfig())
         results = [stream.decode(ids, max_new_tokens=max_new_tokens)
-                   for ids in tqdm(_prompts(tokenizer, task, prompts * 3, seed=3), desc="latency (prompts)",
+                   for ids in tqdm(encoded(task, prompts * 3, seed=3), desc="latency (prompts)",
                                    disable=not progress)]
         return {"task": task, "all": latency_breakdown(results),
                 "accelerating": latency_breakdown([r for r, rec in zip(results, stream.records)
                                                    if rec.phase == "accelerate"] or results)}
     raise SwiftlabError(f"unknown probe {name!r}; choose from importance, redundancy, sweep, task-sparsity, "
                         "dynamics, latency")
+
+
+def _prompts_of(tokenizer, label: str, n: int, seed: int = 0, *, chat, sources: dict) -> list[list[int]]:
+    return _prompts(tokenizer, sources[label], n, seed, chat)
 
 
 PROBES = ("importance", "redundancy", "sweep", "task-sparsity", "dynamics", "latency")
@@ -205,17 +217,25 @@ def bench_spread(lines) -> dict[str, tuple[float, float, float]]:
     return {m: (statistics.median(v), min(v), max(v)) for m, v in ratios.items()}
 
 
-def run_all(model, tokenizer, out: Path, prompts: int = 4, max_new_tokens: int = 96) -> list[Path]:
-    """Every probe on every task the figures need, saved as it goes, then drawn."""
+def run_all(model, tokenizer, out: Path, prompts: int = 4, max_new_tokens: int = 96, tasks=None,
+            chat="auto") -> list[Path]:
+    """Every probe on every task the figures need, saved as it goes, then drawn. `tasks` (names or
+    TaskSources, default the four built-in ones): importance and redundancy on each, the sweep on the
+    first two, task sparsity across all, the search dynamics and latency split on the first."""
+    from .tasks import task_source
+
     out.mkdir(parents=True, exist_ok=True)
-    plan = [(p, t) for p in ("importance", "redundancy") for t in TASKS]
-    plan += [("sweep", "story"), ("sweep", "reasoning"), ("task-sparsity", "all"), ("dynamics", "story"),
-             ("latency", "story")]
+    sources = {s.label: s for s in map(task_source, tasks or ("story", "reasoning", "summarization", "code"))}
+    labels = list(sources)
+    plan = [(p, t) for p in ("importance", "redundancy") for t in labels]
+    plan += [("sweep", t) for t in labels[:2]] + [("task-sparsity", "all"), ("dynamics", labels[0]),
+                                                 ("latency", labels[0])]
     for probe, task in tqdm(plan, desc="probes"):
         path = out / f"{probe}-{task}.json"
         if path.exists():
             continue  # resumable: a finished probe is not run again
-        record = run_probe(probe, model, tokenizer, task=task if task != "all" else "story", prompts=prompts,
-                           max_new_tokens=max_new_tokens, progress=False)
+        record = run_probe(probe, model, tokenizer, task=sources[task if task != "all" else labels[0]],
+                           tasks=list(sources.values()), prompts=prompts, max_new_tokens=max_new_tokens,
+                           progress=False, chat=chat)
         save(path, probe, record)
     return draw(load_dir(out), out)

@@ -61,6 +61,7 @@ class BenchLine:
     tree_size_per_step: list[int] | None = None  # nodes verified per pass (SWIFT)
     model: str | None = None  # what ran: speedups of different models or machines must not be averaged
     machine: str | None = None
+    turn: int = 0  # Spec-Bench's multi-turn questions: 1 is the second turn, asked after the method's own answer
 
     @property
     def tokens_per_s(self) -> float:
@@ -127,41 +128,44 @@ def _exit_layer(name: str, layer: str, num_layers: int) -> int:
 
 def run_bench(model, tokenizer, *, task: str, prompts: int, methods, model_name: str, repeats: int = 1,
               max_new_tokens: int = 128, seed: int = 0, out: str | Path | None = None, progress: bool = True,
-              **runner_options) -> list[BenchLine]:
+              chat="auto", **runner_options) -> list[BenchLine]:
     """Every method on every prompt, interleaved; lines are appended to `out` as they come, so an
-    interrupted run keeps what it measured."""
+    interrupted run keeps what it measured. `task` is a name or a TaskSource (a dataset file, a
+    Spec-Bench category); prompts go through the chat template per `chat` (tasks.chat), and a
+    multi-turn question runs turn by turn, as Spec-Bench runs it."""
     from .api import encode_prompt
-    from .tasks import get_examples
+    from .tasks import task_source
 
     if not methods:
         raise SwiftlabError("no methods to benchmark")
     if prompts < 1 or repeats < 1:
         raise SwiftlabError(f"a benchmark needs at least one prompt and one repeat (got {prompts} and {repeats})")
-    examples = get_examples(task, prompts, seed=seed)
+    source = task_source(task)
+    examples = source.examples(prompts, seed=seed)
     if not examples:
-        raise SwiftlabError(f"task {task!r} gave no prompts")
+        raise SwiftlabError(f"task {source.label!r} gave no prompts")
     machine = machine_name(model)
-    runners = make_runners(model, methods, task=task, model_name=model_name, **runner_options)
-    warm = [encode_prompt(tokenizer, examples[0].prompt)]
+    runners = make_runners(model, methods, task=source.label, model_name=model_name, **runner_options)
+    warm = encode_prompt(tokenizer, examples[0].prompt, chat)
     for method, run in runners.items():  # one short warm-up each, kept out of the numbers
         if not hasattr(run, "stream"):  # a stream's first prompt is part of its cold start
-            run(warm[0], 4)
+            run(warm, 4)
     lines = []
     names = list(runners)
-    bar = tqdm(total=len(names) * repeats * len(examples), desc=f"bench {task}", disable=not progress)
+    bar = tqdm(total=len(names) * repeats * len(examples), desc=f"bench {source.label}", disable=not progress)
     for repeat in range(repeats):
         for i, ex in enumerate(examples):
-            ids = encode_prompt(tokenizer, ex.prompt)
             shift = (i + repeat) % len(names)
             for method in names[shift:] + names[:shift]:
-                line = _line(method, task, ex.id, repeat, runners[method](ids, max_new_tokens))
-                line.model, line.machine = model_name, machine
+                results = decode_turns(runners[method], tokenizer, ex, max_new_tokens, chat)
                 stream = getattr(runners[method], "stream", None)
-                if stream is not None:
-                    line.phase = stream.records[-1].phase
-                lines.append(line)
-                if out is not None:
-                    append_line(out, json.dumps(asdict(line)))  # on a fresh line, even after a killed run
+                phases = [r.phase for r in stream.records[-len(results):]] if stream else [None] * len(results)
+                for turn, (result, phase) in enumerate(zip(results, phases)):
+                    line = _line(method, source.label, ex.id, repeat, result)
+                    line.turn, line.phase, line.model, line.machine = turn, phase, model_name, machine
+                    lines.append(line)
+                    if out is not None:
+                        append_line(out, json.dumps(asdict(line)))  # on a fresh line, even after a killed run
                 bar.update()
     bar.close()
     return lines
@@ -182,6 +186,23 @@ def machine_name(model) -> str:
 
 _FIELD_TYPES = {"method": str, "task": str, "prompt_id": str, "repeat": int, "new_tokens": int, "wall_s": (int, float),
                 "token_ids": list}
+
+
+def decode_turns(run, tokenizer, example, max_new_tokens: int, chat="auto") -> list[DecodeResult]:
+    """One result per turn of the example: its prompt alone, or (Spec-Bench's multi-turn questions)
+    each later turn after the method's own answer to the one before, as Spec-Bench runs them."""
+    from .api import decode_continuation, encode_prompt
+    from .tasks.chat import encode_turns
+
+    turns = example.meta.get("turns") or [example.prompt]
+    results, answers = [], []
+    for k in range(len(turns)):
+        ids = encode_prompt(tokenizer, turns[0], chat) if k == 0 else encode_turns(tokenizer, turns[:k + 1],
+                                                                                     answers, chat)
+        result = run(ids, max_new_tokens)
+        answers.append(decode_continuation(tokenizer, result.prompt_ids, result.token_ids).strip())
+        results.append(result)
+    return results
 
 
 def read_lines(path: str | Path) -> list[BenchLine]:
@@ -248,8 +269,8 @@ def summarize(lines: list[BenchLine]) -> list[dict]:
     for task in dict.fromkeys(l.task for l in lines):
         mine = [l for l in lines if l.task == task]
         per = {}
-        for l in mine:  # median over repeats, per prompt
-            per.setdefault(l.method, {}).setdefault(l.prompt_id, []).append(l)
+        for l in mine:  # median over repeats, per prompt (and turn)
+            per.setdefault(l.method, {}).setdefault(_prompt_key(l), []).append(l)
         # a stream's acceleration phase alone: its prompts decoded with the search already stopped
         for method in [m for m in per if m.startswith("swift")]:
             accelerating = {p: [x for x in v if x.phase == "accelerate"] for p, v in per[method].items()}
@@ -282,6 +303,10 @@ def summarize(lines: list[BenchLine]) -> list[dict]:
                          "mean_accepted_tokens": statistics.mean(lengths) if lengths else None,
                          "acceptance_rate": _acceptance(by_prompt), "identical_to_ar": same})
     return rows
+
+
+def _prompt_key(line: BenchLine) -> str:
+    return line.prompt_id if not line.turn else f"{line.prompt_id}/turn{line.turn + 1}"
 
 
 def _mean_tps(by_prompt: dict, rate) -> float:
@@ -338,8 +363,19 @@ def summary_table(rows: list[dict]) -> str:
 
 
 def to_specbench(lines: list[BenchLine], tokenizer, model_id: str) -> list[dict]:
-    """Spec-Bench's answer format, one record per (method, prompt, repeat)."""
-    return [{"question_id": l.prompt_id, "answer_id": f"{l.method}-{l.repeat}", "model_id": f"{model_id}-{l.method}",
-             "choices": [{"index": 0, "turns": [tokenizer.decode(l.token_ids, skip_special_tokens=True)],
-                          "decoding_steps": [l.steps], "new_tokens": [l.new_tokens], "wall_time": [l.wall_s],
-                          "accept_lengths": l.accepted_lengths or []}], "tstamp": time.time()} for l in lines]
+    """Spec-Bench's answer format, one record per (method, question, repeat), its turns in order."""
+    grouped: dict[tuple, list[BenchLine]] = {}
+    for l in lines:
+        grouped.setdefault((l.method, l.prompt_id, l.repeat), []).append(l)
+    records = []
+    for (method, prompt_id, repeat), turns in grouped.items():
+        turns.sort(key=lambda l: l.turn)
+        records.append({
+            "question_id": int(prompt_id) if prompt_id.isdigit() else prompt_id,
+            "answer_id": f"{method}-{repeat}", "model_id": f"{model_id}-{method}",
+            "choices": [{"index": 0, "turns": [tokenizer.decode(l.token_ids, skip_special_tokens=True) for l in turns],
+                         "decoding_steps": [l.steps for l in turns], "new_tokens": [l.new_tokens for l in turns],
+                         "wall_time": [l.wall_s for l in turns],
+                         "accept_lengths": [l.accepted_lengths or [] for l in turns]}],
+            "tstamp": time.time()})
+    return records

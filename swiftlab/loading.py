@@ -55,18 +55,16 @@ def _without_loading_bar():
 
 def load_model(name_or_path: str | os.PathLike, *, dtype=None, device: str | None = None,
                device_map=None, trust_remote_code: bool = False):
-    """(model, tokenizer) for a hub id or a local folder, in eval mode."""
+    """(model, tokenizer) for a known name (`swiftlab models`), a hub id or a local folder, in eval mode."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     name = str(name_or_path)
-    if name == "lab":  # the model this project trains and ships (swiftlab/models/lab)
-        from .train import LAB_DIR
+    from .registry import KNOWN, add_end_of_turn, local_folder
 
-        if not (LAB_DIR / "config.json").exists():
-            raise SwiftlabError(f"the bundled lab model is missing from {LAB_DIR}; "
-                                "rebuild it with `python -m swiftlab train-lab` then `--export`")
-        name = str(LAB_DIR)
-        dtype = dtype or "float32"  # shipped in float16 to stay small; CPUs compute float32 faster
+    known = KNOWN.get(name)
+    if known is not None:  # a name swiftlab knows: the bundled lab model, or a converted real model
+        name = str(local_folder(name))
+        dtype = dtype or "float32"  # lab ships in float16 to stay small; CPUs compute float32 faster
     local = Path(name).expanduser()
     if local.exists() and not local.is_dir():
         raise SwiftlabError(f"model path {name} is a file; give the folder that holds config.json")
@@ -92,6 +90,7 @@ def load_model(name_or_path: str | os.PathLike, *, dtype=None, device: str | Non
     except (OSError, ValueError) as e:
         raise SwiftlabError(f"cannot load model {name!r}: {_first_line(e)}") from None
     _check_weights_match(name, config, report)
+    add_end_of_turn(model, tokenizer)  # a chat answer ends at its end-of-turn token, as at end-of-text
     if device is not None and device_map is None:
         model = model.to(device)
     model.eval()

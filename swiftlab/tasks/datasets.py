@@ -474,7 +474,8 @@ class SpecBench(_DatasetTask):
         _reject_unknown(self.name, unknown, self._options())
         if path is None:
             raise SwiftlabError("specbench has no copy on the Hugging Face hub: download data/spec_bench/"
-                                "question.jsonl from github.com/hemingkx/Spec-Bench and pass path=...")
+                                "question.jsonl from github.com/hemingkx/Spec-Bench and pass path=... "
+                                "(CLI: --data PATH)")
         if category is not None and category not in SPEC_BENCH_CATEGORIES + MT_BENCH_CATEGORIES:
             raise SwiftlabError(f"unknown Spec-Bench category {category!r}; choose one of "
                                 f"{', '.join(SPEC_BENCH_CATEGORIES)} (or an MT-bench category: "

@@ -1,4 +1,5 @@
-"""A model picker: the bundled lab model by default, any hub id or local folder, loaded lazily."""
+"""A model picker: the bundled lab model by default, the other models swiftlab knows by name (smollm2-135m),
+any hub id or local folder, loaded lazily."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ import ipywidgets as w
 
 from ..errors import SwiftlabError
 from ..loading import load_model
+from ..registry import KNOWN
 
 
 class ModelPicker(w.HBox):
     def __init__(self, name: str = "lab", on_load=None):
-        self.name = w.Combobox(value=name, options=["lab"], placeholder="hub id or local folder",
+        self.name = w.Combobox(value=name, options=list(KNOWN), placeholder="hub id or local folder",
                                description="model", layout=w.Layout(width="360px"))
         self.button = w.Button(description="load", icon="download")
         self.status = w.HTML()
