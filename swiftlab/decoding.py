@@ -62,7 +62,7 @@ class SwiftParams:
         checked = {"max_tree": validate.integer("max_tree", self.max_tree, 1),
                    "epsilon": validate.number("epsilon", self.epsilon, 0.0, 1.0),
                    "max_draft": validate.integer("max_draft", self.max_draft, 1),
-                   "lookup": validate.integer("lookup (tokens)", self.lookup, 0)}
+                   "lookup": validate.integer("lookup", self.lookup, 0)}
         for name, value in checked.items():  # numpy integers become ints
             object.__setattr__(self, name, value)
         check_draft_dtype(self.draft_dtype)

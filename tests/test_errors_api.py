@@ -101,7 +101,7 @@ BAD_PARAMS = {
     "max_tree bool": (lambda: SwiftParams(max_tree=True), "max_tree must be an integer"),
     "epsilon nan": (lambda: SwiftParams(epsilon=float("nan")), "epsilon must be a finite number"),
     "epsilon string": (lambda: SwiftParams(epsilon="0.8"), "epsilon must be a number"),
-    "lookup float": (lambda: SwiftParams(lookup=1.5), "lookup .tokens. must be an integer"),
+    "lookup float": (lambda: SwiftParams(lookup=1.5), "lookup must be an integer"),
     "num_layers bool": (lambda: SkipSet((), (), True), "num_layers must be a positive integer"),
     "num_layers float": (lambda: SkipSet((), (), 6.0), "num_layers must be a positive integer"),
     "index float": (lambda: SkipSet((1.0,), (), 6), "layer indices must be integers"),
