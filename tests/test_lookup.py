@@ -154,7 +154,9 @@ def test_where_the_drafter_is_unsure_the_lookup_is_verified_with_its_candidates(
     r = decode(model, prompt, method="swift", skip_set=SkipSet.uniform(num_layers(model), 0.4), max_new_tokens=40,
                swift=SwiftParams(lookup=4, fallback=False, epsilon=1.0))
     assert r.token_ids == reference
-    assert set(r.step_kinds[1:]) == {"lookup"} and max(r.tree_size_per_step) > 4  # siblings were verified too
+    # every pass that drafted verified the lookup (a last pass with one token left drafts nothing)
+    drafting = {kind for kind, n in zip(r.step_kinds[1:], r.drafted_per_step[1:]) if n}
+    assert drafting == {"lookup"} and max(r.tree_size_per_step) > 4  # siblings were verified too
 
 
 def test_lookup_rejects_a_negative_length():
