@@ -184,11 +184,13 @@ def run_all(page, panel, lab) -> None:
 
 
 def errors_shown(panel) -> list[str]:
-    """Error outputs (JupyterLab draws them as stderr: a traceback, or a bare `SyntaxError: ...`) and failed
-    widget views."""
+    """Error outputs (JupyterLab draws them as stderr: a traceback, or a bare `SyntaxError: ...`), failed
+    widget views, and errors a widget caught in background work."""
     stderr = panel.locator(f".jp-OutputArea-output[data-mime-type='{STDERR}']").all_inner_texts()
     shown = [text for text in stderr if ERROR_LINE.search(text)]
     shown += [text for text in panel.locator(".jp-OutputArea-output").all_inner_texts() if ERROR_TEXT.search(text)]
+    # what a widget's background work caught (it reaches no cell's output): swiftlab widgets mark it so
+    shown += panel.locator(".swiftlab-error").all_inner_texts()
     return [text[-2000:] for text in shown]
 
 

@@ -98,6 +98,23 @@ def test_optimization_monitor_steps_and_runs_in_the_background(lab):
     assert len(monitor.figure.data[1].x) >= 1  # Bayesian proposals are plotted apart
 
 
+def test_optimization_monitor_shows_an_error_that_stops_its_background_run(lab, monkeypatch):
+    # a background thread's exception reaches no cell: the status line must say what stopped the run
+    model, tokenizer = lab
+    monitor = OptimizationMonitor(model, tokenizer, task="story", prompts=2, max_new_tokens=8,
+                                  config=SearchConfig(window=4, max_steps=3))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the model fell over")
+
+    monkeypatch.setattr(monitor.stream, "decode", broken)
+    monitor.start()
+    monitor.wait(60)
+    assert not monitor.busy and not monitor.start_button.disabled and monitor.pause_button.disabled
+    assert isinstance(monitor.error, RuntimeError)
+    assert 'class="swiftlab-error"' in monitor.status.value and "RuntimeError: the model fell over" in monitor.status.value
+
+
 def test_model_picker_reports_errors_and_loads(local_long_llama_dir):
     loaded = []
     picker = ModelPicker("/no/such/model", on_load=lambda m, t: loaded.append(m))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import threading
 
 import ipywidgets as w
@@ -39,6 +40,7 @@ class OptimizationMonitor(w.VBox):
         self.status.add_class("swiftlab-status")
         self._stop = threading.Event()
         self._thread = None
+        self.error: Exception | None = None  # what stopped a background run; shown in the status line too
         self.start_button.on_click(lambda _: self.start())
         self.pause_button.on_click(lambda _: self.pause())
         self.step_button.on_click(lambda _: self.step())
@@ -62,12 +64,18 @@ class OptimizationMonitor(w.VBox):
         if self.busy:
             return
         self._stop.clear()
+        self.error = None
         self._set_busy(True)
 
         def loop():
+            # an error in a background thread reaches no cell's output: keep it and show it in the status line
             try:
                 while not self._stop.is_set() and self.step():
                     pass
+            except Exception as error:  # noqa: BLE001 (any failure must reach the person watching)
+                self.error = error
+                self.status.value += (f'<br><span class="swiftlab-error">stopped by an error: '
+                                      f'{html.escape(f"{type(error).__name__}: {error}")}</span>')
             finally:
                 self._set_busy(False)
 
