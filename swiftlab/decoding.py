@@ -169,6 +169,23 @@ def reference_continuation(model: nn.Module, prompt_ids: list[int], new_tokens: 
     return tokens, cache
 
 
+def _checked(model: nn.Module, method: str, sampling, swift, skip_set, search) -> SkipSet | None:
+    """The skip set to start from, or a clear error about the arguments."""
+    if method not in ("ar", "swift"):
+        raise SwiftlabError(f"unknown method {method!r}: choose 'ar' or 'swift'")
+    _check_types(sampling=(sampling, SamplingParams), swift=(swift, SwiftParams),
+                 skip_set=(skip_set, (SkipSet, type(None))))
+    if search is not None:
+        if method != "swift":
+            raise SwiftlabError("a skip-set search runs with SWIFT decoding only")
+        skip_set = search.best if skip_set is None else skip_set
+    if method == "swift":
+        if skip_set is None:
+            raise SwiftlabError("SWIFT decoding needs a skip set (e.g. SkipSet.uniform(L, 0.45))")
+        check_skip_set(model, skip_set)
+    return skip_set
+
+
 def _check_types(**given) -> None:
     for name, (value, kind) in given.items():
         if not isinstance(value, kind):
@@ -208,19 +225,8 @@ class DecodeSession:
                  max_new_tokens: int = 128, sampling: SamplingParams = SamplingParams(),
                  swift: SwiftParams = SwiftParams(), seed: int | None = None, search=None,
                  pace: StepPolicy | None = None, observer: Callable | None = None, stop_ids=None):
-        if method not in ("ar", "swift"):
-            raise SwiftlabError(f"unknown method {method!r}: choose 'ar' or 'swift'")
-        _check_types(sampling=(sampling, SamplingParams), swift=(swift, SwiftParams),
-                     skip_set=(skip_set, (SkipSet, type(None))))
+        skip_set = _checked(model, method, sampling, swift, skip_set, search)
         seed = validate.optional_integer("seed", seed)
-        if search is not None:
-            if method != "swift":
-                raise SwiftlabError("a skip-set search runs with SWIFT decoding only")
-            skip_set = search.best if skip_set is None else skip_set
-        if method == "swift":
-            if skip_set is None:
-                raise SwiftlabError("SWIFT decoding needs a skip set (e.g. SkipSet.uniform(L, 0.45))")
-            check_skip_set(model, skip_set)
         self.prompt = prepare_prompt(model, input_ids, max_new_tokens)
         self.generator = None
         if not sampling.greedy:
