@@ -18,7 +18,8 @@ import statistics
 from swiftlab import SkipSet, load_model, num_layers
 from swiftlab.api import encode_prompt
 from swiftlab.bench import compare
-from swiftlab.matchness import matchness_scores, reference_continuation
+from swiftlab.decoding import reference_continuation
+from swiftlab.matchness import matchness_scores
 from swiftlab.search import SearchConfig
 from swiftlab.stream import SwiftStream
 from swiftlab.tasks import get_examples

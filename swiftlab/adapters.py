@@ -11,7 +11,7 @@ return value. Nothing outside this file names a family.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
@@ -53,6 +53,39 @@ def _zeros_with_width(width: int) -> SkipFn:
 
 
 @dataclass(frozen=True)
+class LeanNames:
+    """Where a decoder layer built exactly like Llama's (RMSNorm, q/k/v/o projections with rotary, gated
+    MLP) keeps what leandraft.py's lean draft pass reads: attribute names below the layer's attention
+    and MLP modules, and the rotary module's path from the CausalLM."""
+
+    attention_in: tuple[str, ...] = ("q_proj", "k_proj", "v_proj")
+    attention_out: str = "o_proj"
+    mlp_in: tuple[str, ...] = ("gate_proj", "up_proj")  # the gate, then the up projection
+    mlp_out: str = "down_proj"
+    activation: str = "act_fn"
+    norms: tuple[str, str] = ("input_layernorm", "post_attention_layernorm")  # before attention, before the MLP
+    rotary_path: str = "model.rotary_emb"
+
+
+class LeanParts(NamedTuple):
+    """One decoder layer's modules, as leandraft.py reads them."""
+
+    attention_in: list[nn.Linear]
+    attention_out: nn.Linear
+    mlp_in: list[nn.Linear]
+    mlp_out: nn.Linear
+    activation: Callable
+    norms: tuple[nn.Module, nn.Module]
+    scale: float  # the attention's softmax scale
+
+
+def _at(obj, dotted: str):
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass(frozen=True)
 class Adapter:
     """Where one family keeps its decoder layers and sub-layers."""
 
@@ -60,22 +93,33 @@ class Adapter:
     layers_path: str  # dotted attribute path from the CausalLM to the nn.ModuleList of layers
     attention_name: str  # attribute of a decoder layer
     mlp_names: tuple[str, ...] = ("mlp",)  # one module, or OPT's ("fc1", "fc2")
-    # exactly Llama's layer (RMSNorm, q/k/v/o projections with rotary, gated MLP): leandraft.py can draft it
-    lean_draft: bool = False
     final_norm_path: str = "model.norm"  # the norm between the last layer and the output head
+    lean: LeanNames | None = None  # exactly Llama's layer: leandraft.py can draft it (see LeanNames)
+
+    @property
+    def lean_draft(self) -> bool:
+        return self.lean is not None
 
     def final_norm(self, model: nn.Module) -> nn.Module:
         """The final norm (a logit lens applies it, then the output head, to any residual stream)."""
-        obj = model
-        for part in self.final_norm_path.split("."):
-            obj = getattr(obj, part)
-        return obj
+        return _at(model, self.final_norm_path)
 
     def layers(self, model: nn.Module) -> nn.ModuleList:
-        obj = model
-        for part in self.layers_path.split("."):
-            obj = getattr(obj, part)
-        return obj
+        return _at(model, self.layers_path)
+
+    def lean_parts(self, layer: nn.Module) -> LeanParts:
+        names, attention, mlp = self.lean, getattr(layer, self.attention_name), getattr(layer, self.mlp_names[0])
+        return LeanParts([getattr(attention, n) for n in names.attention_in], getattr(attention, names.attention_out),
+                         [getattr(mlp, n) for n in names.mlp_in], getattr(mlp, names.mlp_out),
+                         getattr(mlp, names.activation), tuple(getattr(layer, n) for n in names.norms),
+                         attention.scaling)
+
+    def rotary(self, model: nn.Module) -> nn.Module | None:
+        """The rotary-embedding module of a lean-drafted family, or None where it is not there."""
+        try:
+            return _at(model, self.lean.rotary_path)
+        except AttributeError:
+            return None
 
     def whole_layer_skippable(self, model: nn.Module) -> bool:
         """With both sub-layers off, is the decoder layer the identity on the residual stream?
@@ -103,7 +147,7 @@ ADAPTERS: dict[str, Adapter] = {
     )
 }
 for name in ("llama", "mistral", "qwen2"):
-    ADAPTERS[name] = Adapter(family=name, lean_draft=True, **_LLAMA_LIKE)
+    ADAPTERS[name] = Adapter(family=name, lean=LeanNames(), **_LLAMA_LIKE)
 ADAPTERS["phi"] = Adapter(family="phi", final_norm_path="model.final_layernorm", **_LLAMA_LIKE)
 ADAPTERS["gpt2"] = Adapter("gpt2", layers_path="transformer.h", attention_name="attn", final_norm_path="transformer.ln_f")
 ADAPTERS["gpt_neox"] = Adapter("gpt_neox", layers_path="gpt_neox.layers", attention_name="attention",

@@ -1,25 +1,28 @@
-"""The decoding engine: autoregressive decoding and SWIFT self-speculative chain decoding.
+"""The decoding engine: SWIFT self-speculative decoding and autoregressive decoding, one step at a time.
 
-Both run on the same machinery (one SkipAwareCache, explicit position ids, the same token
-choice), so the only difference between them is the draft/verify step. Every caller (the CLI,
-the benchmark, later the optimizer, probes and widgets) goes through `decode`.
-
-One SWIFT step, with `cur` the last emitted token (not yet in the cache, which holds n positions):
-  draft   feed cur, then each drafted token, through the model with the skip set switched off,
-          until the drafter's top-1 probability drops below epsilon or the length cap is hit;
-  verify  cut every cache layer back to n, then feed [cur, d1..dk] through the full model once;
-  accept  greedy: the longest prefix of drafts equal to the full model's argmax, plus one bonus
-          token from the full model; sampling: speculative rejection sampling (accept d_i with
-          probability min(1, p/q), else sample the residual max(p - q, 0)), which leaves the
-          output distribution exactly the full model's;
-  rollback keep cache entries for cur and the accepted drafts only.
+A run holds one SkipAwareCache with n positions and the pending token `cur` (the last token emitted,
+not yet in the cache). After the prompt pass, every step is the same five phases:
+  choose  policy.py picks a drafter (drafters.py): skip drafts by the model with its skip set switched
+          off (lean, or through transformers; where the context repeats, its first token decides whether
+          the lookup continuation is verified instead), a lookup continuation (lookup.py), or a plain step,
+          which drafts nothing: autoregressive decoding is the run whose policy only takes plain steps;
+  draft   the drafter returns a DraftTree (tree.py): a top-1 chain d1..dk and, with tree verification,
+          runner-up siblings per depth, more where the drafter was unsure;
+  verify  the drafter's KV entries are dropped, and the full model reads [cur, nodes...] in one pass,
+          node i at position n + its depth, under a tree attention mask where there are siblings;
+  accept  greedy: the longest path whose tokens are the full model's argmax, plus the full model's own
+          next token; sampling: recursive rejection sampling (accept x with probability min(1, p/q),
+          else sample the residual max(p - q, 0)), which leaves the output distribution exactly the
+          full model's;
+  keep    the cache keeps cur and the accepted path (cache.keep); the last token emitted is the next cur.
+The step returns what happened; `_record` turns it into a StepEvent, and the run's DecodeResult is made
+from the events alone. A running skip-set search takes one step after each verification (`_optimize`).
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -27,16 +30,21 @@ import torch
 from torch import nn
 
 from .cache import SkipAwareCache
+from .drafters import GatedLookup, LookupDrafter, PlainStep, skip_drafter
 from .errors import SwiftlabError
-from .leandraft import LeanDrafter, check_draft_dtype, lean_drafter
-from .lookup import NGRAM_SIZES, lookup_continuation
+from .leandraft import check_draft_dtype
+from .lookup import NGRAM_SIZES
+from .matchness import matchness_scores
+from .policy import Pace, StepPolicy
 from .records import DecodeResult
-from .sampling import SamplingParams, choose, probabilities, sample
-from .skipping import check_skip_set, skipping
+from .sampling import SamplingParams, choose, probabilities
+from .skipping import check_skip_set
 from .skipset import SkipSet
 from . import validate
-from .tree import (CPU_GREEDY_SIBLINGS, GREEDY_SIBLINGS, SAMPLING_SIBLINGS, DraftTree, accept_greedy, accept_sampled,
-                   candidates_for, tree_mask, tree_positions)
+from .tree import SAMPLING_SIBLINGS, DraftTree, accept_greedy, accept_sampled, tree_mask, tree_positions
+
+__all__ = ["DecodeSession", "Pace", "StepEvent", "StepPolicy", "SwiftParams", "context_limit", "decode", "eos_ids",
+           "prepare_prompt", "reference_continuation", "tree_supported"]
 
 
 @dataclass(frozen=True)
@@ -124,85 +132,10 @@ def prepare_prompt(model: nn.Module, input_ids, max_new_tokens: int) -> torch.Te
     return ids.unsqueeze(0).to(model.get_input_embeddings().weight.device)
 
 
-@dataclass
-class _Run:
-    """State of one decoding run: the cache, what has been emitted, and the clock."""
-
-    model: nn.Module
-    prompt: torch.Tensor
-    max_new_tokens: int
-    sampling: SamplingParams
-    eos: set[int]
-    generator: torch.Generator | None
-    rollback: bool = True  # SWIFT rolls the cache back; autoregressive decoding never does
-    tree: bool = False  # verify token trees (else chains)
-    cache: SkipAwareCache = None
-    tokens: list[int] = field(default_factory=list)
-    drafted: list[int] = field(default_factory=list)
-    accepted: list[int] = field(default_factory=list)
-    timings: dict = field(default_factory=lambda: {"prefill": 0.0, "draft": 0.0, "verify": 0.0, "optimize": 0.0,
-                                                   "other": 0.0})
-    tree_sizes: list[int] = field(default_factory=list)
-    step_kinds: list[str] = field(default_factory=list)  # per pass: prefill, skip, lookup or ar
-    stop_reason: str = ""
-    # observer(stage, **info), called inside a draft/verify cycle (stages "start", "drafted", "verified",
-    # "kept"; info: run, tree, position, logits, path); for the lab's views of one step, never changes a token
-    observer: Callable | None = None
-
-    def __post_init__(self):
-        self.cache = SkipAwareCache(self.model.config, rollback=self.rollback)
-        self.device = self.prompt.device
-        self._sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
-        # a custom 4D mask is used as given: boolean for SDPA, additive for eager attention
-        eager = getattr(self.model.config, "_attn_implementation", "sdpa") == "eager"
-        self.additive_mask_dtype = self.model.get_input_embeddings().weight.dtype if eager else None
-        self._prompt_list = self.prompt[0].tolist()
-
-    def forward(self, ids: list[int] | torch.Tensor, start: int, positions: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits [len(ids), vocab] for ids at positions start, start+1, ... (or the given positions,
-        with the given 4D attention mask, for a token tree)."""
-        ids = torch.as_tensor(ids, device=self.device).view(1, -1)
-        if positions is None:
-            positions = torch.arange(start, start + ids.shape[1], device=self.device).unsqueeze(0)
-        out = self.model(input_ids=ids, position_ids=positions, attention_mask=mask, cache=self.cache, use_cache=True)
-        return out.logits[0]
-
-    def observe(self, stage: str, **info) -> None:
-        if self.observer is not None:
-            self.observer(stage, run=self, **info)
-
-    def context(self) -> list[int]:
-        """Prompt and generated tokens so far (the last one is the pending token)."""
-        return self._prompt_list + self.tokens
-
-    def clock(self) -> float:
-        self._sync()
-        return time.perf_counter()
-
-    def emit(self, new: list[int], drafted: int, accepted: int) -> bool:
-        """Record one full-model pass's tokens; False once decoding must stop."""
-        self.drafted.append(drafted)
-        self.accepted.append(accepted)
-        for token in new:
-            self.tokens.append(token)
-            if token in self.eos:
-                self.stop_reason = "eos"
-                return False
-            if len(self.tokens) >= self.max_new_tokens:
-                self.stop_reason = "max_new_tokens"
-                return False
-        return True
-
-    @property
-    def remaining(self) -> int:
-        return self.max_new_tokens - len(self.tokens)
-
-
 def decode(model: nn.Module, input_ids, *, method: str = "swift", skip_set: SkipSet | None = None,
            max_new_tokens: int = 128, sampling: SamplingParams = SamplingParams(),
            swift: SwiftParams = SwiftParams(), seed: int | None = None, search=None,
-           pace: "Pace | None" = None, stop_ids=None) -> DecodeResult:
+           pace: StepPolicy | None = None, stop_ids=None) -> DecodeResult:
     """Decode one prompt with autoregressive ("ar") or SWIFT ("swift") decoding; return the record.
 
     With a `search` (a SkipSearch that is still running), SWIFT's optimization phase runs too: after
@@ -211,8 +144,8 @@ def decode(model: nn.Module, input_ids, *, method: str = "swift", skip_set: Skip
     The output does not depend on it: verification keeps it the full model's.
 
     The model is left exactly as it was found: training flag restored, no skip overrides.
-    A `pace` (decoding.Pace) carries the measured cost of each kind of step from run to run (a
-    stream passes one), so a new prompt starts with what earlier ones measured.
+    A `pace` (policy.StepPolicy, also called Pace) carries the measured cost of each kind of step from
+    run to run (a stream passes one), so a new prompt starts with what earlier ones measured.
     Decoding stops after an end-of-text token of the model's generation config (swiftlab's loader adds a
     chat model's end-of-turn tokens there) or any of `stop_ids`.
     """
@@ -221,6 +154,36 @@ def decode(model: nn.Module, input_ids, *, method: str = "swift", skip_set: Skip
     while not session.done:
         session.step()
     return session.result()
+
+
+@torch.inference_mode()
+def reference_continuation(model: nn.Module, prompt_ids: list[int], new_tokens: int):
+    """The full model's greedy continuation of a prompt, and a cache holding all but its last
+    token: the state a decoding run is in, ready for matchness over the generated tokens."""
+    result = decode(model, prompt_ids, method="ar", max_new_tokens=new_tokens)
+    tokens = result.prompt_ids + result.token_ids
+    device = model.get_input_embeddings().weight.device
+    cache = SkipAwareCache(model.config, rollback=False)
+    model(input_ids=torch.tensor([tokens[:-1]], device=device),
+          position_ids=torch.arange(len(tokens) - 1, device=device).unsqueeze(0), cache=cache, use_cache=True)
+    return tokens, cache
+
+
+def _checked(model: nn.Module, method: str, sampling, swift, skip_set, search) -> SkipSet | None:
+    """The skip set to start from, or a clear error about the arguments."""
+    if method not in ("ar", "swift"):
+        raise SwiftlabError(f"unknown method {method!r}: choose 'ar' or 'swift'")
+    _check_types(sampling=(sampling, SamplingParams), swift=(swift, SwiftParams),
+                 skip_set=(skip_set, (SkipSet, type(None))))
+    if search is not None:
+        if method != "swift":
+            raise SwiftlabError("a skip-set search runs with SWIFT decoding only")
+        skip_set = search.best if skip_set is None else skip_set
+    if method == "swift":
+        if skip_set is None:
+            raise SwiftlabError("SWIFT decoding needs a skip set (e.g. SkipSet.uniform(L, 0.45))")
+        check_skip_set(model, skip_set)
+    return skip_set
 
 
 def _check_types(**given) -> None:
@@ -245,365 +208,215 @@ class StepEvent:
     path: list[int] = field(default_factory=list)  # accepted node indices (chain first, then siblings)
     position: int = 0  # cache positions before the pass; the pending token sits here
     seconds: float = 0.0  # wall time of the pass, drafting included
+    tree_size: int = 0  # nodes verified besides the pending token
+    timings: dict = field(default_factory=dict)  # seconds of this pass per phase: prefill, draft, verify, optimize
 
 
 class DecodeSession:
     """One decoding run, advanced one full-model pass at a time: `decode` runs it to the end, the
-    lab's token stepper shows it step by step. Between steps the model is exactly as it was found."""
+    lab's token stepper shows it step by step. It holds the run's state (cache, tokens, events); the
+    events are its only record. Between steps the model is exactly as it was found.
+
+    `observer(stage, run=session, **info)` is called at each phase of a step after the prompt pass
+    (stages "start", "drafted", "verified", "kept"; info: tree, position, logits, path): the lab's
+    views of one step. It never changes a token."""
 
     def __init__(self, model: nn.Module, input_ids, *, method: str = "swift", skip_set: SkipSet | None = None,
                  max_new_tokens: int = 128, sampling: SamplingParams = SamplingParams(),
-                 swift: SwiftParams = SwiftParams(), seed: int | None = None, search=None, pace: "Pace | None" = None,
-                 observer: Callable | None = None, stop_ids=None):
-        if method not in ("ar", "swift"):
-            raise SwiftlabError(f"unknown method {method!r}: choose 'ar' or 'swift'")
-        _check_types(sampling=(sampling, SamplingParams), swift=(swift, SwiftParams),
-                     skip_set=(skip_set, (SkipSet, type(None))))
+                 swift: SwiftParams = SwiftParams(), seed: int | None = None, search=None,
+                 pace: StepPolicy | None = None, observer: Callable | None = None, stop_ids=None):
+        skip_set = _checked(model, method, sampling, swift, skip_set, search)
         seed = validate.optional_integer("seed", seed)
-        if search is not None:
-            if method != "swift":
-                raise SwiftlabError("a skip-set search runs with SWIFT decoding only")
-            skip_set = search.best if skip_set is None else skip_set
-        if method == "swift":
-            if skip_set is None:
-                raise SwiftlabError("SWIFT decoding needs a skip set (e.g. SkipSet.uniform(L, 0.45))")
-            check_skip_set(model, skip_set)
-        prompt = prepare_prompt(model, input_ids, max_new_tokens)
-        generator = None
+        self.prompt = prepare_prompt(model, input_ids, max_new_tokens)
+        self.generator = None
         if not sampling.greedy:
-            generator = torch.Generator(device=prompt.device)
-            generator.manual_seed(seed if seed is not None else torch.seed())
+            self.generator = torch.Generator(device=self.prompt.device)
+            self.generator.manual_seed(seed if seed is not None else torch.seed())
         self.model, self.method, self.skip_set, self.swift, self.search = model, method, skip_set, swift, search
-        self.run = _Run(model, prompt, max_new_tokens, sampling, eos_ids(model) | {int(t) for t in stop_ids or ()},
-                        generator,
-                        rollback=method == "swift",
-                        tree=method == "swift" and swift.verify == "tree" and tree_supported(model),
-                        observer=observer)
-        self.lean = (lean_drafter(model, self.run.cache, swift.draft_dtype)
-                     if method == "swift" and swift.lean_draft else None)
-        self.pace = pace if pace is not None else Pace()
-        self.done = False
+        self.max_new_tokens, self.sampling, self.observer = max_new_tokens, sampling, observer
+        self.eos = eos_ids(model) | {int(t) for t in stop_ids or ()}
+        self.cache = SkipAwareCache(model.config, rollback=method == "swift")  # plain steps never roll back
+        self.tree = method == "swift" and swift.verify == "tree" and tree_supported(model)  # else chains
+        self.device = self.prompt.device
+        self._sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
+        # a custom 4D mask is used as given: boolean for SDPA, additive for eager attention
+        eager = getattr(model.config, "_attn_implementation", "sdpa") == "eager"
+        self.additive_mask_dtype = model.get_input_embeddings().weight.dtype if eager else None
+        self.prompt_ids = self.prompt[0].tolist()
+        self.tokens: list[int] = []
         self.events: list[StepEvent] = []
-        self._cur = None
+        self.stop_reason = ""
+        self.done = False
+        self._cur = None  # the pending token
         self._start = self._end = None
+        if method == "swift":
+            self.policy = pace if pace is not None else Pace()
+        else:
+            self.policy = StepPolicy.plain_only("autoregressive decoding: one token per full-model pass")
+        self.drafters = self._drafters()
+
+    def _drafters(self) -> dict:
+        drafters = {"plain": PlainStep()}
+        if self.method == "swift":
+            drafters["skip"] = skip_drafter(self, self.skip_set, self.swift)
+            if self.swift.lookup:
+                drafters["lookup"] = LookupDrafter(self, self.swift)
+                drafters["gated"] = GatedLookup(drafters["skip"], drafters["lookup"])
+        return drafters
+
+    # --- the run's state, as drafters and observers see it
+
+    def forward(self, ids: list[int] | torch.Tensor, start: int, positions: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits [len(ids), vocab] for ids at positions start, start+1, ... (or the given positions,
+        with the given 4D attention mask, for a token tree)."""
+        ids = torch.as_tensor(ids, device=self.device).view(1, -1)
+        if positions is None:
+            positions = torch.arange(start, start + ids.shape[1], device=self.device).unsqueeze(0)
+        out = self.model(input_ids=ids, position_ids=positions, attention_mask=mask, cache=self.cache, use_cache=True)
+        return out.logits[0]
+
+    def context(self) -> list[int]:
+        """Prompt and generated tokens so far (the last one is the pending token)."""
+        return self.prompt_ids + self.tokens
+
+    def clock(self) -> float:
+        self._sync()
+        return time.perf_counter()
+
+    @property
+    def remaining(self) -> int:
+        return self.max_new_tokens - len(self.tokens)
+
+    # --- one step
 
     def step(self) -> StepEvent:
         if self.done:
             raise SwiftlabError("this decoding run has finished")
-        run = self.run
         was_training = self.model.training
-        if was_training:  # only then: train()/eval() walk every module, ~20% of a small model's step
+        if was_training:  # only then: train()/eval() walk every module, a large share of a small model's step
             self.model.eval()
         if self._start is None:
-            self._start = run.clock()
-        t0 = run.clock()
+            self._start = self.clock()
+        t0 = self.clock()
         try:
             with torch.inference_mode():
-                event = self._step()
+                event = self._prefill() if self._cur is None else self._step()
         finally:
             if was_training:
                 self.model.train()
-            self._end = run.clock()
+            self._end = self.clock()
         event.seconds = self._end - t0
         self.events.append(event)
         return event
 
-    def _step(self) -> StepEvent:
-        run, index = self.run, len(self.events)
-        position = run.prompt.shape[1] + len(run.tokens) - 1 if self._cur is not None else 0
-        if self._cur is None:  # prefill: the full model reads the prompt and picks the first token
-            t0 = run.clock()
-            new, tree, path = [choose(run.forward(run.prompt[0], 0)[-1], run.sampling, run.generator)], None, []
-            run.timings["prefill"] += run.clock() - t0
-            run.step_kinds.append("prefill")
-            reason = "the prompt pass: the full model reads the prompt and picks the first token (nothing to draft yet)"
-        elif self.method == "ar":
-            new, tree, path = _ar_step(run, self._cur), None, []
-            run.step_kinds.append("ar")
-            reason = "autoregressive decoding: one token per full-model pass"
-        else:
-            new, tree, path, reason = self._speculative_step()
-        used = self.skip_set if tree is not None and tree.source == "skip" else None
-        before = len(run.tokens)
-        going = run.emit(new, len(tree.chain) if tree else 0, len(path))
-        self._cur = new[-1]
-        if going and self.search is not None and not self.search.done and index > 0:
-            better = _optimize(run, self.search)
-            if better is not None and better != self.skip_set:
-                self.pace.forget("skip")  # a new drafter: what the old one cost says nothing about it
-                self.skip_set = better
-        self.done = not going
-        return StepEvent(index, list(tree.chain) if tree else [], [list(s) for s in tree.siblings] if tree else [],
-                         len(path), run.tokens[before:], used, kind=run.step_kinds[-1], reason=reason, path=list(path),
-                         position=position)
+    def _prefill(self) -> StepEvent:
+        t0 = self.clock()
+        token = choose(self.forward(self.prompt[0], 0)[-1], self.sampling, self.generator)
+        seconds = self.clock() - t0
+        return StepEvent(0, [], [], 0, self._emit([token]), None, kind="prefill",
+                         reason="the prompt pass: the full model reads the prompt and picks the first token "
+                                "(nothing to draft yet)", timings={"prefill": seconds})
 
-    def _speculative_step(self):
-        """A draft/verify cycle, drafted by lookup where the context offers a match, else by the
-        skipping model; or a plain step while skip drafts are measured slower than those (see Pace)."""
-        run, swift = self.run, self.swift
-        proposal = lookup_continuation(run.context(), min(swift.lookup, run.remaining - 1),
-                                       swift.lookup_ngrams) if swift.lookup else []
-        eos_at = next((i for i, t in enumerate(proposal) if t in run.eos), None)
-        proposal = proposal[:eos_at + 1] if eos_at is not None else proposal
-        # Where lookup offers a continuation, the drafter decides, for free: it drafts its first token as
-        # usual; where that is the lookup's first token, or where it is unsure of it (its own chain would end
-        # there), the lookup continuation is verified, with its top candidates as siblings; otherwise its own
-        # chain (_draft). Always taking lookup lost where the drafter is strong and 2-gram matches are chance
-        # (reasoning 1.84x -> 1.59x, fixed set); choosing by measured cost per kind lost everywhere (a step's
-        # yield swings with the text far more than the kinds differ). Sampling always takes the lookup draft
-        # and never a plain step: a timing-based choice would use the generator differently run to run.
-        greedy = run.sampling.greedy
-        arm = self.pace.pick(("skip", "ar")) if swift.fallback and greedy else "skip"
-        why = self.pace.explain(arm) if swift.fallback and greedy else "the plain-step fallback is off"
-        if proposal and (arm == "ar" or not greedy):
-            why = ("the context repeats: a lookup draft costs a plain step's price for a chance of more tokens"
-                   if greedy else "when sampling a lookup match is always verified")
-            arm = "lookup"  # a plain step's price for a chance of more than one token
-        t0 = run.clock()
-        if arm == "ar":
-            new, tree, path = _ar_step(run, self._cur), None, []
-            run.tree_sizes.append(0)  # nothing drafted, nothing but the pending token verified
+    def _step(self) -> StepEvent:
+        n, lookup = self.prompt.shape[1] + len(self.tokens) - 1, self.drafters.get("lookup")  # cur goes at n
+        choice = self.policy.choose(lookup=lookup is not None and lookup.offer(self), greedy=self.sampling.greedy,
+                                    fallback=self.swift.fallback)
+        tree, new, path, seconds = self._speculate(self.drafters[choice.drafter], self._cur, n)
+        self.policy.took(choice.drafter, sum(seconds.values()), len(new))
+        event = self._record(tree, new, path, n, choice.why, seconds)
+        if not self.done and self.search is not None and not self.search.done:
+            event.timings["optimize"] = self._search_step()
+        return event
+
+    def _speculate(self, drafter, cur: int, n: int):
+        """Draft, verify, accept, keep the cache: (tree, new tokens, accepted node path, seconds per phase)."""
+        start = self._stage("start", position=n)
+        tree = drafter.draft(self, cur, n, min(self.swift.max_draft, self.remaining - 1))
+        drafted = self._stage("drafted", tree=tree, position=n)
+        rollback = tree.source != "ar"  # a plain step drafted nothing, so there is nothing to roll back
+        if rollback:
+            self.cache.crop_to(n)  # drop the drafter's KV entries: the full model recomputes these positions
+        logits = self._verify(cur, tree, n)
+        self._stage("verified", tree=tree, position=n, logits=logits)
+        if self.sampling.greedy:
+            new, path = accept_greedy(tree, logits)
         else:
-            new, tree, path = _swift_step(run, self._cur, self.skip_set, swift, self.lean,
-                                          proposal if arm == "lookup" else None, follow=proposal)
-        run.step_kinds.append(tree.source if tree else "ar")
-        if arm != "lookup":
-            self.pace.record(arm, run.clock() - t0, len(new))
-        if tree is not None and tree.source == "lookup" and arm == "skip":
-            why = "the context repeats and the drafter agreed with (or was unsure of) the lookup's first token"
-        return new, tree, path, why + (f"; {tree.stop}" if tree is not None and tree.stop else "")
+            new, path = accept_sampled(tree, probabilities(logits, self.sampling), self.generator)
+        if rollback:  # keep cur and the accepted path (a chain prefix, maybe one sibling)
+            self.cache.keep(n + 1, path, len(tree.chain))
+        kept = self._stage("kept", tree=tree, position=n, path=path)
+        seconds = {"draft": drafted - start, "verify": kept - drafted} if rollback else {"verify": kept - start}
+        return tree, new, path, seconds
+
+    def _verify(self, cur: int, tree: DraftTree, n: int) -> torch.Tensor:
+        """The full model's logits for the pending token and every node, in one pass."""
+        if tree.size > len(tree.chain):  # siblings: the whole tree under a tree mask
+            return self.forward([cur] + tree.tokens(), n, positions=tree_positions(tree, n, self.device),
+                                mask=tree_mask(tree, n, additive_dtype=self.additive_mask_dtype, device=self.device))
+        return self.forward([cur] + tree.chain, n)
+
+    def _stage(self, stage: str, **info) -> float:
+        """The clock at one phase boundary of a step, after the observer has seen it."""
+        if self.observer is not None:
+            self.observer(stage, run=self, **info)
+        return self.clock()
+
+    # --- the record
+
+    def _emit(self, new: list[int]) -> list[int]:
+        """Append a pass's tokens, up to end-of-text or the length limit; the ones appended."""
+        before = len(self.tokens)
+        for token in new:
+            self.tokens.append(token)
+            if token in self.eos:
+                self.stop_reason = "eos"
+                break
+            if len(self.tokens) >= self.max_new_tokens:
+                self.stop_reason = "max_new_tokens"
+                break
+        self._cur, self.done = new[-1], bool(self.stop_reason)
+        return self.tokens[before:]
+
+    def _record(self, tree: DraftTree, new: list[int], path: list[int], n: int, why: str,
+                seconds: dict) -> StepEvent:
+        return StepEvent(len(self.events), list(tree.chain), [list(s) for s in tree.siblings], len(path),
+                         self._emit(new), self.skip_set if tree.source == "skip" else None, kind=tree.source,
+                         reason=why + (f"; {tree.stop}" if tree.stop else ""), path=list(path), position=n,
+                         tree_size=tree.size, timings=seconds)
+
+    def _search_step(self) -> float:
+        """One step of the running search; drafting continues with its best set. Its seconds."""
+        t0 = self.clock()
+        better = _optimize(self, self.search)
+        if better is not None and better != self.skip_set:
+            self.policy.forget("skip")  # a new drafter: what the old one cost says nothing about it
+            self.skip_set = better
+            self.drafters["skip"].use(better)
+        return self.clock() - t0
 
     def result(self) -> DecodeResult:
-        run, method = self.run, self.method
         wall = (self._end - self._start) if self._start is not None else 0.0
-        run.timings["other"] = max(wall - sum(v for k, v in run.timings.items() if k != "other"), 0.0)
+        timings = dict.fromkeys(("prefill", "draft", "verify", "optimize"), 0.0)
+        for event in self.events:
+            for phase, seconds in event.timings.items():
+                timings[phase] += seconds
+        timings["other"] = max(wall - sum(timings.values()), 0.0)
+        swift = self.method == "swift"
         return DecodeResult(
-            method=method, prompt_ids=run.prompt[0].tolist(), token_ids=list(run.tokens),
-            skip_set=self.skip_set.to_dict() if method == "swift" else None,
-            drafted_per_step=list(run.drafted), accepted_per_step=list(run.accepted), wall_s=wall,
-            tree_size_per_step=[0] + run.tree_sizes if method == "swift" else [],
-            verify=("tree" if run.tree else "chain") if method == "swift" else "",
-            step_kinds=list(run.step_kinds),
-            timings_s=dict(run.timings), stop_reason=run.stop_reason)
+            method=self.method, prompt_ids=list(self.prompt_ids), token_ids=list(self.tokens),
+            skip_set=self.skip_set.to_dict() if swift else None,
+            drafted_per_step=[len(e.drafted) for e in self.events], accepted_per_step=[e.accepted for e in self.events],
+            wall_s=wall, tree_size_per_step=[e.tree_size for e in self.events] if swift else [],
+            verify=("tree" if self.tree else "chain") if swift else "", step_kinds=[e.kind for e in self.events],
+            timings_s=timings, stop_reason=self.stop_reason)
 
 
-class Pace:
-    """Whether drafting pays: seconds per emitted token of each kind of step ("skip" drafts, plain "ar"
-    steps), from running averages. Drafting is the default; a plain step is taken only while drafting
-    is measured more than MARGIN slower per token, so a poor drafter (a bad skip set, a family without
-    the lean drafter) costs little, and noise does not throw a good one away: a drafted step's yield
-    swings with the text (1 to 17 tokens), a plain step's cost hardly at all. Every PROBE steps the
-    kind measured longest ago is tried instead (less often, up to every MAX_PROBE steps, while the
-    tries keep confirming the choice; during plain steps drafting is re-tried after PLAIN_PROBE steps,
-    doubling up to MAX_PLAIN_SPELL), so a skip set that got better (the search runs meanwhile) or text that
-    turned easier is noticed. Every kind emits exactly the full model's tokens: the choice changes
-    speed only."""
-
-    PROBE = 12  # steps between tries of the other kind ...
-    MAX_PROBE = 96  # ... doubling up to this while the tries keep confirming the cheapest kind
-    PLAIN_PROBE = 4  # while plain steps are taken, drafting is re-tried after this many, doubling ...
-    MAX_PLAIN_SPELL = 24  # ... up to this
-    WEIGHT = 0.3  # of the newest step in the running average
-    MARGIN = 1.1  # plain steps only when drafting costs more than this many times as much per token
-
-    def __init__(self):
-        self.sums: dict[str, tuple[float, float]] = {}  # kind -> running (seconds, tokens) per step
-        self.measured_at: dict[str, int] = {}
-        self.steps = 0
-        self.interval = self.PROBE
-        self.next_probe = 2  # a fresh pace measures plain steps at once, then every PROBE steps
-        self._probe: tuple | None = None  # (kinds, the cheapest before the try) while a try is out
-
-    @property
-    def cost(self) -> dict[str, float]:
-        """Seconds per emitted token, per measured kind."""
-        return {kind: seconds / tokens for kind, (seconds, tokens) in self.sums.items()}
-
-    def _cheapest(self, kinds) -> str:
-        cost = self.cost
-        weighed = {k: cost[k] * (self.MARGIN if k == "ar" else 1.0) for k in kinds if k in cost}
-        return min(weighed, key=weighed.get)
-
-    def pick(self, kinds: tuple[str, ...]) -> str:
-        self.steps += 1
-        untried = [k for k in kinds if k not in self.sums and k != "ar"]
-        if untried:
-            return untried[0]
-        best = self._cheapest(kinds)
-        others = [k for k in kinds if k != best]
-        due = self.next_probe
-        if best == "ar":  # drafting is not left untried for long, however the switch to plain steps came about
-            due = min(due, max(self.measured_at.get(k, 0) for k in others) + self.MAX_PLAIN_SPELL)
-        if others and self.steps >= due:
-            self._probe = (kinds, best)
-            return min(others, key=lambda k: self.measured_at.get(k, -1))
-        return best
-
-    def explain(self, arm: str) -> str:
-        """Why `pick` just chose `arm`, in words (right after the pick, before its step is recorded)."""
-        cost = self.cost
-        if "skip" not in cost or "ar" not in cost:
-            return "drafting, not measured yet" if arm == "skip" else "measuring one plain step to compare with drafting"
-        ratio = cost["skip"] / cost["ar"]
-        measured = (f"skip drafts measured {ratio:.2f}x the time per token of plain steps "
-                    f"(plain steps are taken above {self.MARGIN}x)")
-        if self._probe is not None:
-            return f"a re-try of {'drafting' if arm == 'skip' else 'plain steps'}: {measured}"
-        return measured
-
-    def forget(self, kind: str) -> None:
-        """Drop the measurements of `kind`: it gets tried afresh."""
-        self.sums.pop(kind, None)
-
-    def record(self, kind: str, seconds: float, tokens: int) -> None:
-        # Running averages of seconds and of tokens per step, and their ratio: a mean of per-step ratios
-        # would overweight the steps that yield one token and make drafting look worse than it is.
-        weight = 0.5 if self._probe is not None else self.WEIGHT  # a rare try weighs more
-        old, new = self.sums.get(kind), (seconds, float(max(tokens, 1)))
-        self.sums[kind] = new if old is None else tuple((1 - weight) * o + weight * n for o, n in zip(old, new))
-        self.measured_at[kind] = self.steps
-        if self._probe is not None:  # a try: back off while it confirms the cheapest, else look often again
-            kinds, best = self._probe
-            now = self._cheapest(kinds)
-            # while plain steps are taken drafting is re-tried sooner: one unlucky draft (a yield of 1) must
-            # not cost a dozen plain steps, and a plain step's cost needs no re-measuring
-            first, limit = (self.PLAIN_PROBE, self.MAX_PLAIN_SPELL) if now == "ar" else (self.PROBE, self.MAX_PROBE)
-            self.interval = min(2 * self.interval, limit) if now == best else first
-            self.next_probe = self.steps + self.interval
-            self._probe = None
-
-
-def _optimize(run: _Run, search) -> SkipSet | None:
+def _optimize(run: DecodeSession, search) -> SkipSet | None:
     """One search step on the tokens generated so far; the best set to draft with next."""
-    from .matchness import matchness_scores
-
     window = search.config.window
     if len(run.tokens) < window + 1:  # matchness needs `window` generated tokens and their successors
         return None
-    t0 = run.clock()
-    tokens = run.prompt[0].tolist() + run.tokens
+    tokens = run.context()
     search.step(lambda sets: matchness_scores(run.model, run.cache, tokens, window, sets))
-    run.timings["optimize"] += run.clock() - t0
     return search.best
-
-
-def _ar_step(run: _Run, cur: int) -> list[int]:
-    t0 = run.clock()
-    position = run.prompt.shape[1] + len(run.tokens) - 1
-    token = choose(run.forward([cur], position)[-1], run.sampling, run.generator)
-    run.timings["verify"] += run.clock() - t0
-    return [token]
-
-
-def _swift_step(run: _Run, cur: int, skip_set: SkipSet, swift: SwiftParams, lean: LeanDrafter | None,
-                proposal: list[int] | None = None, follow: list[int] | None = None):
-    """One draft/verify cycle: (emitted tokens, the draft tree, the accepted node path). With a
-    `proposal` (a lookup continuation) that chain is verified instead of a drafted one; with `follow`,
-    the drafter's chain gives way to it where they agree on the first token (see _draft)."""
-    n = run.prompt.shape[1] + len(run.tokens) - 1  # positions already in the cache; cur goes at n
-    run.observe("start", position=n)
-    t0 = run.clock()
-    if proposal:
-        tree = _proposal_tree(run, proposal)
-    else:
-        tree = _draft(run, cur, n, skip_set, min(swift.max_draft, run.remaining - 1), swift, lean, follow)
-    run.observe("drafted", tree=tree, position=n)
-    run.cache.crop_to(n)  # drop the drafter's KV entries: the full model recomputes these positions
-    t1 = run.clock()
-    if tree.size > len(tree.chain):  # siblings: one pass over the whole tree with a tree mask
-        logits = run.forward([cur] + tree.tokens(), n, positions=tree_positions(tree, n, run.device),
-                             mask=tree_mask(tree, n, additive_dtype=run.additive_mask_dtype, device=run.device))
-    else:
-        logits = run.forward([cur] + tree.chain, n)
-    run.observe("verified", tree=tree, position=n, logits=logits)
-    if run.sampling.greedy:
-        new, path = accept_greedy(tree, logits)
-    else:
-        new, path = accept_sampled(tree, probabilities(logits, run.sampling), run.generator)
-    # keep cur and the accepted path (a chain prefix, maybe one sibling); the bonus is the next cur
-    run.cache.keep(n + 1, path, len(tree.chain))
-    run.observe("kept", tree=tree, position=n, path=path)
-    run.timings["draft"] += t1 - t0
-    run.timings["verify"] += run.clock() - t1
-    run.tree_sizes.append(tree.size)
-    return new, tree, path
-
-
-def _proposal_tree(run: _Run, proposal: list[int]) -> DraftTree:
-    """A fixed chain as a draft. For sampling its q is one-hot, so rejection sampling accepts token x
-    with probability p(x) and otherwise samples p without x: still exactly the full model's distribution."""
-    tree = DraftTree(chain=list(proposal), siblings=[[] for _ in proposal], source="lookup",
-                     stop=f"the lookup continuation ({len(proposal)} tokens) is verified")
-    if not run.sampling.greedy:
-        vocab = run.model.get_input_embeddings().num_embeddings
-        tree.draft_probs = list(torch.nn.functional.one_hot(torch.tensor(proposal, device=run.device), vocab).float())
-    return tree
-
-
-def _draft(run: _Run, cur: int, n: int, skip_set: SkipSet, cap: int, swift: SwiftParams,
-           lean: LeanDrafter | None, follow: list[int] | None = None) -> DraftTree:
-    """Tokens from the skip-mode model, one at a time, while it is confident; with tree
-    verification also, per depth, runner-up candidates (more where the drafter is less sure).
-    The lean drafter, where there is one, is the same skip-mode model without transformers' call overhead.
-    `follow` (greedy only): a lookup continuation taken as the chain (no more draft passes for a span being
-    copied) when the drafter's first token is its first token or the drafter is unsure of it."""
-    tree = DraftTree()
-    token = cur
-    greedy = run.sampling.greedy
-    with nullcontext() if lean else skipping(run.model, skip_set):
-        for j in range(cap):
-            logits = lean.logits(token, n + j, run.cache, skip_set) if lean else run.forward([token], n + j)[-1]
-            probs = probabilities(logits, run.sampling)
-            if greedy:
-                confidence, token = (float(v) for v in probs.max(-1))
-                token = int(token)
-            else:
-                token = sample(probs, run.generator)
-                confidence = float(probs.max())
-                tree.draft_probs.append(probs)
-            # the drafter agrees with the lookup, or its own chain would end here anyway: verify the lookup
-            # continuation, with the drafter's top candidates (its own token among them) as siblings
-            take_lookup = j == 0 and greedy and follow and (token == follow[0] or confidence < swift.epsilon)
-            if take_lookup:
-                token = follow[0]
-            tree.chain.append(token)
-            tree.siblings.append(_siblings(run, probs, token, confidence, swift, tree.size) if run.tree else [])
-            if take_lookup:
-                tree.chain = list(follow[:cap])
-                tree.siblings += [[] for _ in tree.chain[1:]]
-                tree.source = "lookup"
-                tree.stop = f"the lookup continuation ({len(tree.chain)} tokens) is verified"
-                break
-            if confidence < swift.epsilon or token in run.eos:  # nothing after end-of-text is ever needed
-                tree.stop = ("drafting stopped at end-of-text" if token in run.eos else
-                             f"drafting stopped: the drafter's top-1 probability {confidence:.2f} fell below "
-                             f"epsilon = {swift.epsilon}")
-                break
-        else:
-            tree.stop = (f"drafting stopped at the length cap of {cap}" if cap else
-                         "nothing drafted: one token is left to write, and the full model writes it")
-    return tree
-
-
-def _siblings(run: _Run, probs: torch.Tensor, chain_token: int, confidence: float, swift: SwiftParams,
-              size: int) -> list[int]:
-    """Runner-up candidates at one depth: the top tokens when greedy; for sampling, further draws
-    from q without replacement (what keeps recursive rejection sampling lossless)."""
-    if not run.sampling.greedy:
-        table = swift.sampling_candidates
-    else:
-        table = swift.greedy_candidates or (CPU_GREEDY_SIBLINGS if run.device.type == "cpu" else GREEDY_SIBLINGS)
-    count = min(candidates_for(confidence, table) - 1, swift.max_tree - size - 1, int((probs > 0).sum()) - 1)
-    if count <= 0:
-        return []
-    if run.sampling.greedy:
-        top = torch.topk(probs, count + 1).indices.tolist()
-        return [t for t in top if t != chain_token][:count]
-    q = probs.clone()
-    out = []
-    for _ in range(count):
-        q[out[-1] if out else chain_token] = 0.0
-        if q.sum() <= 0:
-            break
-        out.append(sample(q / q.sum(), run.generator))
-    return out

@@ -23,8 +23,8 @@ The residual stream, attention and KV entries stay in the model's precision; a c
 The KV entries a draft writes go into the same cache, through the cache's own `update`, and are
 dropped before verification.
 
-Which models qualify is the adapter's call (`Adapter.lean_draft`); anything else drafts through
-transformers with `skipping(...)`, exactly as before.
+Which models qualify, and where their modules are, is the adapter's call (`Adapter.lean`, adapters.py):
+nothing here names a family's modules. Anything else drafts through transformers with `skipping(...)`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .adapters import adapter_for
+from .adapters import LeanParts, adapter_for
 from .errors import SwiftlabError
 from .skipset import SkipSet
 
@@ -54,10 +54,10 @@ DRAFT_DTYPES = ("auto", "model", "float16", "bfloat16")
 def lean_drafter(model: nn.Module, cache, dtype: str = "model") -> "LeanDrafter | None":
     """A LeanDrafter for `model`, or None when the model must draft through transformers.
     `dtype` is the precision of the draft matrices (DRAFT_DTYPES; see draft_dtype)."""
-    if not adapter_for(model).lean_draft:
+    adapter = adapter_for(model)
+    if not adapter.lean_draft:
         return None
-    inner = getattr(model, "model", None)
-    rotary = getattr(inner, "rotary_emb", None)
+    rotary = adapter.rotary(model)
     if rotary is None or getattr(rotary, "rope_type", "default") not in _STATIC_ROPE:
         return None
     if any(cache.is_sliding):  # windowed layers need their own masks: leave them to transformers
@@ -101,12 +101,16 @@ def resident_bytes() -> int | None:
         return None
 
 
+def _parts(model: nn.Module) -> list[LeanParts]:
+    adapter = adapter_for(model)
+    return [adapter.lean_parts(layer) for layer in adapter.layers(model)]
+
+
 def _matrices(model: nn.Module) -> list[nn.Linear]:
     """The linears a draft pass reads: every layer's projections and the output head."""
     out = []
-    for layer in model.model.layers:
-        attn, mlp = layer.self_attn, layer.mlp
-        out += [attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj]
+    for parts in _parts(model):
+        out += [*parts.attention_in, parts.attention_out, *parts.mlp_in, parts.mlp_out]
     return out + [model.get_output_embeddings()]
 
 
@@ -142,15 +146,14 @@ class _Matrix:
 class _Layer:
     """One decoder layer's matrices (see _Matrix) and plain references to its norms and activation."""
 
-    def __init__(self, layer: nn.Module, dtype: torch.dtype):
-        attn, mlp = layer.self_attn, layer.mlp
-        self.qkv = _Matrix([attn.q_proj, attn.k_proj, attn.v_proj], dtype)
-        self.o = _Matrix([attn.o_proj], dtype)
-        self.gate_up = _Matrix([mlp.gate_proj, mlp.up_proj], dtype)
-        self.down = _Matrix([mlp.down_proj], dtype)
-        self.act = mlp.act_fn
-        self.norm1, self.norm2 = layer.input_layernorm, layer.post_attention_layernorm
-        self.scale = attn.scaling
+    def __init__(self, parts: LeanParts, dtype: torch.dtype):
+        self.qkv = _Matrix(parts.attention_in, dtype)
+        self.o = _Matrix([parts.attention_out], dtype)
+        self.gate_up = _Matrix(parts.mlp_in, dtype)
+        self.down = _Matrix([parts.mlp_out], dtype)
+        self.act = parts.activation
+        self.norm1, self.norm2 = parts.norms
+        self.scale = parts.scale
 
 
 # model -> (what its matrices were when read, [_Layer], lm_head): a copy is made once per model, not per
@@ -164,7 +167,7 @@ def _read_matrices(model: nn.Module, dtype: torch.dtype) -> tuple[list[_Layer], 
     stamp = (dtype, tuple((lin.weight.data_ptr(), lin.weight._version) for lin in _matrices(model)))
     held = _READ.get(model)
     if held is None or held[0] != stamp:
-        held = (stamp, [_Layer(layer, dtype) for layer in model.model.layers],
+        held = (stamp, [_Layer(parts, dtype) for parts in _parts(model)],
                 _Matrix([model.get_output_embeddings()], dtype))
         _READ[model] = held
     return held[1], held[2]
@@ -172,12 +175,11 @@ def _read_matrices(model: nn.Module, dtype: torch.dtype) -> tuple[list[_Layer], 
 
 class LeanDrafter:
     def __init__(self, model: nn.Module, dtype: torch.dtype | None = None):
-        inner = model.model
-        config = model.config
+        adapter, config = adapter_for(model), model.config
         self.model = model
-        self.embed = inner.embed_tokens.weight
-        self.final_norm = inner.norm
-        self.rotary = inner.rotary_emb
+        self.embed = model.get_input_embeddings().weight
+        self.final_norm = adapter.final_norm(model)
+        self.rotary = adapter.rotary(model)
         self.width = config.hidden_size
         self.heads = config.num_attention_heads
         self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads

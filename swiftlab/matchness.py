@@ -18,21 +18,6 @@ from .skipset import SkipSet
 
 
 @torch.inference_mode()
-def reference_continuation(model: nn.Module, prompt_ids: list[int], new_tokens: int):
-    """The full model's greedy continuation of a prompt, and a cache holding all but its last
-    token: the state a decoding run is in, ready for matchness over the generated tokens."""
-    from .decoding import decode
-
-    result = decode(model, prompt_ids, method="ar", max_new_tokens=new_tokens)
-    tokens = result.prompt_ids + result.token_ids
-    device = model.get_input_embeddings().weight.device
-    cache = SkipAwareCache(model.config, rollback=False)
-    model(input_ids=torch.tensor([tokens[:-1]], device=device),
-          position_ids=torch.arange(len(tokens) - 1, device=device).unsqueeze(0), cache=cache, use_cache=True)
-    return tokens, cache
-
-
-@torch.inference_mode()
 def matchness_scores(model: nn.Module, cache: SkipAwareCache, tokens: list[int], window: int,
                      skip_sets: list[SkipSet]) -> list[float]:
     """Scores for `skip_sets` over the last `window` positions of `tokens`.

@@ -16,9 +16,9 @@ from dataclasses import replace
 from tqdm.auto import tqdm
 
 from .adapters import num_layers
-from .decoding import SwiftParams, decode
+from .decoding import SwiftParams, decode, reference_continuation
 from .errors import SwiftlabError
-from .matchness import matchness_scores, reference_continuation
+from .matchness import matchness_scores
 from .search import SearchConfig, SkipSearch
 
 

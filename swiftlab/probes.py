@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .adapters import num_layers
-from .matchness import reference_continuation, window_logits
+from .decoding import reference_continuation
+from .matchness import window_logits
 from .records import JsonRecord
 from .skipset import SkipSet
 

@@ -39,7 +39,7 @@ class DraftTree:
     chain: list[int] = field(default_factory=list)  # top-1 drafts, depth 1..k
     siblings: list[list[int]] = field(default_factory=list)  # per depth: extra candidate tokens (leaves)
     draft_probs: list[torch.Tensor] = field(default_factory=list)  # per depth: q (sampling only)
-    source: str = "skip"  # who drafted the chain: "skip" (the skipping model) or "lookup" (lookup.py)
+    source: str = "skip"  # who drafted the chain: "skip" (the skipping model), "lookup" (lookup.py) or "ar" (nobody)
     stop: str = ""  # why the chain ends where it does, in words (for the lab's token stepper)
 
     @property

@@ -118,11 +118,11 @@ def test_verify_flag(capsys, local_llama_dir):
 
 
 def test_speed_flags_reach_the_engine_and_keep_the_output(capsys, local_llama_dir, monkeypatch):
-    import swiftlab.decoding as decoding
+    import swiftlab.drafters as drafters
 
     seen = []
-    real = decoding.lean_drafter
-    monkeypatch.setattr(decoding, "lean_drafter", lambda model, cache, dtype: seen.append(dtype) or real(model, cache, dtype))
+    real = drafters.lean_drafter
+    monkeypatch.setattr(drafters, "lean_drafter", lambda model, cache, dtype: seen.append(dtype) or real(model, cache, dtype))
     base = ["generate", "--model", str(local_llama_dir), "--prompt", "abc abc abc", "--max-new-tokens", "16", "--json",
             "--skip-ratio", "0.5"]
     outs = [json.loads(run_cli(capsys, *base, *flags)[1]) for flags in

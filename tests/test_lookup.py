@@ -9,7 +9,7 @@ from tiny_models import tiny_model
 
 from swiftlab import SamplingParams, SkipSet, SwiftParams, decode, load_model, num_layers
 from swiftlab.api import encode_prompt
-from swiftlab.decoding import Pace, _Run
+from swiftlab.decoding import DecodeSession, Pace
 from swiftlab.leandraft import LeanDrafter
 from swiftlab.lookup import lookup_continuation
 from swiftlab.sampling import probabilities
@@ -82,10 +82,10 @@ def test_fallback_takes_plain_steps_when_drafting_is_slow(monkeypatch):
     # A made-up clock, so the test does not depend on this machine's speed: every full-model pass
     # costs 1 ms, every draft pass 10 ms (drafting cannot pay at that price).
     now = [0.0]
-    real_draft, real_forward = LeanDrafter.logits, _Run.forward
-    monkeypatch.setattr(_Run, "clock", lambda self: now[0])
+    real_draft, real_forward = LeanDrafter.logits, DecodeSession.forward
+    monkeypatch.setattr(DecodeSession, "clock", lambda self: now[0])
     monkeypatch.setattr(LeanDrafter, "logits", lambda self, *a: now.__setitem__(0, now[0] + 0.010) or real_draft(self, *a))
-    monkeypatch.setattr(_Run, "forward", lambda self, *a, **k: now.__setitem__(0, now[0] + 0.001) or real_forward(self, *a, **k))
+    monkeypatch.setattr(DecodeSession, "forward", lambda self, *a, **k: now.__setitem__(0, now[0] + 0.001) or real_forward(self, *a, **k))
     slow = decode(model, prompt, method="swift", skip_set=SkipSet.uniform(L, 0.5), max_new_tokens=80)
     assert slow.token_ids == reference
     assert slow.drafters["ar"] > 3 * slow.drafters["skip"] > 0
@@ -119,7 +119,7 @@ def test_the_drafter_decides_whether_a_lookup_continuation_is_verified(right, mo
     drafter is unsure of it: epsilon 0 here rules that out). Made-up lookups: the model's own
     continuation (taken, and accepted whole), or one whose first token is off by one (never taken:
     the drafter's own chain is verified)."""
-    import swiftlab.decoding as decoding
+    import swiftlab.drafters as drafters
 
     model = tiny_model("llama")
     prompt = [1, 5, 9, 14, 3, 7, 22, 40]
@@ -131,7 +131,7 @@ def test_the_drafter_decides_whether_a_lookup_continuation_is_verified(right, mo
         truth = reference[done:done + n]
         return truth if right else [(truth[0] + 1) % vocab] + truth[1:] if truth else []
 
-    monkeypatch.setattr(decoding, "lookup_continuation", made_up)
+    monkeypatch.setattr(drafters, "lookup_continuation", made_up)
     r = decode(model, prompt, method="swift", skip_set=SkipSet.uniform(num_layers(model), 0.4), max_new_tokens=60,
                swift=SwiftParams(lookup=6, fallback=False, epsilon=0.0))
     assert r.token_ids == reference
@@ -145,12 +145,12 @@ def test_the_drafter_decides_whether_a_lookup_continuation_is_verified(right, mo
 def test_where_the_drafter_is_unsure_the_lookup_is_verified_with_its_candidates(monkeypatch):
     """epsilon 1: the drafter is always unsure, so every step verifies the (wrong) lookup continuation,
     with the drafter's own top candidates as siblings: the output is still the model's."""
-    import swiftlab.decoding as decoding
+    import swiftlab.drafters as drafters
 
     model = tiny_model("llama")
     prompt = [1, 5, 9, 14, 3, 7, 22, 40]
     reference = decode(model, prompt, method="ar", max_new_tokens=40).token_ids
-    monkeypatch.setattr(decoding, "lookup_continuation", lambda context, n, ngrams: [3] * n)
+    monkeypatch.setattr(drafters, "lookup_continuation", lambda context, n, ngrams: [3] * n)
     r = decode(model, prompt, method="swift", skip_set=SkipSet.uniform(num_layers(model), 0.4), max_new_tokens=40,
                swift=SwiftParams(lookup=4, fallback=False, epsilon=1.0))
     assert r.token_ids == reference

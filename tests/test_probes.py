@@ -5,7 +5,8 @@ import torch
 from tiny_models import tiny_model
 
 from swiftlab import SkipSet, num_layers, skipping
-from swiftlab.matchness import matchness_scores, reference_continuation
+from swiftlab.decoding import reference_continuation
+from swiftlab.matchness import matchness_scores
 from swiftlab.probes import ImportanceRecord, RedundancyRecord, redundancy, sublayer_importance
 
 PROMPTS = [[1, 5, 9, 23, 40, 7], [1, 8, 3, 3, 60]]

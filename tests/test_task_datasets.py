@@ -12,7 +12,7 @@ import types
 import pytest
 
 from swiftlab import SwiftlabError
-from swiftlab.tasks.base import get_examples, get_task, task_names
+from swiftlab.tasks import get_examples, get_task, task_names
 from swiftlab.tasks.datasets import Gsm8k, gsm8k_solution, split_story
 
 

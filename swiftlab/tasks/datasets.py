@@ -44,7 +44,7 @@ from typing import Any, Callable
 
 from ..errors import SwiftlabError
 from ..storage import read_json
-from .base import Example, check_split, content_id, register_task
+from .base import Example, check_split, content_id
 
 FILE_FORMATS = (".jsonl", ".json", ".parquet")
 JSON_LIST_KEYS = ("data", "examples", "rows", "records")  # where a .json file may keep its list
@@ -520,10 +520,3 @@ class SpecBench(_DatasetTask):
         if references:
             meta["references"] = list(references)
         return Example(self.name, str(record["question_id"]), record["turns"][0], first_reference, meta=meta)
-
-
-register_task("cnndm", CnnDailyMail)
-register_task("gsm8k", Gsm8k)
-register_task("tinystories", TinyStories)
-register_task("humaneval", HumanEval)
-register_task("specbench", SpecBench)

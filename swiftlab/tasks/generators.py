@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from typing import Iterator
 
-from .base import Example, content_id, register_task, rng_stream, take_split
+from .base import Example, content_id, rng_stream, take_split
 
 FIRST = ["Anna", "Ben", "Carla", "David", "Elena", "Farid", "Grace", "Hugo", "Irene", "Jonas", "Kira", "Leo",
          "Maya", "Nils", "Olga", "Pablo", "Rosa", "Sam", "Tara", "Umar", "Vera", "Will", "Yara", "Zoe"]
@@ -245,14 +245,3 @@ class StoryTask:
 
     def examples(self, split: str, n: int, seed: int = 0) -> list[Example]:
         return take_split(self.candidates(seed), split, n, self.name)
-
-
-register_task("summarization", SummarizationTask)
-register_task("reasoning", ReasoningTask)
-register_task("story", StoryTask)
-try:
-    from .code import CodeTask
-
-    register_task("code", CodeTask)
-except ImportError:  # pragma: no cover - while tasks/code.py is being written
-    pass

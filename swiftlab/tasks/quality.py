@@ -18,7 +18,8 @@ from tqdm.auto import tqdm
 
 from ..api import decode_continuation
 from ..decoding import decode
-from .base import Example, get_examples
+from .base import Example
+from .catalog import get_examples
 
 NEW_TOKENS = {"reasoning": 96, "summarization": 72, "story": 96, "code": 128}
 ANSWER = re.compile(r"The answer is (-?\d+)")

@@ -8,8 +8,9 @@ import plotly.graph_objects as go
 from ..adapters import num_layers
 from ..api import encode_prompt
 from ..bench import compare
+from ..decoding import reference_continuation
 from ..figures import skip_sets_heatmap
-from ..matchness import matchness_scores, reference_continuation
+from ..matchness import matchness_scores
 from ..probes import skip_set_for
 from ..skipset import SkipSet
 from ..tasks import get_examples

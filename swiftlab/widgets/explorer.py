@@ -7,8 +7,9 @@ import plotly.graph_objects as go
 
 from ..adapters import num_layers
 from ..api import encode_prompt
+from ..decoding import reference_continuation
 from ..figures import COLOURS, sweep_figure
-from ..matchness import matchness_scores, reference_continuation
+from ..matchness import matchness_scores
 from ..probes import ratio_sweep, skip_set_for
 from ..tasks import get_examples
 

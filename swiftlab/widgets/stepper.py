@@ -74,7 +74,7 @@ class TokenStepper(w.VBox):
     @property
     def pieces(self) -> list[tuple[str, str]]:
         """(status, text) of the prompt and of every token the passes so far drafted or emitted."""
-        out, context = [("prompt", self.prompt.value)], list(self.session.run.prompt[0].tolist())
+        out, context = [("prompt", self.prompt.value)], list(self.session.prompt_ids)
         for event in self.events:
             before = list(context)
             for status, token, depth in pass_cells(event):
@@ -138,7 +138,7 @@ class TokenStepper(w.VBox):
 
     def _render(self) -> None:
         spans = [f"<span style='color:{COLOURS['prompt']}'>{html.escape(self.prompt.value)}</span>"]
-        context, rows = list(self.session.run.prompt[0].tolist()), []
+        context, rows = list(self.session.prompt_ids), []
         for event in self.events:
             rows.append(self._row(event, context))
             for status, token, _ in pass_cells(event):
@@ -150,9 +150,9 @@ class TokenStepper(w.VBox):
                                                   "verified runner-ups", "ms", "why"))
         self.table.value = (f"<div style='max-height:420px;overflow:auto'><table style='font-size:90%'>"
                             f"<thead><tr>{head}</tr></thead><tbody>{''.join(reversed(rows))}</tbody></table></div>")
-        run = self.session.run
-        steps, tokens = len(run.drafted), len(run.tokens)
-        drafted, accepted = sum(run.drafted), sum(run.accepted)
+        run = self.session.result()
+        steps, tokens = run.steps, run.new_tokens
+        drafted, accepted = sum(run.drafted_per_step), sum(run.accepted_per_step)
         kinds = ", ".join(f"{run.step_kinds.count(k)} {KIND_NAMES[k]}" for k in KIND_NAMES if k in run.step_kinds)
         self.counters.value = (
             f"<b>{steps}</b> full-model passes ({kinds}) for <b>{tokens}</b> tokens "

@@ -1,0 +1,197 @@
+"""The ways of drafting one step, one class each, behind one interface (transformers' candidate
+generators are the model): `draft(run, cur, n, cap)` returns the DraftTree the full model verifies next,
+for the pending token `cur` at cache position n, at most `cap` tokens deep. `run` is the decoding
+session (decoding.DecodeSession): its cache, its `forward`, its context.
+
+- SkipDrafter: the model itself with the skip set's sub-layers off (transformers' forward under
+  `skipping`), one token at a time while it is confident; with tree verification also, per depth,
+  runner-up candidates (more where it is less sure). LeanSkipDrafter is the same drafter through
+  leandraft.py, without transformers' per-call overhead.
+- LookupDrafter: where the last tokens occurred before, what followed them there (lookup.py), as a fixed chain.
+- GatedLookup: the skip drafter's first token decides whether the lookup continuation is verified.
+- PlainStep: drafts nothing; verifying the pending token alone is the autoregressive step.
+
+Which one runs is policy.py's choice. Verification decides every token, so no drafter can change the output.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+
+from .leandraft import LeanDrafter, lean_drafter
+from .lookup import lookup_continuation
+from .sampling import probabilities, sample
+from .skipping import skipping
+from .skipset import SkipSet
+from .tree import CPU_GREEDY_SIBLINGS, GREEDY_SIBLINGS, DraftTree, candidates_for
+
+NOTHING_LEFT = "nothing drafted: one token is left to write, and the full model writes it"
+
+
+class PlainStep:
+    """Drafts nothing: the full model verifies the pending token alone and writes the next one."""
+
+    def draft(self, run, cur: int, n: int, cap: int) -> DraftTree:
+        return DraftTree(source="ar")
+
+
+class SkipDrafter:
+    """The model with `skip_set`'s sub-layers off, drafting through transformers."""
+
+    def __init__(self, run, skip_set: SkipSet, swift):
+        self.skip_set, self.epsilon, self.max_tree = skip_set, swift.epsilon, swift.max_tree
+        self.sampling, self.generator, self.eos = run.sampling, run.generator, run.eos
+        if not run.tree:
+            self.candidates = None  # chain verification: no runner-ups
+        elif not run.sampling.greedy:
+            self.candidates = swift.sampling_candidates
+        else:
+            self.candidates = swift.greedy_candidates or (
+                CPU_GREEDY_SIBLINGS if run.device.type == "cpu" else GREEDY_SIBLINGS)
+
+    def use(self, skip_set: SkipSet) -> None:
+        """Draft with another skip set from now on (the search found a better one)."""
+        self.skip_set = skip_set
+
+    def switched_off(self, run):
+        return skipping(run.model, self.skip_set)
+
+    def logits(self, run, token: int, position: int) -> torch.Tensor:
+        return run.forward([token], position)[-1]
+
+    def draft(self, run, cur: int, n: int, cap: int) -> DraftTree:
+        with self.switched_off(run):
+            return self.grow(run, DraftTree(), cur, n, cap)
+
+    def guess(self, run, token: int, position: int) -> tuple[int, float, torch.Tensor]:
+        """One draft pass: (the next token, the drafter's top-1 probability, its distribution)."""
+        probs = probabilities(self.logits(run, token, position), self.sampling)
+        if self.sampling.greedy:
+            confidence, top = probs.max(-1)
+            return int(top), float(confidence), probs
+        return sample(probs, self.generator), float(probs.max()), probs
+
+    def grow(self, run, tree: DraftTree, token: int, n: int, cap: int) -> DraftTree:
+        """Draft on from depth len(tree.chain), `token` being the last token so far, until the drafter
+        is unsure, writes end-of-text, or reaches `cap`."""
+        for depth in range(len(tree.chain), cap):
+            token, confidence, probs = self.guess(run, token, n + depth)
+            if self.add(tree, token, confidence, probs):
+                return tree
+        tree.stop = f"drafting stopped at the length cap of {cap}" if cap else NOTHING_LEFT
+        return tree
+
+    def add(self, tree: DraftTree, token: int, confidence: float, probs: torch.Tensor) -> bool:
+        """Put `token` on the chain with its runner-ups; True where the chain ends with it."""
+        if not self.sampling.greedy:
+            tree.draft_probs.append(probs)
+        tree.chain.append(token)
+        tree.siblings.append(self.runner_ups(probs, token, confidence, tree.size))
+        if token in self.eos:  # nothing after end-of-text is ever needed
+            tree.stop = "drafting stopped at end-of-text"
+        elif confidence < self.epsilon:
+            tree.stop = (f"drafting stopped: the drafter's top-1 probability {confidence:.2f} fell below "
+                         f"epsilon = {self.epsilon}")
+        return bool(tree.stop)
+
+    def runner_ups(self, probs: torch.Tensor, chain_token: int, confidence: float, size: int) -> list[int]:
+        """Candidates besides the chain token at one depth: the top tokens when greedy; for sampling,
+        further draws from q without replacement (what keeps recursive rejection sampling lossless)."""
+        if self.candidates is None:
+            return []
+        count = min(candidates_for(confidence, self.candidates) - 1, self.max_tree - size - 1,
+                    int((probs > 0).sum()) - 1)
+        if count <= 0:
+            return []
+        if self.sampling.greedy:
+            top = torch.topk(probs, count + 1).indices.tolist()
+            return [t for t in top if t != chain_token][:count]
+        q = probs.clone()
+        out = []
+        for _ in range(count):
+            q[out[-1] if out else chain_token] = 0.0
+            if q.sum() <= 0:
+                break
+            out.append(sample(q / q.sum(), self.generator))
+        return out
+
+
+class LeanSkipDrafter(SkipDrafter):
+    """The same drafter through leandraft.py: the bare arithmetic of the kept sub-layers."""
+
+    def __init__(self, run, skip_set: SkipSet, swift, lean: LeanDrafter):
+        super().__init__(run, skip_set, swift)
+        self.lean = lean
+
+    def switched_off(self, run):
+        return nullcontext()  # the lean pass leaves the skipped sub-layers out itself
+
+    def logits(self, run, token: int, position: int) -> torch.Tensor:
+        return self.lean.logits(token, position, run.cache, self.skip_set)
+
+
+def skip_drafter(run, skip_set: SkipSet, swift) -> SkipDrafter:
+    """The lean drafter where the model and `swift` allow it, else the transformers one."""
+    lean = lean_drafter(run.model, run.cache, swift.draft_dtype) if swift.lean_draft else None
+    return LeanSkipDrafter(run, skip_set, swift, lean) if lean else SkipDrafter(run, skip_set, swift)
+
+
+class LookupDrafter:
+    """A lookup continuation (lookup.py) as a fixed chain. `offer` looks for one before the step's
+    kind is chosen; `draft` hands it over. For sampling its q is one-hot, so rejection sampling accepts
+    token x with probability p(x) and otherwise samples p without x: still exactly the full model's
+    distribution."""
+
+    def __init__(self, run, swift):
+        self.longest, self.ngrams = swift.lookup, swift.lookup_ngrams
+        self.eos, self.greedy = run.eos, run.sampling.greedy
+        self.vocab = run.model.get_input_embeddings().num_embeddings
+        self.continuation: list[int] = []
+
+    def offer(self, run) -> bool:
+        """Look for a continuation of the context; True where there is one."""
+        found = lookup_continuation(run.context(), min(self.longest, run.remaining - 1), self.ngrams)
+        end = next((i + 1 for i, t in enumerate(found) if t in self.eos), len(found))
+        self.continuation = found[:end]  # nothing after end-of-text is ever needed
+        return bool(self.continuation)
+
+    def draft(self, run, cur: int, n: int, cap: int) -> DraftTree:
+        chain = self.continuation
+        tree = DraftTree(chain=list(chain), siblings=[[] for _ in chain], source="lookup",
+                         stop=f"the lookup continuation ({len(chain)} tokens) is verified")
+        if not self.greedy:
+            tree.draft_probs = list(torch.nn.functional.one_hot(torch.tensor(chain, device=run.device),
+                                                                self.vocab).float())
+        return tree
+
+
+class GatedLookup:
+    """Greedy skip drafting where a lookup continuation is on offer: the skip drafter drafts its first
+    token as usual; where that is the lookup's first token, or where it is unsure of it (its own chain
+    would end there), the lookup continuation is verified, with the drafter's top candidates as
+    siblings; otherwise its own chain. The drafter decides for free: its first pass is needed anyway."""
+
+    def __init__(self, skip: SkipDrafter, lookup: LookupDrafter):
+        self.skip, self.lookup = skip, lookup
+
+    def draft(self, run, cur: int, n: int, cap: int) -> DraftTree:
+        follow, tree = self.lookup.continuation, DraftTree()
+        if cap == 0:
+            tree.stop = NOTHING_LEFT
+            return tree
+        with self.skip.switched_off(run):
+            token, confidence, probs = self.skip.guess(run, cur, n)
+            if token == follow[0] or confidence < self.skip.epsilon:
+                return self._lookup(tree, follow[:cap], confidence, probs)
+            if self.skip.add(tree, token, confidence, probs):
+                return tree
+            return self.skip.grow(run, tree, token, n, cap)
+
+    def _lookup(self, tree: DraftTree, chain: list[int], confidence: float, probs: torch.Tensor) -> DraftTree:
+        tree.chain, tree.source = list(chain), "lookup"
+        tree.siblings = [self.skip.runner_ups(probs, chain[0], confidence, 1)] + [[] for _ in chain[1:]]
+        tree.stop = (f"the context repeats and the drafter agreed with (or was unsure of) its first token: "
+                     f"the lookup continuation ({len(chain)} tokens) is verified")
+        return tree

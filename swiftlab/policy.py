@@ -1,0 +1,159 @@
+"""Which kind of step a decoding run takes next: the one place that chooses between the drafters.
+
+The kinds (drafters.py): "skip" drafts with the skipping model (gated by a lookup match where the
+context repeats), "lookup" verifies a lookup continuation, "plain" drafts nothing (an autoregressive
+step). Every kind emits exactly the full model's tokens: the choice changes speed only. It rests on
+measured seconds per emitted token of skip drafts against plain steps (see StepPolicy), and on kinds
+ruled out by whoever knows they cannot pay (`rule_out`), with the reason the token stepper shows.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Choice(NamedTuple):
+    drafter: str  # "skip", "gated" (skip drafts that may give way to a lookup match), "lookup" or "plain"
+    why: str  # in words, for the token stepper
+
+
+class StepPolicy:
+    """Whether drafting pays: seconds per emitted token of each kind of step ("skip" drafts, plain "ar"
+    steps), from running averages. Drafting is the default; a plain step is taken only while drafting
+    is measured more than MARGIN slower per token, so a poor drafter (a bad skip set, a family without
+    the lean drafter) costs little, and noise does not throw a good one away: a drafted step's yield
+    swings with the text, a plain step's cost hardly at all. Every PROBE steps the kind measured longest
+    ago is tried instead (less often, up to every MAX_PROBE steps, while the tries keep confirming the
+    choice; during plain steps drafting is re-tried after PLAIN_PROBE steps, doubling up to
+    MAX_PLAIN_SPELL), so a skip set that got better (the search runs meanwhile) or text that turned
+    easier is noticed.
+
+    Where the context repeats, a lookup continuation is verified instead of a plain step (a plain step's
+    price for a chance of more than one token); where skip drafting is chosen the skip drafter's first
+    token decides whether the lookup continuation is verified (drafters.GatedLookup). Always taking the
+    lookup lost where the drafter is strong and 2-gram matches are chance; choosing lookup by measured
+    cost per kind lost everywhere (a step's yield swings with the text far more than the kinds differ).
+    Sampling never takes a plain step and always verifies a lookup match: a timing-based choice would
+    use the generator differently run to run, and a seeded run must repeat exactly."""
+
+    PROBE = 12  # steps between tries of the other kind ...
+    MAX_PROBE = 96  # ... doubling up to this while the tries keep confirming the cheapest kind
+    PLAIN_PROBE = 4  # while plain steps are taken, drafting is re-tried after this many, doubling ...
+    MAX_PLAIN_SPELL = 24  # ... up to this
+    WEIGHT = 0.3  # of the newest step in the running average
+    MARGIN = 1.1  # plain steps only when drafting costs more than this many times as much per token
+
+    def __init__(self):
+        self.sums: dict[str, tuple[float, float]] = {}  # kind -> running (seconds, tokens) per step
+        self.measured_at: dict[str, int] = {}
+        self.steps = 0
+        self.interval = self.PROBE
+        self.next_probe = 2  # a fresh policy measures plain steps at once, then every PROBE steps
+        self._probe: tuple | None = None  # (kinds, the cheapest before the try) while a try is out
+        self.ruled_out: dict[str, str] = {}  # kind ("skip", "lookup", "ar") -> why it is never chosen
+
+    @classmethod
+    def plain_only(cls, why: str) -> "StepPolicy":
+        """A policy that only ever takes plain steps (autoregressive decoding)."""
+        policy = cls()
+        policy.rule_out("skip", why)
+        policy.rule_out("lookup", why)
+        return policy
+
+    def rule_out(self, kind: str, reason: str) -> None:
+        """Never choose `kind` ("skip", "lookup" or "ar") until `allow(kind)`; `reason` is shown for the
+        steps taken instead."""
+        self.ruled_out[kind] = reason
+
+    def allow(self, kind: str) -> None:
+        self.ruled_out.pop(kind, None)
+
+    def choose(self, *, lookup: bool, greedy: bool, fallback: bool) -> Choice:
+        """The drafter for the next step. `lookup`: a lookup continuation is on offer; `fallback`: plain
+        steps may be taken while drafting is measured slower."""
+        lookup = lookup and "lookup" not in self.ruled_out
+        if "skip" in self.ruled_out:
+            if lookup:
+                return Choice("lookup", f"{self.ruled_out['skip']}; the context repeats: its lookup continuation "
+                                        "is verified")
+            return Choice("plain", self.ruled_out["skip"])
+        if not greedy:
+            return (Choice("lookup", "when sampling a lookup match is always verified") if lookup else
+                    Choice("skip", "when sampling every step drafts (a seeded run repeats exactly)"))
+        if fallback and "ar" not in self.ruled_out:
+            kind = self.pick(("skip", "ar"))
+            why = self.explain(kind)
+        else:
+            kind, why = "skip", self.ruled_out.get("ar", "the plain-step fallback is off")
+        if kind == "ar":
+            return (Choice("lookup", "the context repeats: a lookup draft costs a plain step's price for a chance "
+                                     "of more tokens") if lookup else Choice("plain", why))
+        return Choice("gated" if lookup else "skip", why)
+
+    def took(self, drafter: str, seconds: float, tokens: int) -> None:
+        """What a step of `drafter` cost: skip drafts (gated or not) and plain steps are measured;
+        lookup steps are not (they stand in for plain steps)."""
+        kind = {"skip": "skip", "gated": "skip", "plain": "ar"}.get(drafter)
+        if kind is not None:
+            self.record(kind, seconds, tokens)
+
+    @property
+    def cost(self) -> dict[str, float]:
+        """Seconds per emitted token, per measured kind."""
+        return {kind: seconds / tokens for kind, (seconds, tokens) in self.sums.items()}
+
+    def _cheapest(self, kinds) -> str:
+        cost = self.cost
+        weighed = {k: cost[k] * (self.MARGIN if k == "ar" else 1.0) for k in kinds if k in cost}
+        return min(weighed, key=weighed.get)
+
+    def pick(self, kinds: tuple[str, ...]) -> str:
+        self.steps += 1
+        untried = [k for k in kinds if k not in self.sums and k != "ar"]
+        if untried:
+            return untried[0]
+        best = self._cheapest(kinds)
+        others = [k for k in kinds if k != best]
+        due = self.next_probe
+        if best == "ar":  # drafting is not left untried for long, however the switch to plain steps came about
+            due = min(due, max(self.measured_at.get(k, 0) for k in others) + self.MAX_PLAIN_SPELL)
+        if others and self.steps >= due:
+            self._probe = (kinds, best)
+            return min(others, key=lambda k: self.measured_at.get(k, -1))
+        return best
+
+    def explain(self, arm: str) -> str:
+        """Why `pick` just chose `arm`, in words (right after the pick, before its step is recorded)."""
+        cost = self.cost
+        if "skip" not in cost or "ar" not in cost:
+            return "drafting, not measured yet" if arm == "skip" else "measuring one plain step to compare with drafting"
+        ratio = cost["skip"] / cost["ar"]
+        measured = (f"skip drafts measured {ratio:.2f}x the time per token of plain steps "
+                    f"(plain steps are taken above {self.MARGIN}x)")
+        if self._probe is not None:
+            return f"a re-try of {'drafting' if arm == 'skip' else 'plain steps'}: {measured}"
+        return measured
+
+    def forget(self, kind: str) -> None:
+        """Drop the measurements of `kind`: it gets tried afresh."""
+        self.sums.pop(kind, None)
+
+    def record(self, kind: str, seconds: float, tokens: int) -> None:
+        # Running averages of seconds and of tokens per step, and their ratio: a mean of per-step ratios
+        # would overweight the steps that yield one token and make drafting look worse than it is.
+        weight = 0.5 if self._probe is not None else self.WEIGHT  # a rare try weighs more
+        old, new = self.sums.get(kind), (seconds, float(max(tokens, 1)))
+        self.sums[kind] = new if old is None else tuple((1 - weight) * o + weight * n for o, n in zip(old, new))
+        self.measured_at[kind] = self.steps
+        if self._probe is not None:  # a try: back off while it confirms the cheapest, else look often again
+            kinds, best = self._probe
+            now = self._cheapest(kinds)
+            # while plain steps are taken drafting is re-tried sooner: one unlucky draft (a yield of 1) must
+            # not cost a dozen plain steps, and a plain step's cost needs no re-measuring
+            first, limit = (self.PLAIN_PROBE, self.MAX_PLAIN_SPELL) if now == "ar" else (self.PROBE, self.MAX_PROBE)
+            self.interval = min(2 * self.interval, limit) if now == best else first
+            self.next_probe = self.steps + self.interval
+            self._probe = None
+
+
+Pace = StepPolicy  # the name streams and tests have used
