@@ -413,6 +413,14 @@ class Pace:
         self.interval = self.PROBE
         self.next_probe = 2  # a fresh pace measures plain steps at once, then every PROBE steps
         self._probe: tuple | None = None  # (kinds, the cheapest before the try) while a try is out
+        self.ruled_out: dict[str, str] = {}  # kind -> why it is not taken (a search that found it does not pay)
+
+    def rule_out(self, kind: str, reason: str) -> None:
+        """Never pick `kind` (while another kind is offered) until `allow(kind)`."""
+        self.ruled_out[kind] = reason
+
+    def allow(self, kind: str) -> None:
+        self.ruled_out.pop(kind, None)
 
     @property
     def cost(self) -> dict[str, float]:
@@ -426,6 +434,9 @@ class Pace:
 
     def pick(self, kinds: tuple[str, ...]) -> str:
         self.steps += 1
+        kinds = tuple(k for k in kinds if k not in self.ruled_out) or kinds
+        if len(kinds) == 1:
+            return kinds[0]
         untried = [k for k in kinds if k not in self.sums and k != "ar"]
         if untried:
             return untried[0]
@@ -442,6 +453,8 @@ class Pace:
     def explain(self, arm: str) -> str:
         """Why `pick` just chose `arm`, in words (right after the pick, before its step is recorded)."""
         cost = self.cost
+        if self.ruled_out and arm not in self.ruled_out:
+            return "; ".join(self.ruled_out.values())
         if "skip" not in cost or "ar" not in cost:
             return "drafting, not measured yet" if arm == "skip" else "measuring one plain step to compare with drafting"
         ratio = cost["skip"] / cost["ar"]
