@@ -139,13 +139,17 @@ class SwiftStream:
 
     def _measure_costs(self, context: int) -> None:
         """Once, at the first prompt that searches: the pass costs candidates are valued by."""
-        if self.costs is not None or not (self.settings.give_up or self.search.config.ratios):
-            return
-        swift = self.settings.swift
-        self.costs = measure_pass_costs(self.model, context, draft_dtype=swift.draft_dtype, lean=swift.lean_draft)
-        if self.budget is not None:
-            self.budget.spend(self.costs.seconds_spent, step=False)
-        self.search.value = lambda skip_set, matchness: self.costs.speedup(skip_set, matchness)
+        if self.costs is None and (self.settings.give_up or self.search.config.ratios):
+            swift = self.settings.swift
+            costs = measure_pass_costs(self.model, context, draft_dtype=swift.draft_dtype, lean=swift.lean_draft)
+            if self.budget is not None:
+                self.budget.spend(costs.seconds_spent, step=False)
+            self.use_costs(costs)
+
+    def use_costs(self, costs: PassCosts) -> None:
+        """Value candidates by their expected speedup at these pass costs (measured, or given by a test)."""
+        self.costs = costs
+        self.search.value = lambda skip_set, matchness: costs.speedup(skip_set, matchness)
         if self.search.best_score is not None:  # scored before the costs were known: value it again
             self.search.best_value = self.search.objective(self.search.best, self.search.best_score)
 
