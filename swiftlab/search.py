@@ -33,6 +33,9 @@ from .errors import SwiftlabError
 from .skipset import SkipSet, _count_for_ratio
 
 
+RATIOS = (0.15, 0.25, 0.35, 0.45, 0.55)  # what a stream searches when the ratio is not fixed
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     skip_ratio: float = 0.45

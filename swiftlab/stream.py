@@ -213,6 +213,13 @@ class SwiftStream:
             return True
         return False
 
+    def search_facts(self) -> dict:
+        """What a benchmark line records of the search: its cost, its verdict, the ratio, where it started."""
+        return {"search_share": self.search_share, "verdict": self.verdict, "verdict_reason": self.verdict_reason,
+                "ratio": round(self.search.best.ratio, 4), "ratio_reason": self.ratio_choice(),
+                "expected_speedup": self.expected_speedup(), "started_from": self.started_from,
+                "iterations": self.search.iteration, "stopped_because": self.search.stopped_because}
+
     def summary(self) -> dict:
         return {"prompts": len(self.records), "phase": self.phase, "stopped_because": self.search.stopped_because,
                 "iterations": self.search.iteration,

@@ -179,3 +179,40 @@ def test_prompt_records_round_trip_through_json():
     assert PromptRecord(**json.loads(json.dumps(asdict(record)))) == record
     summary = json.loads(json.dumps(stream.summary()))
     assert PassCosts.from_dict(summary["pass_costs"]) == stream.costs
+
+
+def test_bench_lines_carry_the_search_facts_and_the_cli_note_says_when_skipping_does_not_pay(tmp_path):
+    from swiftlab.harness import BenchLine, read_lines, search_notes, summarize
+    from swiftlab.storage import append_line
+
+    facts = {"search_share": 0.031, "verdict": DOES_NOT_PAY, "verdict_reason": f"{GIVE_UP_MESSAGE} (measured)",
+             "ratio": 0.25, "ratio_reason": "r=0.25: the highest expected speedup", "expected_speedup": 0.97,
+             "started_from": None, "iterations": 20, "stopped_because": None}
+    lines = [BenchLine("ar", "t", "p1", 0, 10, 1.0, 10, [1] * 10, [0] * 10, None, list(range(10))),
+             BenchLine("swift", "t", "p1", 0, 10, 1.0, 10, [1] * 10, [0] * 10, {"attention": [], "mlp": []},
+                       list(range(10)), phase="optimize", search=facts)]
+    path = tmp_path / "r.jsonl"
+    for line in lines:
+        append_line(path, json.dumps(asdict(line)))
+    back = read_lines(path)
+    assert back == lines
+    notes = search_notes(summarize(back))
+    assert notes == [f"t swift: search 3.1% of wall time; {GIVE_UP_MESSAGE} (measured); "
+                     "ratio r=0.25: the highest expected speedup"]
+
+
+def test_a_bench_stream_reuses_the_store(local_long_llama_dir, tmp_path):
+    from swiftlab import load_model
+    from swiftlab.harness import run_bench
+    from swiftlab.store import SkipSetStore
+
+    model, tokenizer = load_model(local_long_llama_dir)
+    store = SkipSetStore(tmp_path / "store.json")
+    store.put("tiny", "story", SkipSet((2,), (3,), 6), matchness=0.8)
+    lines = run_bench(model, tokenizer, task="story", prompts=2, methods=["ar", "swift"], model_name="tiny",
+                      max_new_tokens=12, progress=False, search=SearchConfig(window=4), store=store, reuse_store=True)
+    swift = [l for l in lines if l.method == "swift"]
+    assert all(l.search["started_from"].endswith("[tiny_story]") and l.phase == "accelerate" for l in swift)
+    assert all(l.skip_set == SkipSet((2,), (3,), 6).to_dict() for l in swift)
+    ar = {l.prompt_id: l.token_ids for l in lines if l.method == "ar"}
+    assert all(l.token_ids == ar[l.prompt_id] for l in swift)
