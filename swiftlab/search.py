@@ -120,6 +120,8 @@ class SkipSearch:
         self.trajectory = Trajectory(num_layers, {**asdict(config), "ratios": list(config.ratios)})  # as JSON has it
         self.prompt_index = 0
         self._rng = random.Random(config.seed)
+        self.batch = config.candidates_per_step  # candidates per step (a budgeted stream tunes it: budget.py)
+        self.batch_costs: dict[int, list[float]] = {}  # batch size -> measured seconds per candidate
         self._scored: dict[tuple, float] = {}  # mask -> objective, every point scored (the GP's data)
         self._recent: list[tuple] = []
 
@@ -149,7 +151,7 @@ class SkipSearch:
         if self.best_score is None:  # first, (re)score the current best: the baseline to beat
             return [("start", self.best)]
         proposals = []
-        for _ in range(self.config.candidates_per_step):
+        for _ in range(self.batch):
             number = self.iteration + len(proposals) + 1
             taken = {tuple(s.to_mask()) for _, s in proposals}
             if number % self.config.bayes_interval == 0:

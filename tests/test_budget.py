@@ -64,6 +64,26 @@ def test_scoring_stays_within_its_share_of_wall_time():
     assert steps == pytest.approx(0.1 * budget.wall_s / 0.03, abs=2)
 
 
+@pytest.mark.parametrize("fixed, per_candidate, crowding, settled",
+                         [(0.03, 0.01, 0.0, 8), (0.0, 0.03, 0.0, 1), (0.02, 0.02, 0.005, 2)])
+def test_the_batch_size_is_the_cheapest_per_candidate(fixed, per_candidate, crowding, settled):
+    clock = FakeClock()
+    budget = ScoringBudget(1.0, clock)
+    search = BudgetedSearch(SkipSearch(12, SearchConfig(max_steps=10_000, tolerance=10_000, max_score=1.0)), budget)
+
+    def score(sets):
+        n = len(sets)
+        clock.now += fixed + per_candidate * n + crowding * n * n + (0.001 if n == 2 else 0.0)
+        return [0.5] * len(sets)
+
+    budget.open()
+    sizes = []
+    for _ in range(40):
+        clock.now += 1.0
+        sizes.append(len(search.step(score)))
+    assert sizes[-10:] == [settled] * 10
+
+
 def test_budget_refuses_bad_shares():
     with pytest.raises(SwiftlabError, match="share"):
         ScoringBudget(0.0)
