@@ -31,6 +31,7 @@ from .records import DecodeResult
 from .sampling import SamplingParams
 from .search import SearchConfig, SkipSearch
 from .skipset import SkipSet
+from . import validate
 
 
 @dataclass
@@ -112,7 +113,8 @@ class SwiftStream:
             self.budget.open()
         try:
             if phase == "optimize":
-                self._measure_costs(len(input_ids) + max_new_tokens // 2)
+                # costs at the context a step of this prompt sees on average
+                self._measure_costs(len(validate.token_ids(input_ids)) + max_new_tokens // 2)
             search = BudgetedSearch(self.search, self.budget, self._judge) if phase == "optimize" else None
             result = decode(self.model, input_ids, method="swift", skip_set=self.search.best,
                             max_new_tokens=max_new_tokens, sampling=sampling, swift=self.settings.swift, seed=seed,
