@@ -189,17 +189,37 @@ class PassCosts:
         return self.expected_speedup(skip_set, matchness)[0]
 
 
-@torch.inference_mode()
+PASS_KINDS = ("full", "verify", "draft_none", "draft_no_attention", "draft_no_mlp")
+
+
 def measure_pass_costs(model, context: int, *, draft_dtype: str = "auto", lean: bool = True, repeats: int = 2,
-                       verify_tokens: int = 8) -> PassCosts:
-    """The passes a step is made of, timed interleaved (medians) on `context` random tokens in the
-    cache, through the calls decoding makes (the lean drafter where the family has one)."""
+                       verify_tokens: int = 8, warmup: bool = True) -> PassCosts:
+    """The passes a step is made of, timed interleaved (medians of `repeats` rounds) on `context` random
+    tokens in the cache, through the calls decoding makes (the lean drafter where the family has one)."""
+    started = time.perf_counter()
+    rounds = pass_cost_rounds(model, context, draft_dtype=draft_dtype, lean=lean, rounds=repeats + warmup,
+                              verify_tokens=verify_tokens)[warmup:]
+    return costs_from_rounds(rounds, context, model, verify_tokens, time.perf_counter() - started)
+
+
+def costs_from_rounds(rounds: list[dict], context: int, model, verify_tokens: int = 8,
+                      seconds_spent: float = 0.0) -> PassCosts:
+    from .adapters import num_layers
+
+    medians = {kind: statistics.median(r[kind] for r in rounds) for kind in PASS_KINDS}
+    return PassCosts(context=context, verify_tokens=verify_tokens, num_layers=num_layers(model),
+                     seconds_spent=seconds_spent, **medians)
+
+
+@torch.inference_mode()
+def pass_cost_rounds(model, context: int, *, draft_dtype: str = "auto", lean: bool = True, rounds: int = 1,
+                     verify_tokens: int = 8) -> list[dict[str, float]]:
+    """`rounds` rounds of one pass of each kind (PASS_KINDS), seconds each."""
     from .adapters import num_layers as layers_of
     from .cache import SkipAwareCache
     from .leandraft import lean_drafter
     from .skipping import skipping
 
-    started = time.perf_counter()
     L = layers_of(model)
     device = model.get_input_embeddings().weight.device
     vocab = model.get_input_embeddings().num_embeddings
@@ -225,19 +245,18 @@ def measure_pass_costs(model, context: int, *, draft_dtype: str = "auto", lean: 
 
     cases = {"full": lambda: full(1), "verify": lambda: full(verify_tokens),
              **{name: (lambda s=s: draft(s)) for name, s in sets.items()}}
-    times = {name: [] for name in cases}
+    out = []
     was_training = model.training
     model.eval()
     try:
-        for round_ in range(repeats + 1):  # the first round warms up
-            for name, run in cases.items():
+        for _ in range(rounds):
+            times = {}
+            for name, run in cases.items():  # interleaved: drift hits every kind alike
                 t0 = time.perf_counter()
                 run()
-                if round_:
-                    times[name].append(time.perf_counter() - t0)
+                times[name] = time.perf_counter() - t0
                 cache.crop_to(context)
+            out.append(times)
     finally:
         model.train(was_training)
-    medians = {name: statistics.median(v) for name, v in times.items()}
-    return PassCosts(context=context, verify_tokens=verify_tokens, num_layers=L,
-                     seconds_spent=time.perf_counter() - started, **medians)
+    return out

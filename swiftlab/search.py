@@ -143,6 +143,21 @@ class SkipSearch:
         self.since_improved = 0
         self.best_score = self.best_value = None  # the old best's score belongs to the old domain; rescore it first
 
+    def revalue(self, value: Callable[[SkipSet, float], float]) -> None:
+        """Value every point scored so far (and later ones) by `value`; the best is the best by it."""
+        self.value = value
+        self._scored.clear()
+        best = None
+        for step in self.trajectory.steps:  # a set scored twice (the start, rescored) counts as last scored
+            skip_set = SkipSet(tuple(step.attention), tuple(step.mlp), self.num_layers)
+            step.value = self.objective(skip_set, step.matchness)
+            self._scored[tuple(skip_set.to_mask())] = step.value
+            if best is None or step.value > best[0]:
+                best = (step.value, skip_set, step.matchness)
+            step.best_value = best[0]
+        if best is not None:
+            self.best_value, self.best, self.best_score = best[0], best[1], best[2]
+
     def objective(self, skip_set: SkipSet, matchness: float) -> float:
         return float(self.value(skip_set, matchness)) if self.value is not None else float(matchness)
 

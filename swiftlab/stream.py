@@ -25,7 +25,7 @@ from typing import Callable
 from torch import nn
 
 from .adapters import num_layers
-from .budget import BudgetedSearch, PassCosts, ScoringBudget, measure_pass_costs
+from .budget import BudgetedSearch, PassCosts, ScoringBudget, costs_from_rounds, pass_cost_rounds
 from .decoding import Pace, SwiftParams, decode
 from .records import DecodeResult
 from .sampling import SamplingParams
@@ -81,7 +81,9 @@ class SwiftStream:
         self._accelerated: list[float] = []  # acceptance per prompt since the search last stopped
         self.pace = Pace()  # what each kind of step costs per token, carried from prompt to prompt
         self.budget = ScoringBudget(settings.search_share, clock) if settings.search_share else None
-        self.costs: PassCosts | None = None  # measured at the first prompt (the search values sets by them)
+        self.costs: PassCosts | None = None  # measured after searching prompts (the search values sets by them)
+        self._cost_rounds: list[dict] = []
+        self._costs_given = False
         self.verdict: str | None = None
         self.verdict_reason: str | None = None
         self.started_from: str | None = None  # where the starting set came from, when not from scratch
@@ -112,13 +114,12 @@ class SwiftStream:
         if self.budget is not None:
             self.budget.open()
         try:
-            if phase == "optimize":
-                # costs at the context a step of this prompt sees on average
-                self._measure_costs(len(validate.token_ids(input_ids)) + max_new_tokens // 2)
             search = BudgetedSearch(self.search, self.budget, self._judge) if phase == "optimize" else None
             result = decode(self.model, input_ids, method="swift", skip_set=self.search.best,
                             max_new_tokens=max_new_tokens, sampling=sampling, swift=self.settings.swift, seed=seed,
                             search=search, pace=self.pace)
+            if phase == "optimize":  # at the context this prompt's steps saw on average
+                self._measure_costs(len(result.prompt_ids) + result.new_tokens // 2)
         finally:
             if self.budget is not None:
                 self.budget.close()
@@ -139,21 +140,35 @@ class SwiftStream:
     def search_share(self) -> float | None:
         return self.budget.used if self.budget is not None else None
 
-    def _measure_costs(self, context: int) -> None:
-        """Once, at the first prompt that searches: the pass costs candidates are valued by."""
-        if self.costs is None and (self.settings.give_up or self.search.config.ratios):
-            swift = self.settings.swift
-            costs = measure_pass_costs(self.model, context, draft_dtype=swift.draft_dtype, lean=swift.lean_draft)
-            if self.budget is not None:
-                self.budget.spend(costs.seconds_spent, step=False)
-            self.use_costs(costs)
+    MEASURE_ROUNDS = 5  # rounds of pass-cost samples a stream takes at most
 
-    def use_costs(self, costs: PassCosts) -> None:
-        """Value candidates by their expected speedup at these pass costs (measured, or given by a test)."""
-        self.costs = costs
-        self.search.value = lambda skip_set, matchness: costs.speedup(skip_set, matchness)
-        if self.search.best_score is not None:  # scored before the costs were known: value it again
-            self.search.best_value = self.search.objective(self.search.best, self.search.best_score)
+    def _measure_costs(self, context: int) -> None:
+        """After a searching prompt (the model is warm then), one round of pass costs, while the budget
+        allows (the first round always: the verdict needs it): each candidate is valued by their medians."""
+        wanted = self.settings.give_up or self.search.config.ratios
+        if not wanted or self._costs_given:
+            return
+        rounds = len(self._cost_rounds)
+        if rounds >= self.MEASURE_ROUNDS or (rounds and self.budget is not None and not self.budget.due()):
+            return
+        swift = self.settings.swift
+        started = time.perf_counter()
+        self._cost_rounds += pass_cost_rounds(self.model, context, draft_dtype=swift.draft_dtype,
+                                              lean=swift.lean_draft)
+        seconds = time.perf_counter() - started
+        if self.budget is not None:
+            self.budget.spend(seconds, step=False)
+        spent = (self.costs.seconds_spent if self.costs else 0.0) + seconds
+        self.use_costs(costs_from_rounds(self._cost_rounds, context, self.model, seconds_spent=spent), measured=True)
+
+    def use_costs(self, costs: PassCosts, measured: bool = False) -> None:
+        """Value candidates by their expected speedup at these pass costs (given ones are never re-measured)."""
+        self.costs, self._costs_given = costs, not measured
+        before = self.search.best
+        self.search.revalue(lambda skip_set, matchness: costs.speedup(skip_set, matchness))
+        if self.search.best != before:
+            self.pace.forget("skip")  # a new drafter: what the old one cost says nothing about it
+        self._judge()
 
     def expected_speedup(self) -> float | None:
         if self.costs is None or self.search.best_score is None:

@@ -236,3 +236,14 @@ def test_a_bench_stream_reuses_the_store(local_long_llama_dir, tmp_path):
     assert all(l.skip_set == SkipSet((2,), (3,), 6).to_dict() for l in swift)
     ar = {l.prompt_id: l.token_ids for l in lines if l.method == "ar"}
     assert all(l.token_ids == ar[l.prompt_id] for l in swift)
+
+
+def test_pass_costs_are_measured_after_a_searching_prompt_and_charged_to_the_budget():
+    model = tiny_model("llama")
+    model.generation_config.eos_token_id = None
+    stream = SwiftStream(model, SearchConfig(window=8))
+    stream.decode(PROMPTS[0], max_new_tokens=20)
+    assert stream.costs is not None and len(stream._cost_rounds) == 1
+    assert stream.costs.context == len(PROMPTS[0]) + 10 and stream.costs.full > 0
+    assert stream.budget.scoring_s >= stream.costs.seconds_spent > 0  # what measuring took counts as search
+    assert stream.search.value is not None and stream.summary()["pass_costs"]["full"] == stream.costs.full

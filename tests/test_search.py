@@ -133,3 +133,15 @@ def test_bad_config_and_scores():
     search = SkipSearch(L)
     with pytest.raises(SwiftlabError, match="1 proposals but 2 scores"):
         search.observe(search.propose(), [0.1, 0.2])
+
+
+def test_revalue_ranks_every_scored_point_by_the_new_value():
+    search = run(SkipSearch(L, SearchConfig(ratios=(0.2, 0.45), max_steps=30, tolerance=1000, max_score=1.0)))
+    assert search.best.num_skipped >= int(2 * (L - 2) * 0.45)  # overlap with GOOD favours the larger sets
+    value = lambda skip_set, matchness: 0.1 * matchness - skip_set.ratio  # now fewer skipped sub-layers win
+    search.revalue(value)
+    values = [s.value for s in search.trajectory.steps]
+    assert search.best_value == max(values) and values[-1] is not None
+    winner = max(search.trajectory.steps, key=lambda s: s.value)
+    assert search.best == SkipSet(tuple(winner.attention), tuple(winner.mlp), L)
+    assert search.best_score == winner.matchness and search.best.num_skipped == int(2 * (L - 2) * 0.2)
