@@ -71,6 +71,11 @@ class StreamSettings:
     retry_share: float = 0.01  # the search's share of wall time while skipping does not pay
 
 
+# SWIFT as the paper runs it: a search step after every verification, never giving up (the probes that
+# reproduce its figures, and the lab's view of a search being watched, use this)
+REFERENCE_SETTINGS = StreamSettings(search_share=None, give_up=False)
+
+
 class SwiftStream:
     def __init__(self, model: nn.Module, config: SearchConfig = SearchConfig(), start: SkipSet | None = None,
                  settings: StreamSettings = StreamSettings(), clock: Callable[[], float] = time.perf_counter):
