@@ -490,7 +490,7 @@ def _check_searched(search, args) -> None:
     raise SwiftlabError(
         f"the search did not run: {args.prompts} prompt(s) of at most {args.max_new_tokens} new tokens never filled "
         f"its {args.window}-token scoring window ({search.iteration} proposals scored); nothing was saved. "
-        "Give more --prompts or --max-new-tokens, or a smaller --window")
+        "Give more --prompts or --max-new-tokens, a smaller --window, or a larger --search-share (or --unbudgeted)")
 
 
 def _skip_set(args, model):
