@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--task", required=True)
     _add_data_args(o)
     o.add_argument("--prompts", type=int, default=10)
-    o.add_argument("--skip-ratio", type=float, default=0.45)
+    o.add_argument("--skip-ratio", type=float, default=None,
+                   help="search at this ratio only (default: search the ratio too, valuing sets by expected speedup)")
     o.add_argument("--bayes-interval", type=int, default=25)
     o.add_argument("--max-steps", type=int, default=1000)
     o.add_argument("--tolerance", type=int, default=300)
@@ -113,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--json", action="store_true")
     o.add_argument("--replace", action="store_true",
                    help="store the found set even where the stored one for this model and task scored better")
+    o.add_argument("--fresh", action="store_true", help="search from scratch, not from the stored set")
+    o.add_argument("--search-share", type=float, default=0.10,
+                   help="most share of the stream's wall time spent scoring candidates (default 0.10)")
+    o.add_argument("--unbudgeted", action="store_true",
+                   help="score after every verification and never give up, as the reference does")
 
     d = sub.add_parser("demo", help="SWIFT vs autoregressive on a few prompts: same tokens, measured ratio")
     _add_model_args(d, required=False)
@@ -165,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--skip-ratio", type=float, default=0.45)
     b.add_argument("--exit-layer", type=int, default=None, help="early-exit layer (default L/2)")
     b.add_argument("--store", default=None)
+    b.add_argument("--fresh", action="store_true",
+                   help="swift streams start from scratch (a cold start), not from the set stored for this model and task")
+    b.add_argument("--fixed-ratio", action="store_true",
+                   help="swift streams search at --skip-ratio only (default: the ratio is searched too)")
     b.add_argument("--out", default="results.jsonl", help="JSON lines, appended as measured")
     b.add_argument("--specbench", default=None, help="also write Spec-Bench's answer format here")
 
@@ -198,22 +208,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_bench(args) -> int:
-    from .harness import run_bench, summarize, summary_table, to_specbench
-    from .search import SearchConfig
+    from .harness import run_bench, search_notes, summarize, summary_table, to_specbench
+    from .search import RATIOS, SearchConfig
     from .store import SkipSetStore
 
     task = _task(args)
     model, tokenizer = _load(args)
+    search = SearchConfig(skip_ratio=args.skip_ratio, ratios=() if args.fixed_ratio else RATIOS)
     lines = run_bench(model, tokenizer, task=task, prompts=args.prompts, chat=args.chat,
                       methods=[m.strip() for m in args.methods.split(",") if m.strip()], model_name=args.model,
                       repeats=args.repeats, max_new_tokens=args.max_new_tokens, out=args.out,
                       skip_ratio=args.skip_ratio, exit_layer=args.exit_layer,
-                      search=SearchConfig(skip_ratio=args.skip_ratio), store=SkipSetStore(args.store))
+                      search=search, store=SkipSetStore(args.store), reuse_store=not args.fresh)
     if args.specbench:
         from .storage import atomic_write_text
 
         atomic_write_text(args.specbench, "".join(json.dumps(r) + "\n" for r in to_specbench(lines, tokenizer, args.model)))
-    print(summary_table(summarize(lines)))
+    rows = summarize(lines)
+    print(summary_table(rows))
+    for note in search_notes(rows):
+        print(note)
     print(f"results appended to {args.out}")
     return 0
 
@@ -405,18 +419,29 @@ def quality_table(trained: list[dict], baseline: list[dict] | None) -> str:
 
 
 def cmd_optimize(args) -> int:
+    from .adapters import num_layers
     from .api import encode_prompt
-    from .search import SearchConfig
+    from .search import RATIOS, SearchConfig
     from .store import SkipSetStore
-    from .stream import SwiftStream
+    from .stream import StreamSettings, SwiftStream
     from tqdm.auto import tqdm
 
     task = _task(args)
     model, tokenizer = _load(args)
-    config = SearchConfig(skip_ratio=args.skip_ratio, bayes_interval=args.bayes_interval, max_score=args.max_score,
+    config = SearchConfig(skip_ratio=args.skip_ratio if args.skip_ratio is not None else 0.45,
+                          ratios=() if args.skip_ratio is not None else RATIOS,
+                          bayes_interval=args.bayes_interval, max_score=args.max_score,
                           tolerance=args.tolerance, max_steps=args.max_steps, window=args.window,
                           candidates_per_step=args.candidates, seed=args.seed)
-    stream = SwiftStream(model, config)
+    store = SkipSetStore(args.store)
+    start = None if args.fresh else store.get(args.model, task.label, num_layers(model))
+    settings = (StreamSettings(search_share=None, give_up=False) if args.unbudgeted
+                else StreamSettings(search_share=args.search_share))
+    stream = SwiftStream(model, config, start, settings)
+    if start is not None:
+        stream.started_from = f"{store.path} [{store.key(args.model, task.label)}]"
+        if not args.json:
+            print(f"starting from the stored set {stream.started_from} (--fresh starts from scratch)")
     examples = task.examples(args.prompts, seed=args.seed)
     for ex in tqdm(examples, desc=f"optimizing on {task.label}", disable=args.json):
         stream.decode(encode_prompt(tokenizer, ex.prompt, args.chat), max_new_tokens=args.max_new_tokens)
@@ -427,10 +452,11 @@ def cmd_optimize(args) -> int:
         search.best.save(args.out)
         where = args.out
     else:
-        store = SkipSetStore(args.store)
         key, kept = store.put_if_better(args.model, task.label, search.best, search.best_score,
                                         replace=args.replace, iterations=search.iteration,
-                                        stopped_because=search.stopped_because)
+                                        stopped_because=search.stopped_because, verdict=stream.verdict,
+                                        verdict_reason=stream.verdict_reason,
+                                        expected_speedup=stream.expected_speedup())
         where = None if kept else f"{store.path} [{key}]"
         if kept:
             print(f"swiftlab: not stored: {kept} (kept {store.path} [{key}]; --replace stores it anyway)",
@@ -444,7 +470,12 @@ def cmd_optimize(args) -> int:
         return 0
     print(f"best skip set: {search.best}  matchness {search.best_score:.3f}")
     print(f"{search.iteration} proposals ({summary['bayes_iterations']} Bayesian) over {len(stream.records)} prompts; "
-          f"stopped because: {search.stopped_because or 'still running (prompts ran out)'}")
+          f"stopped because: {search.stopped_because or 'still running (prompts ran out)'}"
+          + (f"; search {summary['search_share']:.1%} of wall time" if summary["search_share"] is not None else ""))
+    if summary["ratio_reason"]:
+        print(f"ratio {summary['ratio_reason']}")
+    if summary["verdict_reason"]:
+        print(summary["verdict_reason"])
     for r in stream.records:
         print(f"  prompt {r.index:>3} {r.phase:<10} {r.tokens_per_s:7.1f} tok/s  {r.mean_accepted_tokens:.2f} tok/pass"
               f"  acceptance {r.acceptance_rate:.0%}  optimize {r.optimize_s:.2f} s")
@@ -459,7 +490,7 @@ def _check_searched(search, args) -> None:
     raise SwiftlabError(
         f"the search did not run: {args.prompts} prompt(s) of at most {args.max_new_tokens} new tokens never filled "
         f"its {args.window}-token scoring window ({search.iteration} proposals scored); nothing was saved. "
-        "Give more --prompts or --max-new-tokens, or a smaller --window")
+        "Give more --prompts or --max-new-tokens, a smaller --window, or a larger --search-share (or --unbudgeted)")
 
 
 def _skip_set(args, model):

@@ -53,7 +53,7 @@ RULES = {
     "batch_size": positive, "eval_n": positive, "lookup": non_negative, "top_k": non_negative,
     "seed": non_negative, "warmup": non_negative,
     "temperature": _number(0.0), "top_p": _number(0.0, 1.0, low_open=True), "epsilon": _number(0.0, 1.0),
-    "skip_ratio": _number(0.0, 1.0), "max_score": _number(), "lr": _number(0.0, low_open=True),
+    "skip_ratio": _number(0.0, 1.0), "search_share": _number(0.0, 1.0, low_open=True), "max_score": _number(), "lr": _number(0.0, low_open=True),
 }
 
 

@@ -101,16 +101,16 @@ def run_probe(name: str, model, tokenizer, *, task="story", prompts: int = 4, ma
                              {t: encoded(t, max(2, prompts // 2)) for t in sources},
                              search=search, max_new_tokens=max_new_tokens, repeats=repeats, progress=progress)
     if name == "dynamics":  # the search and the stream, as the paper's optimization figures show them
-        from .stream import SwiftStream
+        from .stream import REFERENCE_SETTINGS, SwiftStream
 
-        stream = SwiftStream(model, search or SearchConfig())
+        stream = SwiftStream(model, search or SearchConfig(), settings=REFERENCE_SETTINGS)
         for ids in tqdm(encoded(task, prompts * 5, seed=2), desc="dynamics (prompts)", disable=not progress):
             stream.decode(ids, max_new_tokens=max_new_tokens)
         return {"task": task, "trajectory": stream.search.trajectory.to_dict(), **stream.summary()}
     if name == "latency":
-        from .stream import SwiftStream
+        from .stream import REFERENCE_SETTINGS, SwiftStream
 
-        stream = SwiftStream(model, search or SearchConfig())
+        stream = SwiftStream(model, search or SearchConfig(), settings=REFERENCE_SETTINGS)
         results = [stream.decode(ids, max_new_tokens=max_new_tokens)
                    for ids in tqdm(encoded(task, prompts * 3, seed=3), desc="latency (prompts)",
                                    disable=not progress)]

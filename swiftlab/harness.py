@@ -62,6 +62,9 @@ class BenchLine:
     model: str | None = None  # what ran: speedups of different models or machines must not be averaged
     machine: str | None = None
     turn: int = 0  # Spec-Bench's multi-turn questions: 1 is the second turn, asked after the method's own answer
+    # swift streams: the search's share of the stream's wall time so far, its verdict (does skipping pay?) and
+    # why, the chosen skip ratio and why, where the starting set came from (stream.SwiftStream.search_facts)
+    search: dict | None = None
 
     @property
     def tokens_per_s(self) -> float:
@@ -77,8 +80,10 @@ def _line(method, task, prompt_id, repeat, result: DecodeResult) -> BenchLine:
 
 def make_runners(model, methods, *, task: str, model_name: str, skip_ratio: float = 0.45,
                  exit_layer: int | None = None, search: SearchConfig = SearchConfig(),
-                 swift: SwiftParams = SwiftParams(), store=None) -> dict:
-    """method -> function(ids, max_new_tokens) -> DecodeResult."""
+                 swift: SwiftParams = SwiftParams(), store=None, reuse_store: bool = False,
+                 stream_settings: StreamSettings = StreamSettings()) -> dict:
+    """method -> function(ids, max_new_tokens) -> DecodeResult. With `reuse_store`, swift streams start
+    from the set `store` holds for this model and task, where it holds one."""
     unknown = [m for m in methods if m.split(":")[0] not in METHODS]
     if unknown:
         raise SwiftlabError(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
@@ -95,7 +100,9 @@ def make_runners(model, methods, *, task: str, model_name: str, skip_ratio: floa
             runners[name] = lambda ids, n: decode(model, ids, method="ar", max_new_tokens=n)
         elif m in ("swift", "swift+lookup"):
             params = replace(swift, lookup=LOOKUP_TOKENS) if m == "swift+lookup" else swift
-            stream = SwiftStream(model, search, settings=StreamSettings(swift=params))  # search runs across prompts
+            settings = replace(stream_settings, swift=params)
+            stream = (SwiftStream.from_store(model, store, model_name, task, search, settings)
+                      if reuse_store and store is not None else SwiftStream(model, search, settings=settings))
             runners[name] = lambda ids, n, stream=stream: stream.decode(ids, max_new_tokens=n)
             runners[name].stream = stream  # run_bench reads each prompt's phase from it
         elif m == "swift-cached":
@@ -160,9 +167,11 @@ def run_bench(model, tokenizer, *, task: str, prompts: int, methods, model_name:
                 results = decode_turns(runners[method], tokenizer, ex, max_new_tokens, chat)
                 stream = getattr(runners[method], "stream", None)
                 phases = [r.phase for r in stream.records[-len(results):]] if stream else [None] * len(results)
+                facts = stream.search_facts() if stream else None
                 for turn, (result, phase) in enumerate(zip(results, phases)):
                     line = _line(method, source.label, ex.id, repeat, result)
                     line.turn, line.phase, line.model, line.machine = turn, phase, model_name, machine
+                    line.search = facts
                     lines.append(line)
                     if out is not None:
                         append_line(out, json.dumps(asdict(line)))  # on a fresh line, even after a killed run
@@ -301,8 +310,33 @@ def summarize(lines: list[BenchLine]) -> list[dict]:
                          "speedup_vs_best_ar": tps / best_ar if best_ar else None,
                          "bound": bound_tps / ar_tps if bound_tps and ar_tps else None,
                          "mean_accepted_tokens": statistics.mean(lengths) if lengths else None,
-                         "acceptance_rate": _acceptance(by_prompt), "identical_to_ar": same})
+                         "acceptance_rate": _acceptance(by_prompt), "identical_to_ar": same,
+                         "search": _last_search(by_prompt)})
     return rows
+
+
+def _last_search(by_prompt) -> dict | None:
+    """A stream's search facts as of its last line (its share of wall time is cumulative)."""
+    return next((x.search for v in reversed(list(by_prompt.values())) for x in reversed(v) if x.search), None)
+
+
+def search_notes(rows: list[dict]) -> list[str]:
+    """One line per stream: its search's share of wall time, the verdict and the ratio chosen, and why."""
+    notes = []
+    for r in rows:
+        facts = r.get("search")
+        if not facts or "(accelerating)" in r["method"]:
+            continue
+        share = facts.get("search_share")
+        parts = [f"search {share:.1%} of wall time" if share is not None else "search unbudgeted"]
+        if facts.get("started_from"):
+            parts.append(f"started from the stored set {facts['started_from']}")
+        if facts.get("verdict_reason"):
+            parts.append(facts["verdict_reason"])
+        if facts.get("ratio_reason"):
+            parts.append(f"ratio {facts['ratio_reason']}")
+        notes.append(f"{r['task']} {r['method']}: " + "; ".join(parts))
+    return notes
 
 
 def _prompt_key(line: BenchLine) -> str:

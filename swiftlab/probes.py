@@ -138,7 +138,7 @@ def skip_set_for(strategy: str, model, ratio: float, prompts: list[list[int]], s
     """The skip set each strategy picks at a ratio (optimizing ones search on `prompts`)."""
     from .offline import offline_search
     from .search import SearchConfig
-    from .stream import SwiftStream
+    from .stream import REFERENCE_SETTINGS, SwiftStream
 
     L = num_layers(model)
     if strategy == "uniform":
@@ -155,7 +155,7 @@ def skip_set_for(strategy: str, model, ratio: float, prompts: list[list[int]], s
         return offline_search(model, prompts, config, steps=search_steps, max_new_tokens=max_new_tokens,
                               progress=False, start=start).best
     if strategy == "swift":
-        stream = SwiftStream(model, config, start=start)
+        stream = SwiftStream(model, config, start=start, settings=REFERENCE_SETTINGS)
         for ids in prompts:
             if stream.search.done:
                 break
@@ -242,11 +242,12 @@ def task_sparsity(model, prompts_by_task: dict[str, list[list[int]]], eval_by_ta
 
     from .bench import compare
     from .search import SearchConfig
-    from .stream import SwiftStream
+    from .stream import REFERENCE_SETTINGS, SwiftStream
 
     sets, scores = {}, {}
     searching = [(task, ids) for task, prompts in prompts_by_task.items() for ids in prompts]
-    streams = {task: SwiftStream(model, search or SearchConfig()) for task in prompts_by_task}
+    streams = {task: SwiftStream(model, search or SearchConfig(), settings=REFERENCE_SETTINGS)
+               for task in prompts_by_task}
     for task, ids in tqdm(searching, desc="optimizing per task (prompts)", disable=not progress):
         streams[task].decode(ids, max_new_tokens=max_new_tokens)
     for task, stream in streams.items():

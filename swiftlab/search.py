@@ -6,11 +6,18 @@ just generated, all candidates in one batched pass), keeps the best, and records
 trajectory that round-trips through JSON. That makes it easy to drive one step at a time from a
 widget, and to test without a model.
 
-Bayesian optimization uses scikit-optimize: a Gaussian process over the 2·(L−2) sub-layer
-coordinates (relaxed to [0, 1]), lower confidence bound on −matchness (UCB with κ = 2.5 on
-matchness), and the top-k coordinates of the suggested point as the proposal. Every evaluated
-point is told to the optimizer, in one batch right before it is asked (one GP fit per β steps
-instead of one per step: this keeps optimization a small share of decoding time).
+What "best" means: matchness, as in the paper, unless the caller gives the search a `value`
+function (the stream does: budget.PassCosts.expected_speedup), which turns a candidate's matchness
+into the speedup it is expected to give at its measured draft cost, so that sets of different skip
+ratios compare fairly (KnapSpec's point: maximize tokens per second, not agreement). With
+`SearchConfig(ratios=...)` the proposals are drawn at those ratios instead of one fixed ratio.
+
+Bayesian proposals: a Gaussian process over the 2·(L−2) binary sub-layer coordinates (an
+exponential kernel on the Hamming distance, fixed length scale) fitted to a bounded history (the
+best and the most recent points), and the candidate with the highest upper confidence bound
+(κ = 2.5) among a pool of random and neighbouring sets. scikit-optimize's GP re-fitted 57 kernel
+length scales by L-BFGS over the whole, growing history at every ask, which made a search slower
+prompt after prompt; this fit costs the same small amount at every step.
 """
 
 from __future__ import annotations
@@ -18,11 +25,15 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from .errors import SwiftlabError
 from .skipset import SkipSet, _count_for_ratio
+
+
+RATIOS = (0.15, 0.25, 0.35, 0.45, 0.55)  # what a stream searches when the ratio is not fixed
 
 
 @dataclass(frozen=True)
@@ -36,12 +47,19 @@ class SearchConfig:
     candidates_per_step: int = 1  # scored together in one batched pass
     kappa: float = 2.5
     seed: int = 0
+    ratios: tuple = ()  # skip ratios proposals are drawn at; empty: skip_ratio only
+    history: int = 64  # points the Gaussian process is fitted to (half the best, half the most recent)
 
     def __post_init__(self):
         if self.bayes_interval < 1 or self.max_steps < 1 or self.tolerance < 1 or self.window < 1:
             raise SwiftlabError("bayes_interval, max_steps, tolerance and window must be >= 1")
         if self.candidates_per_step < 1:
             raise SwiftlabError("candidates_per_step must be >= 1")
+        if any(not isinstance(r, (int, float)) or not 0.0 < r < 1.0 for r in self.ratios):
+            raise SwiftlabError(f"ratios must be numbers between 0 and 1, got {list(self.ratios)}")
+        object.__setattr__(self, "ratios", tuple(float(r) for r in self.ratios))
+        if self.history < 2:
+            raise SwiftlabError("history must be >= 2")
         if not self.max_score > 0.0:  # a matchness in (0, 1]; inf for objectives without a ceiling
             raise SwiftlabError(f"max_score must be > 0, got {self.max_score}")
 
@@ -57,6 +75,8 @@ class StepRecord:
     best_matchness: float
     wall_s: float  # scoring time of the step this proposal was scored in
     prompt_index: int = 0
+    value: float | None = None  # what the search maximizes (expected speedup), where not matchness
+    best_value: float | None = None
 
 
 @dataclass
@@ -83,21 +103,27 @@ class Trajectory:
 
 
 class SkipSearch:
-    def __init__(self, num_layers: int, config: SearchConfig = SearchConfig(), start: SkipSet | None = None):
+    def __init__(self, num_layers: int, config: SearchConfig = SearchConfig(), start: SkipSet | None = None,
+                 value: Callable[[SkipSet, float], float] | None = None):
         self.num_layers = num_layers
         self.config = config
         self.k = _count_for_ratio(num_layers, config.skip_ratio)
+        self.counts = sorted({_count_for_ratio(num_layers, r) for r in config.ratios} or {self.k})
         self.dims = 2 * (num_layers - 2)
         self.start = start or SkipSet.uniform(num_layers, 0.5)  # the reference's "every other layer"
         self.best: SkipSet = self.start
-        self.best_score: float | None = None
+        self.best_score: float | None = None  # the best set's matchness
+        self.best_value: float | None = None  # and what the search maximizes (matchness without `value`)
+        self.value = value  # (skip set, matchness) -> the objective, e.g. expected speedup
         self.iteration = 0
         self.since_improved = 0
-        self.trajectory = Trajectory(num_layers, asdict(config))
+        self.trajectory = Trajectory(num_layers, {**asdict(config), "ratios": list(config.ratios)})  # as JSON has it
         self.prompt_index = 0
         self._rng = random.Random(config.seed)
-        self._optimizer = None
-        self._pending: tuple[list, list] = ([], [])
+        self.batch = config.candidates_per_step  # candidates per step (a budgeted stream tunes it: budget.py)
+        self.batch_costs: dict[int, list[float]] = {}  # batch size -> measured seconds per candidate
+        self._scored: dict[tuple, float] = {}  # mask -> objective, every point scored (the GP's data)
+        self._recent: list[tuple] = []
 
     # ----- state ------------------------------------------------------------------------------
     @property
@@ -108,70 +134,116 @@ class SkipSearch:
     def stopped_because(self) -> str | None:
         return self.trajectory.stopped_because
 
+    def stop(self, reason: str) -> None:
+        self.trajectory.stopped_because = reason
+
     def reopen(self) -> None:
         """Search again (after a domain shift): keep what was learnt, forget the stop."""
         self.trajectory.stopped_because = None
         self.since_improved = 0
-        self.best_score = None  # the old best's score belongs to the old domain; rescore it first
+        self.best_score = self.best_value = None  # the old best's score belongs to the old domain; rescore it first
+
+    def revalue(self, value: Callable[[SkipSet, float], float]) -> None:
+        """Value every point scored so far (and later ones) by `value`; the best is the best by it."""
+        self.value = value
+        self._scored.clear()
+        best = None
+        for step in self.trajectory.steps:  # a set scored twice (the start, rescored) counts as last scored
+            skip_set = SkipSet(tuple(step.attention), tuple(step.mlp), self.num_layers)
+            step.value = self.objective(skip_set, step.matchness)
+            self._scored[tuple(skip_set.to_mask())] = step.value
+            if best is None or step.value > best[0]:
+                best = (step.value, skip_set, step.matchness)
+            step.best_value = best[0]
+        if best is not None:
+            self.best_value, self.best, self.best_score = best[0], best[1], best[2]
+
+    def objective(self, skip_set: SkipSet, matchness: float) -> float:
+        return float(self.value(skip_set, matchness)) if self.value is not None else float(matchness)
 
     # ----- proposals ----------------------------------------------------------------------------
     def propose(self) -> list[tuple[str, SkipSet]]:
         if self.best_score is None:  # first, (re)score the current best: the baseline to beat
             return [("start", self.best)]
         proposals = []
-        for _ in range(self.config.candidates_per_step):
+        for _ in range(self.batch):
             number = self.iteration + len(proposals) + 1
+            taken = {tuple(s.to_mask()) for _, s in proposals}
             if number % self.config.bayes_interval == 0:
-                proposals.append(("bayes", self._bayes_proposal()))
+                proposals.append(("bayes", self._bayes_proposal(taken)))
             else:
-                proposals.append(("random", SkipSet.random(self.num_layers, self.config.skip_ratio,
-                                                           seed=self._rng.randrange(2**32))))
+                proposals.append(("random", self._random_set(self._rng.choice(self.counts))))
         return proposals
 
-    def _bayes_proposal(self) -> SkipSet:
-        optimizer = self._ensure_optimizer()
-        xs, ys = self._pending
-        if xs:
-            optimizer.tell(xs, ys)  # one GP fit for all points scored since the last ask
-            self._pending = ([], [])
-        point = optimizer.ask()
-        top = sorted(range(self.dims), key=lambda j: -point[j])[:self.k]
-        return SkipSet.from_coordinates(self.num_layers, top)
+    def _random_set(self, count: int) -> SkipSet:
+        return SkipSet.from_coordinates(self.num_layers, self._rng.sample(range(self.dims), count))
 
-    def _ensure_optimizer(self):
-        if self._optimizer is None:
-            from skopt import Optimizer
-            from skopt.space import Real
+    def _bayes_proposal(self, taken=()) -> SkipSet:
+        """The pool candidate with the highest upper confidence bound under a GP fitted to the history."""
+        xs, ys = self._history()
+        pool = [m for m in self._pool() if m not in self._scored and m not in taken]
+        if not pool:
+            return self._random_set(self._rng.choice(self.counts))
+        mean, std = gp_posterior(xs, ys, pool)
+        ucb = [m + self.config.kappa * s for m, s in zip(mean, std)]
+        best = max(range(len(pool)), key=ucb.__getitem__)
+        return SkipSet.from_coordinates(self.num_layers, [j for j, v in enumerate(pool[best]) if v])
 
-            self._optimizer = Optimizer(
-                [Real(0.0, 1.0) for _ in range(self.dims)], base_estimator="GP", acq_func="LCB",
-                acq_optimizer="sampling", acq_func_kwargs={"kappa": self.config.kappa},
-                acq_optimizer_kwargs={"n_points": 1000}, n_initial_points=1, random_state=self.config.seed)
-        return self._optimizer
+    def _history(self) -> tuple[list[tuple], list[float]]:
+        """The best half and the most recent half of the scored points: a fit of bounded cost."""
+        half = self.config.history // 2
+        ranked = sorted(self._scored, key=self._scored.get, reverse=True)[:half]
+        chosen = list(dict.fromkeys(ranked + self._recent[-half:]))
+        return chosen, [self._scored[m] for m in chosen]
+
+    def _pool(self, size: int = 256) -> list[tuple]:
+        """Random sets at the searched ratios, and the best set's neighbours (one sub-layer swapped,
+        added or dropped)."""
+        pool = [tuple(self._random_set(self._rng.choice(self.counts)).to_mask()) for _ in range(size // 2)]
+        best = list(self.best.to_mask())
+        on = [j for j, v in enumerate(best) if v]
+        off = [j for j, v in enumerate(best) if not v]
+        for _ in range(size // 2):
+            m = list(best)
+            move = self._rng.random()
+            if on and off and (move < 0.6 or len(self.counts) == 1):
+                m[self._rng.choice(on)], m[self._rng.choice(off)] = 0, 1
+            elif off and move < 0.8 and sum(m) < max(self.counts):
+                m[self._rng.choice(off)] = 1
+            elif on and sum(m) > min(self.counts):
+                m[self._rng.choice(on)] = 0
+            if sum(m) in self.counts:  # at a searched ratio only
+                pool.append(tuple(m))
+        return list(dict.fromkeys(pool))
 
     # ----- scoring ----------------------------------------------------------------------------
     def observe(self, proposals: list[tuple[str, SkipSet]], scores: list[float], wall_s: float = 0.0) -> None:
         if len(scores) != len(proposals):
             raise SwiftlabError(f"{len(proposals)} proposals but {len(scores)} scores")
         for (kind, skip_set), score in zip(proposals, scores):
-            better = self.best_score is None or score > self.best_score
+            value = self.objective(skip_set, score)
+            better = self.best_value is None or value > self.best_value
             if kind == "start":
-                self.best_score = score
+                self.best_score, self.best_value = float(score), value
             elif better:
-                self.best, self.best_score = skip_set, score
+                self.best, self.best_score, self.best_value = skip_set, float(score), value
             if kind != "start":
                 self.iteration += 1
                 self.since_improved = 0 if better else self.since_improved + 1
-            self._pending[0].append([float(v) for v in skip_set.to_mask()])
-            self._pending[1].append(-float(score))
+            mask = tuple(skip_set.to_mask())
+            self._scored[mask] = value
+            self._recent.append(mask)
+            del self._recent[:-self.config.history]
             self.trajectory.steps.append(StepRecord(
                 self.iteration, kind, list(skip_set.attention), list(skip_set.mlp), float(score),
-                bool(better and kind != "start"), float(self.best_score), wall_s, self.prompt_index))
+                bool(better and kind != "start"), float(self.best_score), wall_s, self.prompt_index,
+                value if self.value is not None else None, self.best_value if self.value is not None else None))
         self._check_stop()
 
     def _check_stop(self) -> None:
         c = self.config
-        if self.best_score is not None and self.best_score > c.max_score:
+        # a matchness ceiling says nothing about speed once the ratio is free: a low ratio reaches it easily
+        if self.value is None and self.best_score is not None and self.best_score > c.max_score:
             self.trajectory.stopped_because = "max_score"
         elif self.since_improved >= c.tolerance:
             self.trajectory.stopped_because = "tolerance"
@@ -187,3 +259,25 @@ class SkipSearch:
         scores = score([s for _, s in proposals])
         self.observe(proposals, scores, time.perf_counter() - started)
         return self.trajectory.steps[-len(proposals):]
+
+
+def gp_posterior(xs: Sequence[Sequence[float]], ys: Sequence[float], points: Sequence[Sequence[float]],
+                 length: float | None = None, noise: float = 1e-2) -> tuple[list[float], list[float]]:
+    """Mean and standard deviation at `points` of a Gaussian process fitted to (xs, ys): binary vectors,
+    kernel exp(-hamming / length) (length: a quarter of the dimensions), targets standardized."""
+    import numpy as np
+
+    x, p = np.asarray(xs, dtype=float), np.asarray(points, dtype=float)
+    y = np.asarray(ys, dtype=float)
+    if len(y) == 0:
+        return [0.0] * len(p), [1.0] * len(p)
+    length = length or max(x.shape[1] / 4, 1.0)
+    mu, sd = y.mean(), y.std() or 1.0
+    kernel = lambda a, b: np.exp(-np.abs(a[:, None, :] - b[None, :, :]).sum(-1) / length)
+    k = kernel(x, x) + noise * np.eye(len(x))
+    chol = np.linalg.cholesky(k)
+    alpha = np.linalg.solve(chol.T, np.linalg.solve(chol, (y - mu) / sd))
+    cross = kernel(p, x)
+    v = np.linalg.solve(chol, cross.T)
+    var = np.clip(1.0 - (v * v).sum(0), 1e-12, None)
+    return list(mu + sd * cross @ alpha), list(sd * np.sqrt(var))

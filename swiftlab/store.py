@@ -44,8 +44,12 @@ class SkipSetStore:
         self.entries()
         check_writable(self.path, "skip-set store", must_exist_folder=False)
 
+    @staticmethod
+    def key(model: str, task: str) -> str:
+        return f"{model_key(model)}_{task}"
+
     def get(self, model: str, task: str, num_layers: int) -> SkipSet | None:
-        entry = self.entries().get(f"{model_key(model)}_{task}")
+        entry = self.entries().get(self.key(model, task))
         if entry is None:
             return None
         # the entry's own layer count, where it recorded one: a 16-layer set must not land on a 5-layer model

@@ -5,21 +5,33 @@ optimization step after each verification; once it stops (max score, tolerance o
 later prompts are decoded with the frozen best set. Beyond the reference: if acceptance in the
 acceleration phase falls well below what it was right after the search stopped (the task
 changed), the search re-opens from the current best.
+
+The search pays for itself (budget.py): it scores only while scoring stays within a share of the
+stream's wall time (10% by default), it values candidates by the speedup they are expected to give at
+the pass costs measured on this machine (so the skip ratio is searched too, where the config lists
+ratios), and when the best set it found is not expected to beat plain steps it says so and rules
+skip drafting out of the stream's Pace: plain steps (and lookup drafts, where on) until a re-try,
+at a much smaller share of wall time, finds a set that pays. A stream can start from a stored set
+(`from_store`): then there is no search phase at all.
 """
 
 from __future__ import annotations
 
 import statistics
+import time
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 from torch import nn
 
 from .adapters import num_layers
+from .budget import BudgetedSearch, PassCosts, ScoringBudget, costs_from_rounds, pass_cost_rounds
 from .decoding import Pace, SwiftParams, decode
 from .records import DecodeResult
 from .sampling import SamplingParams
 from .search import SearchConfig, SkipSearch
 from .skipset import SkipSet
+from . import validate
 
 
 @dataclass
@@ -35,6 +47,15 @@ class PromptRecord:
     best_matchness: float | None
     skip_set: dict
     reopened: bool = False  # this prompt's acceptance re-opened the search
+    search_share: float | None = None  # the stream's scoring time over its wall time, up to this prompt's end
+    verdict: str | None = None  # "pays" / "does not pay" (skip drafting ruled out), once judged
+    ratio: float | None = None  # skip ratio of the best set after this prompt
+    expected_speedup: float | None = None  # of the best set, at the measured pass costs
+
+
+PAYS = "pays"
+DOES_NOT_PAY = "does not pay"
+GIVE_UP_MESSAGE = "layer skipping does not pay on this model here: plain/lookup steps"
 
 
 @dataclass
@@ -43,17 +64,49 @@ class StreamSettings:
     shift_ratio: float = 0.75  # re-open when acceptance falls below this share of the reference
     shift_patience: int = 2  # prompts averaged for the reference and for the check
     swift: SwiftParams = field(default_factory=SwiftParams)
+    search_share: float | None = 0.10  # scoring's most share of wall time; None: a step after every verification
+    give_up: bool = True  # rule skip drafting out while the best set is not expected to beat plain steps
+    pays_above: float = 1.05  # the expected speedup a set must reach to be drafted with
+    judge_after: int = 16  # proposals scored before the first verdict
+    retry_share: float = 0.01  # the search's share of wall time while skipping does not pay
+
+
+# SWIFT as the paper runs it: a search step after every verification, never giving up (the probes that
+# reproduce its figures, and the lab's view of a search being watched, use this)
+REFERENCE_SETTINGS = StreamSettings(search_share=None, give_up=False)
 
 
 class SwiftStream:
     def __init__(self, model: nn.Module, config: SearchConfig = SearchConfig(), start: SkipSet | None = None,
-                 settings: StreamSettings = StreamSettings()):
+                 settings: StreamSettings = StreamSettings(), clock: Callable[[], float] = time.perf_counter):
         self.model = model
         self.settings = settings
         self.search = SkipSearch(num_layers(model), config, start)
         self.records: list[PromptRecord] = []
         self._accelerated: list[float] = []  # acceptance per prompt since the search last stopped
         self.pace = Pace()  # what each kind of step costs per token, carried from prompt to prompt
+        self.budget = ScoringBudget(settings.search_share, clock) if settings.search_share else None
+        self.costs: PassCosts | None = None  # measured after searching prompts (the search values sets by them)
+        self._cost_rounds: list[dict] = []
+        self._costs_given = False
+        self.verdict: str | None = None
+        self.verdict_reason: str | None = None
+        self.started_from: str | None = None  # where the starting set came from, when not from scratch
+
+    @classmethod
+    def from_store(cls, model: nn.Module, store, model_name: str, task: str, config: SearchConfig = SearchConfig(),
+                   settings: StreamSettings = StreamSettings(), **kwargs) -> "SwiftStream":
+        """A stream that starts from the set stored for this model and task (store.SkipSetStore), with no
+        search phase (a task shift still re-opens it), or from scratch where none is stored."""
+        stored = store.get(model_name, task, num_layers(model))
+        stream = cls(model, config, stored, settings, **kwargs)
+        if stored is not None:
+            entry = store.entries().get(store.key(model_name, task), {})
+            stream.started_from = f"{store.path} [{store.key(model_name, task)}]"
+            stream.search.stop("stored")
+            if entry.get("verdict") == DOES_NOT_PAY and settings.give_up:
+                stream._give_up(f"{GIVE_UP_MESSAGE} (stored verdict: {entry.get('verdict_reason', '')})")
+        return stream
 
     @property
     def phase(self) -> str:
@@ -63,18 +116,111 @@ class SwiftStream:
                seed: int | None = None) -> DecodeResult:
         phase = self.phase
         self.search.prompt_index = len(self.records)
-        result = decode(self.model, input_ids, method="swift", skip_set=self.search.best,
-                        max_new_tokens=max_new_tokens, sampling=sampling, swift=self.settings.swift, seed=seed,
-                        search=self.search if phase == "optimize" else None, pace=self.pace)
+        if self.budget is not None:
+            self.budget.open()
+        try:
+            search = BudgetedSearch(self.search, self.budget, self._judge) if phase == "optimize" else None
+            result = decode(self.model, input_ids, method="swift", skip_set=self.search.best,
+                            max_new_tokens=max_new_tokens, sampling=sampling, swift=self.settings.swift, seed=seed,
+                            search=search, pace=self.pace)
+            if phase == "optimize":  # at the context this prompt's steps saw on average
+                self._measure_costs(len(result.prompt_ids) + result.new_tokens // 2)
+        finally:
+            if self.budget is not None:
+                self.budget.close()
         record = PromptRecord(len(self.records), phase, result.new_tokens, result.wall_s, result.tokens_per_s,
                               result.mean_accepted_tokens, result.acceptance_rate, result.timings_s["optimize"],
-                              self.search.best_score, result.skip_set)
+                              self.search.best_score, result.skip_set, search_share=self.search_share,
+                              verdict=self.verdict, ratio=round(self.search.best.ratio, 4),
+                              expected_speedup=self.expected_speedup())
         if phase == "accelerate":
             record.reopened = self._check_shift(result.acceptance_rate)
         else:
             self._accelerated = []
         self.records.append(record)
         return result
+
+    # ----- what the search costs and whether it pays ---------------------------------------------
+    @property
+    def search_share(self) -> float | None:
+        return self.budget.used if self.budget is not None else None
+
+    MEASURE_ROUNDS = 5  # rounds of pass-cost samples a stream takes at most
+
+    def _measure_costs(self, context: int) -> None:
+        """After a searching prompt (the model is warm then), one round of pass costs, while the budget
+        allows (the first round always: the verdict needs it): each candidate is valued by their medians."""
+        wanted = self.settings.give_up or self.search.config.ratios
+        if not wanted or self._costs_given:
+            return
+        rounds = len(self._cost_rounds)
+        if rounds >= self.MEASURE_ROUNDS or (rounds and self.budget is not None and not self.budget.due()):
+            return
+        swift = self.settings.swift
+        started = time.perf_counter()
+        self._cost_rounds += pass_cost_rounds(self.model, context, draft_dtype=swift.draft_dtype,
+                                              lean=swift.lean_draft)
+        seconds = time.perf_counter() - started
+        if self.budget is not None:
+            self.budget.spend(seconds, step=False)
+        spent = (self.costs.seconds_spent if self.costs else 0.0) + seconds
+        self.use_costs(costs_from_rounds(self._cost_rounds, context, self.model, seconds_spent=spent), measured=True)
+
+    def use_costs(self, costs: PassCosts, measured: bool = False) -> None:
+        """Value candidates by their expected speedup at these pass costs (given ones are never re-measured)."""
+        self.costs, self._costs_given = costs, not measured
+        before = self.search.best
+        self.search.revalue(lambda skip_set, matchness: costs.speedup(skip_set, matchness))
+        if self.search.best != before:
+            self.pace.forget("skip")  # a new drafter: what the old one cost says nothing about it
+        self._judge()
+
+    def expected_speedup(self) -> float | None:
+        if self.costs is None or self.search.best_score is None:
+            return None
+        return round(self.costs.speedup(self.search.best, self.search.best_score), 4)
+
+    def _judge(self) -> None:
+        """After each search step: does the best set beat plain steps at the measured costs?"""
+        s, search = self.settings, self.search
+        if not s.give_up or self.costs is None or search.best_score is None or search.iteration < s.judge_after:
+            return
+        speedup, drafts = self.costs.expected_speedup(search.best, search.best_score)
+        facts = (f"best set r={search.best.ratio:.2f}, matchness {search.best_score:.2f}, a draft pass "
+                 f"{self.costs.draft_cost(search.best):.2f} of a full pass: expected {speedup:.2f}x "
+                 f"({drafts} drafts per step) after {search.iteration} proposals")
+        if speedup < s.pays_above:
+            if self.verdict != DOES_NOT_PAY:
+                self._give_up(f"{GIVE_UP_MESSAGE} ({facts}; it must reach {s.pays_above}x)")
+        else:
+            if self.verdict == DOES_NOT_PAY:
+                self.pace.allow("skip")
+                if self.budget is not None:
+                    self.budget.share = s.search_share
+            self.verdict, self.verdict_reason = PAYS, f"layer skipping pays: {facts}"
+
+    def _give_up(self, reason: str) -> None:
+        self.verdict, self.verdict_reason = DOES_NOT_PAY, reason
+        self.pace.rule_out("skip", reason)
+        if self.budget is not None:  # re-try later, at a much smaller share of the wall time
+            self.budget.share = self.settings.retry_share
+
+    def ratio_choice(self) -> str | None:
+        """Which skip ratio the search settled on, and why (its best set at each ratio it tried)."""
+        if self.search.best_score is None:
+            return None
+        if self.costs is None:
+            return f"r={self.search.best.ratio:.2f}: the ratio was fixed, matchness {self.search.best_score:.2f}"
+        per_ratio: dict[float, tuple[float, float]] = {}
+        for step in self.search.trajectory.steps:
+            ratio = round((len(step.attention) + len(step.mlp)) / self.search.dims, 2)
+            if step.value is not None and step.value > per_ratio.get(ratio, (-1.0, 0.0))[0]:
+                per_ratio[ratio] = (step.value, step.matchness)
+        others = ", ".join(f"r={r:.2f} {v:.2f}x (matchness {m:.2f})" for r, (v, m) in sorted(per_ratio.items()))
+        best = self.search.best
+        return (f"r={best.ratio:.2f}: the highest expected speedup, {self.costs.speedup(best, self.search.best_score):.2f}x "
+                f"(matchness {self.search.best_score:.2f}, a draft pass {self.costs.draft_cost(best):.2f} of a full "
+                f"pass); best per ratio tried: {others}")
 
     def _check_shift(self, acceptance: float) -> bool:
         s = self.settings
@@ -89,9 +235,20 @@ class SwiftStream:
             return True
         return False
 
+    def search_facts(self) -> dict:
+        """What a benchmark line records of the search: its cost, its verdict, the ratio, where it started."""
+        return {"search_share": self.search_share, "verdict": self.verdict, "verdict_reason": self.verdict_reason,
+                "ratio": round(self.search.best.ratio, 4), "ratio_reason": self.ratio_choice(),
+                "expected_speedup": self.expected_speedup(), "started_from": self.started_from,
+                "iterations": self.search.iteration, "stopped_because": self.search.stopped_because}
+
     def summary(self) -> dict:
         return {"prompts": len(self.records), "phase": self.phase, "stopped_because": self.search.stopped_because,
                 "iterations": self.search.iteration,
                 "bayes_iterations": sum(s.kind == "bayes" for s in self.search.trajectory.steps),
                 "matchness": self.search.best_score, "skip_set": self.search.best.to_dict(),
+                "search_share": self.search_share, "verdict": self.verdict, "verdict_reason": self.verdict_reason,
+                "ratio": round(self.search.best.ratio, 4), "ratio_reason": self.ratio_choice(),
+                "expected_speedup": self.expected_speedup(), "started_from": self.started_from,
+                "pass_costs": self.costs.to_dict() if self.costs else None,
                 "records": [asdict(r) for r in self.records]}

@@ -210,7 +210,8 @@ def test_optimize_keeps_a_better_stored_set_unless_asked(capsys, tmp_path, local
     best = {key: {"attention": [2, 3], "mlp": [4], "num_layers": 6, "matchness": 1.0, "iterations": 40}}
     store.write_text(json.dumps(best))
     argv = ["optimize", "--model", local_long_llama_dir, "--task", "story", "--prompts", "2", "--max-new-tokens",
-            "24", "--window", "8", "--bayes-interval", "3", "--max-steps", "4", "--store", store, "--json"]
+            "24", "--window", "8", "--bayes-interval", "3", "--max-steps", "4", "--store", store, "--json",
+            "--unbudgeted"]  # two short prompts: within a 10% budget the search would hardly run
     code, out, err = run(capsys, *argv)
     assert code == 0, err
     d = json.loads(out)

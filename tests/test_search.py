@@ -38,49 +38,65 @@ def test_never_worse_than_start_and_records_every_proposal():
     assert best_curve == sorted(best_curve)  # the best never gets worse
 
 
-def test_proposals_respect_the_ratio_and_bayes_comes_from_skopt(monkeypatch):
-    import skopt
+def test_proposals_respect_the_ratio_and_every_beta_th_is_bayes(monkeypatch):
+    import swiftlab.search as search_module
 
-    asked = []
-    original = skopt.Optimizer.ask
+    fits = []
+    original = search_module.gp_posterior
 
-    def spy(self, *a, **k):
-        point = original(self, *a, **k)
-        asked.append(point)
-        return point
+    def spy(xs, ys, points, **kwargs):
+        fits.append((list(map(tuple, xs)), list(ys), list(map(tuple, points))))
+        return original(xs, ys, points, **kwargs)
 
-    monkeypatch.setattr(skopt.Optimizer, "ask", spy)
+    monkeypatch.setattr(search_module, "gp_posterior", spy)
     search = run(SkipSearch(L, SearchConfig(max_steps=30, bayes_interval=5, tolerance=1000, max_score=1.0)))
     kinds = [s.kind for s in search.trajectory.steps[1:]]
     assert kinds.count("bayes") == 6 and all(k == "bayes" for k in kinds[4::5])
-    assert len(asked) == 6
+    assert len(fits) == 6
     k = int(2 * (L - 2) * 0.45)
-    for record, point in zip([s for s in search.trajectory.steps if s.kind == "bayes"], asked):
-        assert len(record.attention) + len(record.mlp) == k
-        top = sorted(range(len(point)), key=lambda j: -point[j])[:k]  # the top-k of skopt's point
-        assert SkipSet.from_coordinates(L, top) == SkipSet(tuple(record.attention), tuple(record.mlp), L)
     for s in search.trajectory.steps[1:]:
         assert len(s.attention) + len(s.mlp) == k
+    # each Bayesian proposal is the pool point with the highest upper confidence bound, never one scored before
+    for (xs, ys, pool), record in zip(fits, [s for s in search.trajectory.steps if s.kind == "bayes"]):
+        mask = tuple(SkipSet(tuple(record.attention), tuple(record.mlp), L).to_mask())
+        mean, std = original(xs, ys, pool)
+        ucb = [m + 2.5 * d for m, d in zip(mean, std)]
+        assert ucb[pool.index(mask)] == max(ucb)
+        assert mask not in xs
 
 
-def test_every_scored_point_is_told_to_the_optimizer(monkeypatch):
-    import skopt
+def test_the_gp_fits_a_bounded_history_of_the_best_and_the_latest():
+    search = run(SkipSearch(L, SearchConfig(max_steps=150, bayes_interval=1000, tolerance=1000, max_score=1.0,
+                                            history=20)))
+    xs, ys = search._history()
+    assert len(xs) <= 20 and len(xs) == len(ys)
+    assert max(ys) == search.best_value and tuple(search.best.to_mask()) in xs
+    latest = tuple(SkipSet(tuple(search.trajectory.steps[-1].attention), tuple(search.trajectory.steps[-1].mlp),
+                           L).to_mask())
+    assert latest in xs
 
-    told = []
-    original = skopt.Optimizer.tell
 
-    def spy(self, x, y, *a, **k):
-        told.extend(zip(x, y))
-        return original(self, x, y, *a, **k)
+def test_gp_posterior_interpolates_and_is_unsure_far_away():
+    from swiftlab.search import gp_posterior
 
-    monkeypatch.setattr(skopt.Optimizer, "tell", spy)
-    search = run(SkipSearch(L, SearchConfig(max_steps=20, bayes_interval=10, tolerance=1000, max_score=1.0)))
-    # told in a batch before each of the 2 asks (proposals 10 and 20): everything scored before
-    # the second ask, i.e. the start set and proposals 1..19, each as its mask with -matchness
-    assert len(told) == 20
-    for (x, y), record in zip(told, search.trajectory.steps):
-        assert x == [float(v) for v in SkipSet(tuple(record.attention), tuple(record.mlp), L).to_mask()]
-        assert y == -record.matchness
+    xs = [[0, 0, 0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0, 0, 0]]
+    mean, std = gp_posterior(xs, [0.2, 0.8], xs + [[0, 0, 0, 0, 1, 1, 1, 1]])
+    assert abs(mean[0] - 0.2) < 0.02 and abs(mean[1] - 0.8) < 0.02
+    assert std[0] < 0.2 * std[2] and std[1] < 0.2 * std[2]
+
+
+def test_ratio_search_values_sets_by_the_callers_objective():
+    # a value that prefers fewer skipped sub-layers whatever their matchness: the search must follow it
+    value = lambda skip_set, matchness: 0.01 * matchness - skip_set.ratio
+    search = run(SkipSearch(L, SearchConfig(ratios=(0.2, 0.45), max_steps=60, bayes_interval=4, tolerance=1000,
+                                            max_score=0.01), value=value))
+    assert search.stopped_because == "max_steps"  # max_score is a matchness ceiling: not used once valued
+    counts = {len(s.attention) + len(s.mlp) for s in search.trajectory.steps[1:]}
+    assert counts == {int(2 * (L - 2) * 0.2), int(2 * (L - 2) * 0.45)}
+    assert search.best.num_skipped == int(2 * (L - 2) * 0.2)
+    for s in search.trajectory.steps:
+        assert s.value == pytest.approx(value(SkipSet(tuple(s.attention), tuple(s.mlp), L), s.matchness))
+    assert search.best_value == max(s.value for s in search.trajectory.steps)
 
 
 @pytest.mark.parametrize("config, reason", [
@@ -117,3 +133,15 @@ def test_bad_config_and_scores():
     search = SkipSearch(L)
     with pytest.raises(SwiftlabError, match="1 proposals but 2 scores"):
         search.observe(search.propose(), [0.1, 0.2])
+
+
+def test_revalue_ranks_every_scored_point_by_the_new_value():
+    search = run(SkipSearch(L, SearchConfig(ratios=(0.2, 0.45), max_steps=30, tolerance=1000, max_score=1.0)))
+    assert search.best.num_skipped >= int(2 * (L - 2) * 0.45)  # overlap with GOOD favours the larger sets
+    value = lambda skip_set, matchness: 0.1 * matchness - skip_set.ratio  # now fewer skipped sub-layers win
+    search.revalue(value)
+    values = [s.value for s in search.trajectory.steps]
+    assert search.best_value == max(values) and values[-1] is not None
+    winner = max(search.trajectory.steps, key=lambda s: s.value)
+    assert search.best == SkipSet(tuple(winner.attention), tuple(winner.mlp), L)
+    assert search.best_score == winner.matchness and search.best.num_skipped == int(2 * (L - 2) * 0.2)

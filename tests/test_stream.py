@@ -9,13 +9,14 @@ from swiftlab.search import SearchConfig
 from swiftlab.stream import StreamSettings, SwiftStream
 
 PROMPTS = [[1, 5, 9, 23, 40, 7], [1, 8, 3, 3, 60], [1, 44, 12, 9], [1, 2, 3, 4, 5, 6, 7]]
+REFERENCE = StreamSettings(search_share=None, give_up=False)  # a search step after every verification, as SWIFT's
 
 
 def test_greedy_output_identical_while_the_search_runs():
     model = tiny_model("llama")
     model.generation_config.eos_token_id = None
     stream = SwiftStream(model, SearchConfig(window=8, candidates_per_step=2, bayes_interval=4, max_steps=400,
-                                             tolerance=1000, max_score=1.0))
+                                             tolerance=1000, max_score=1.0), settings=REFERENCE)
     for ids in PROMPTS:
         result = stream.decode(ids, max_new_tokens=40)
         assert result.token_ids == decode(model, ids, method="ar", max_new_tokens=40).token_ids
@@ -29,7 +30,7 @@ def test_greedy_output_identical_while_the_search_runs():
 def test_optimization_stops_then_accelerates_with_the_frozen_set():
     model = tiny_model("llama")
     model.generation_config.eos_token_id = None
-    stream = SwiftStream(model, SearchConfig(window=8, max_steps=5, tolerance=1000, max_score=1.0))
+    stream = SwiftStream(model, SearchConfig(window=8, max_steps=5, tolerance=1000, max_score=1.0), settings=REFERENCE)
     for ids in PROMPTS:
         stream.decode(ids, max_new_tokens=30)
     phases = [r.phase for r in stream.records]
@@ -56,7 +57,7 @@ def test_domain_shift_reopens_the_search(monkeypatch):
     # 1 prompt optimizes (max_steps=1), then task A accelerates at ~0.9, then task B drops to ~0.4
     script = [0.9, 0.9, 0.8, 0.9, 0.9, 0.4, 0.3, 0.9]
     monkeypatch.setattr(stream_module, "decode", fake_decode(script))
-    stream = SwiftStream(model, SearchConfig(max_steps=1, tolerance=1000, max_score=1.0))
+    stream = SwiftStream(model, SearchConfig(max_steps=1, tolerance=1000, max_score=1.0), settings=REFERENCE)
     for _ in range(7):
         stream.decode([1, 2, 3])
     phases = [r.phase for r in stream.records]
@@ -71,7 +72,7 @@ def test_domain_shift_can_be_switched_off(monkeypatch):
     model = tiny_model("llama")
     monkeypatch.setattr(stream_module, "decode", fake_decode([0.9, 0.9, 0.8, 0.9, 0.9, 0.4, 0.3, 0.2]))
     stream = SwiftStream(model, SearchConfig(max_steps=1, tolerance=1000, max_score=1.0),
-                         settings=StreamSettings(reopen_on_shift=False))
+                         settings=StreamSettings(reopen_on_shift=False, search_share=None, give_up=False))
     for _ in range(8):
         stream.decode([1, 2, 3])
     assert not any(r.reopened for r in stream.records) and stream.phase == "accelerate"

@@ -11,15 +11,15 @@ import plotly.graph_objects as go
 from ..api import encode_prompt
 from ..figures import skip_sets_heatmap, stream_figure, trajectory_figure
 from ..search import SearchConfig
-from ..stream import SwiftStream
+from ..stream import REFERENCE_SETTINGS, StreamSettings, SwiftStream
 from ..tasks import get_examples
 
 
 class OptimizationMonitor(w.VBox):
     def __init__(self, model, tokenizer, task: str = "story", prompts: int = 10, max_new_tokens: int = 96,
-                 config: SearchConfig = SearchConfig()):
+                 config: SearchConfig = SearchConfig(), settings: StreamSettings = REFERENCE_SETTINGS):
         self.model, self.tokenizer, self.max_new_tokens = model, tokenizer, max_new_tokens
-        self.stream = SwiftStream(model, config)
+        self.stream = SwiftStream(model, config, settings=settings)  # a step after every verification: watchable
         self.prompts = [encode_prompt(tokenizer, ex.prompt) for ex in get_examples(task, prompts, seed=1)]
         self.next_prompt = 0
         self.start_button = w.Button(description="start", icon="play")

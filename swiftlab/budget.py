@@ -1,0 +1,262 @@
+"""What the on-the-fly search may spend, and whether what it found pays.
+
+Two questions a stream asks while it searches:
+- may it score now? `ScoringBudget` keeps the stream's ledger: seconds spent scoring candidates
+  against seconds of stream wall time, carried from prompt to prompt. A scoring step is taken only
+  while, with its expected cost added, scoring stays within `share` of the wall time; so steps are
+  spaced by their measured cost against the decoding they slow down.
+- does the best set pay? `PassCosts` are the model's pass costs measured on this machine at the
+  stream's context length (a full one-token pass, a verify pass over several tokens, and draft passes
+  with every middle attention or every middle MLP sub-layer switched off), from which each skip set's
+  draft cost follows sub-layer by sub-layer (attention and MLP cost differently, as KnapSpec
+  measures). With a set's matchness a as its acceptance, the speculative-decoding formula gives the
+  expected tokens per full pass of g drafts, (1 - a^(g+1)) / (1 - a), for a cost of g drafts and one
+  verify pass over g + 1 tokens: the expected speedup over plain steps, at the best g.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+
+from .errors import SwiftlabError
+from .skipset import SkipSet
+
+
+class ScoringBudget:
+    """Scoring may take at most `share` of the stream's wall time (both carried across prompts).
+    `clock` is injectable, so the ledger can be tested without timing anything."""
+
+    def __init__(self, share: float = 0.10, clock: Callable[[], float] = time.perf_counter):
+        if not 0.0 < share <= 1.0:
+            raise SwiftlabError(f"the search's share of wall time must be in (0, 1], got {share}")
+        self.share = share
+        self.clock = clock
+        self.scoring_s = 0.0  # spent scoring (and measuring pass costs)
+        self.closed_s = 0.0  # wall time of finished prompts
+        self._opened: float | None = None
+        self.costs: list[float] = []  # recent scoring steps, seconds each
+
+    def open(self) -> None:
+        """A prompt starts: its wall time counts from now."""
+        self._opened = self.clock()
+
+    def close(self) -> None:
+        if self._opened is not None:
+            self.closed_s += self.clock() - self._opened
+            self._opened = None
+
+    @property
+    def wall_s(self) -> float:
+        return self.closed_s + (self.clock() - self._opened if self._opened is not None else 0.0)
+
+    @property
+    def used(self) -> float:
+        """Share of the wall time spent scoring so far."""
+        wall = self.wall_s
+        return self.scoring_s / wall if wall > 0 else 0.0
+
+    def expected_cost(self) -> float:
+        return statistics.median(self.costs[-5:]) if self.costs else 0.0
+
+    def due(self) -> bool:
+        """Whether one more scoring step keeps scoring within the share."""
+        cost = self.expected_cost()
+        return self.scoring_s + cost <= self.share * (self.wall_s + cost)
+
+    def spend(self, seconds: float, step: bool = True) -> None:
+        self.scoring_s += seconds
+        if step:
+            self.costs.append(seconds)
+            del self.costs[:-5]
+
+
+class BudgetedSearch:
+    """A SkipSearch seen through a budget: the decoding engine calls `step` after every verification
+    (decoding._optimize); a step runs only when the budget allows, and its whole cost (proposal, GP,
+    scoring) is charged to it. Reads like the search otherwise (best, config, done).
+
+    Candidates scored together share one batched pass, which costs less per candidate up to a point
+    that depends on the model and machine; so the batch size is measured: sizes 1, 2, 4, 8 are tried in
+    turn while each is cheaper per candidate than the one before, then the cheapest is kept."""
+
+    SIZES = (1, 2, 4, 8)
+
+    def __init__(self, search, budget: ScoringBudget | None, after_step: Callable[[], None] | None = None,
+                 tune_batch: bool = True):
+        self.search, self.budget, self.after_step = search, budget, after_step
+        self.tune_batch = tune_batch and budget is not None
+        self.per_candidate = search.batch_costs  # kept with the search, from prompt to prompt
+
+    @property
+    def done(self) -> bool:
+        return self.search.done or (self.budget is not None and not self.budget.due())
+
+    @property
+    def best(self) -> SkipSet:
+        return self.search.best
+
+    @property
+    def config(self):
+        return self.search.config
+
+    def step(self, score):
+        if self.done:
+            return []
+        if self.budget is None:
+            records = self.search.step(score)
+        else:
+            if self.tune_batch:
+                self.search.batch = self.batch_size()
+            started = self.budget.clock()
+            records = self.search.step(score)
+            seconds = self.budget.clock() - started
+            self.budget.spend(seconds)
+            if records and records[0].kind != "start":
+                self.per_candidate.setdefault(len(records), []).append(seconds / len(records))
+        if self.after_step is not None:
+            self.after_step()
+        return records
+
+
+    def batch_size(self) -> int:
+        measured = {b: statistics.median(v) for b, v in self.per_candidate.items() if len(v) >= 2}
+        for size, bigger in zip(self.SIZES, self.SIZES[1:]):
+            if size not in measured:
+                return size
+            if bigger not in measured:
+                # grow while the largest measured size is the cheapest per candidate
+                return bigger if measured[size] <= min(measured.values()) else min(measured, key=measured.get)
+        return min(measured, key=measured.get)
+
+
+@dataclass
+class PassCosts:
+    """Seconds per pass, measured side by side at one context length (see `measure_pass_costs`)."""
+
+    context: int
+    full: float  # a full one-token pass: a plain step
+    verify: float  # a full pass over `verify_tokens` tokens
+    verify_tokens: int
+    draft_none: float  # a draft pass with nothing skipped (through the drafter decoding uses)
+    draft_no_attention: float  # ... with every middle attention sub-layer skipped
+    draft_no_mlp: float  # ... with every middle MLP sub-layer skipped
+    num_layers: int
+    seconds_spent: float = 0.0  # what measuring them took
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PassCosts":
+        return cls(**d)
+
+    @property
+    def per_attention(self) -> float:
+        return max(self.draft_none - self.draft_no_attention, 0.0) / (self.num_layers - 2)
+
+    @property
+    def per_mlp(self) -> float:
+        return max(self.draft_none - self.draft_no_mlp, 0.0) / (self.num_layers - 2)
+
+    def draft_cost(self, skip_set: SkipSet) -> float:
+        """One draft pass with `skip_set`, in full one-token passes."""
+        seconds = (self.draft_none - len(skip_set.attention) * self.per_attention
+                   - len(skip_set.mlp) * self.per_mlp)
+        return max(seconds, 0.0) / self.full
+
+    def verify_cost(self, tokens: int) -> float:
+        """A verify pass over `tokens` tokens, in full one-token passes (linear between 1 and verify_tokens)."""
+        slope = max(self.verify - self.full, 0.0) / max(self.verify_tokens - 1, 1)
+        return (self.full + slope * (tokens - 1)) / self.full
+
+    def expected_speedup(self, skip_set: SkipSet, matchness: float, max_draft: int = 25) -> tuple[float, int]:
+        """(speedup over plain steps, drafts per step that reach it) for a drafter whose tokens are
+        accepted with probability `matchness` each."""
+        c = self.draft_cost(skip_set)
+        a = min(max(float(matchness), 0.0), 0.999)
+        best = (1.0 / self.verify_cost(1), 0)  # no drafts: a plain step through the verify path
+        for g in range(1, max_draft + 1):
+            tokens = (1.0 - a ** (g + 1)) / (1.0 - a)
+            best = max(best, (tokens / (g * c + self.verify_cost(g + 1)), g))
+        return best
+
+    def speedup(self, skip_set: SkipSet, matchness: float) -> float:
+        return self.expected_speedup(skip_set, matchness)[0]
+
+
+PASS_KINDS = ("full", "verify", "draft_none", "draft_no_attention", "draft_no_mlp")
+
+
+def measure_pass_costs(model, context: int, *, draft_dtype: str = "auto", lean: bool = True, repeats: int = 2,
+                       verify_tokens: int = 8, warmup: bool = True) -> PassCosts:
+    """The passes a step is made of, timed interleaved (medians of `repeats` rounds) on `context` random
+    tokens in the cache, through the calls decoding makes (the lean drafter where the family has one)."""
+    started = time.perf_counter()
+    rounds = pass_cost_rounds(model, context, draft_dtype=draft_dtype, lean=lean, rounds=repeats + warmup,
+                              verify_tokens=verify_tokens)[warmup:]
+    return costs_from_rounds(rounds, context, model, verify_tokens, time.perf_counter() - started)
+
+
+def costs_from_rounds(rounds: list[dict], context: int, model, verify_tokens: int = 8,
+                      seconds_spent: float = 0.0) -> PassCosts:
+    from .adapters import num_layers
+
+    medians = {kind: statistics.median(r[kind] for r in rounds) for kind in PASS_KINDS}
+    return PassCosts(context=context, verify_tokens=verify_tokens, num_layers=num_layers(model),
+                     seconds_spent=seconds_spent, **medians)
+
+
+@torch.inference_mode()
+def pass_cost_rounds(model, context: int, *, draft_dtype: str = "auto", lean: bool = True, rounds: int = 1,
+                     verify_tokens: int = 8) -> list[dict[str, float]]:
+    """`rounds` rounds of one pass of each kind (PASS_KINDS), seconds each."""
+    from .adapters import num_layers as layers_of
+    from .cache import SkipAwareCache
+    from .leandraft import lean_drafter
+    from .skipping import skipping
+
+    L = layers_of(model)
+    device = model.get_input_embeddings().weight.device
+    vocab = model.get_input_embeddings().num_embeddings
+    cache = SkipAwareCache(model.config)
+    generator = torch.Generator().manual_seed(0)
+    model(input_ids=torch.randint(3, vocab, (1, context), generator=generator).to(device), cache=cache, use_cache=True)
+    drafter = lean_drafter(model, cache, draft_dtype) if lean else None
+    middle = tuple(range(1, L - 1))
+    sets = {"draft_none": SkipSet((), (), L), "draft_no_attention": SkipSet(middle, (), L),
+            "draft_no_mlp": SkipSet((), middle, L)}
+
+    def full(k: int) -> None:
+        ids = torch.randint(3, vocab, (1, k), generator=generator).to(device)
+        model(input_ids=ids, position_ids=torch.arange(context, context + k, device=device).unsqueeze(0),
+              cache=cache, use_cache=True)
+
+    def draft(skip_set: SkipSet) -> None:
+        if drafter is not None:
+            drafter.logits(5, context, cache, skip_set)
+        else:
+            with skipping(model, skip_set):
+                full(1)
+
+    cases = {"full": lambda: full(1), "verify": lambda: full(verify_tokens),
+             **{name: (lambda s=s: draft(s)) for name, s in sets.items()}}
+    out = []
+    was_training = model.training
+    model.eval()
+    try:
+        for _ in range(rounds):
+            times = {}
+            for name, run in cases.items():  # interleaved: drift hits every kind alike
+                t0 = time.perf_counter()
+                run()
+                times[name] = time.perf_counter() - t0
+                cache.crop_to(context)
+            out.append(times)
+    finally:
+        model.train(was_training)
+    return out

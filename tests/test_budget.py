@@ -1,0 +1,249 @@
+"""A search that pays for itself: the scoring budget, the give-up verdict, the ratio choice, the stored start.
+
+Nothing here is timed: costs and clocks are injected, so every assertion is deterministic."""
+
+import json
+from dataclasses import asdict
+
+import pytest
+from tiny_models import tiny_model
+
+from swiftlab import SkipSet, SwiftlabError, decode, is_pristine
+from swiftlab.budget import BudgetedSearch, PassCosts, ScoringBudget
+from swiftlab.search import SearchConfig, SkipSearch
+from swiftlab.stream import DOES_NOT_PAY, GIVE_UP_MESSAGE, PAYS, PromptRecord, StreamSettings, SwiftStream
+
+PROMPTS = [[1, 5, 9, 23, 40, 7], [1, 8, 3, 3, 60], [1, 44, 12, 9]]
+
+
+class FakeClock:
+    """Time moves only when told to (or by `tick` on every reading)."""
+
+    def __init__(self, tick: float = 0.0):
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+def costs(L: int, draft_share: float, **kw) -> PassCosts:
+    """Pass costs where a draft pass with nothing skipped costs `draft_share` of a full pass, split
+    evenly between attention and MLP, and verification costs one full pass whatever its width."""
+    full = 1.0
+    per_kind = draft_share * full / 2
+    return PassCosts(context=10, full=full, verify=full, verify_tokens=8, draft_none=draft_share * full,
+                     draft_no_attention=kw.get("no_attention", draft_share - per_kind),
+                     draft_no_mlp=kw.get("no_mlp", draft_share - per_kind), num_layers=L)
+
+
+def test_scoring_stays_within_its_share_of_wall_time():
+    clock = FakeClock()
+    budget = ScoringBudget(0.10, clock)
+    search = BudgetedSearch(SkipSearch(12, SearchConfig(max_steps=10_000, tolerance=10_000, max_score=1.0)), budget)
+
+    def score(sets):  # a scoring step costs 30 ms of the stream's time
+        clock.now += 0.03
+        return [0.5] * len(sets)
+
+    shares, steps = [], 0
+    for prompt in range(5):
+        budget.open()
+        for _ in range(200):  # verifications of 10 ms each
+            clock.now += 0.01
+            if not search.done:
+                search.step(score)
+                steps += 1
+            shares.append(budget.used)
+        budget.close()
+    assert budget.wall_s == pytest.approx(5 * 200 * 0.01 + steps * 0.03)
+    assert budget.scoring_s == pytest.approx(steps * 0.03)
+    first = next(i for i, s in enumerate(shares) if s > 0)
+    assert max(shares[first + 40:]) <= 0.10 + 1e-9  # after the first step's cost is known, never above 10%
+    assert budget.used > 0.09  # and the budget is used, not starved: about every third verification scores
+    assert steps == pytest.approx(0.1 * budget.wall_s / 0.03, abs=2)
+
+
+@pytest.mark.parametrize("fixed, per_candidate, crowding, settled",
+                         [(0.03, 0.01, 0.0, 8), (0.0, 0.03, 0.0, 1), (0.02, 0.02, 0.005, 2)])
+def test_the_batch_size_is_the_cheapest_per_candidate(fixed, per_candidate, crowding, settled):
+    clock = FakeClock()
+    budget = ScoringBudget(1.0, clock)
+    search = BudgetedSearch(SkipSearch(12, SearchConfig(max_steps=10_000, tolerance=10_000, max_score=1.0)), budget)
+
+    def score(sets):
+        n = len(sets)
+        clock.now += fixed + per_candidate * n + crowding * n * n + (0.001 if n == 2 else 0.0)
+        return [0.5] * len(sets)
+
+    budget.open()
+    sizes = []
+    for _ in range(40):
+        clock.now += 1.0
+        sizes.append(len(search.step(score)))
+    assert sizes[-10:] == [settled] * 10
+
+
+def test_budget_refuses_bad_shares():
+    with pytest.raises(SwiftlabError, match="share"):
+        ScoringBudget(0.0)
+
+
+def test_a_budgeted_stream_scores_less_and_writes_the_same_tokens():
+    model = tiny_model("llama")
+    model.generation_config.eos_token_id = None
+    config = SearchConfig(window=8, max_steps=10_000, tolerance=10_000, max_score=1.0)
+    # every clock reading advances 1 ms: a scoring step (two readings around it) costs 1 ms, and the stream's
+    # wall time grows with every reading the budget makes; deterministic
+    stream = SwiftStream(model, config, settings=StreamSettings(give_up=False), clock=FakeClock(tick=0.001))
+    free = SwiftStream(model, config, settings=StreamSettings(search_share=None, give_up=False))
+    for ids in PROMPTS:
+        result = stream.decode(ids, max_new_tokens=40)
+        assert result.token_ids == decode(model, ids, method="ar", max_new_tokens=40).token_ids
+        free.decode(ids, max_new_tokens=40)
+        assert stream.records[-1].search_share <= 0.10 + 1e-9
+    assert 0 < stream.search.iteration < free.search.iteration
+    assert stream.summary()["search_share"] == stream.search_share <= 0.10
+    assert is_pristine(model)
+
+
+def test_gives_up_where_skipping_cannot_pay_and_then_takes_plain_steps():
+    model = tiny_model("llama")
+    model.generation_config.eos_token_id = None
+    stream = SwiftStream(model, SearchConfig(window=8, candidates_per_step=4, max_steps=10_000, tolerance=10_000),
+                         settings=StreamSettings(search_share=None, judge_after=4))
+    # a draft pass costs a full pass whatever it skips (all overhead): no matchness can pay for it
+    stream.use_costs(costs(6, draft_share=1.0, no_attention=1.0, no_mlp=1.0))
+    results = [stream.decode(ids, max_new_tokens=40) for ids in PROMPTS]
+    for ids, result in zip(PROMPTS, results):
+        assert result.token_ids == decode(model, ids, method="ar", max_new_tokens=40).token_ids
+    assert stream.verdict == DOES_NOT_PAY and "skip" in stream.pace.ruled_out
+    summary = stream.summary()
+    assert summary["verdict_reason"].startswith(GIVE_UP_MESSAGE) and "expected" in summary["verdict_reason"]
+    assert stream.records[-1].verdict == DOES_NOT_PAY and stream.records[-1].expected_speedup < 1.05
+    assert "skip" not in results[-1].step_kinds  # plain steps once skipping was ruled out
+    assert is_pristine(model)
+
+
+def test_a_set_that_pays_is_drafted_with_and_a_later_verdict_can_allow_it_again():
+    model = tiny_model("llama")
+    model.generation_config.eos_token_id = None
+    stream = SwiftStream(model, SearchConfig(window=8, candidates_per_step=4, max_steps=10_000, tolerance=10_000),
+                         settings=StreamSettings(search_share=None, judge_after=4))
+    stream._give_up("a test's verdict")
+    stream.use_costs(costs(6, draft_share=0.001))  # drafting is nearly free: any agreement pays
+    stream.decode(PROMPTS[0], max_new_tokens=40)
+    assert stream.verdict == PAYS and not stream.pace.ruled_out
+    assert stream.summary()["verdict_reason"].startswith("layer skipping pays")
+
+
+def test_the_ratio_is_chosen_by_expected_speedup_and_explained():
+    model = tiny_model("llama")  # 6 layers: 8 middle sub-layers
+    model.generation_config.eos_token_id = None
+    stream = SwiftStream(model, SearchConfig(window=8, ratios=(0.25, 0.5, 0.75), candidates_per_step=4,
+                                             max_steps=10_000, tolerance=10_000),
+                         settings=StreamSettings(search_share=None, give_up=False))
+    stream.use_costs(costs(6, draft_share=0.9))
+    for ids in PROMPTS:
+        stream.decode(ids, max_new_tokens=40)
+    summary = stream.summary()
+    tried = {len(s.attention) + len(s.mlp) for s in stream.search.trajectory.steps[1:]}
+    assert tried == {2, 4, 6}
+    best = max(stream.search.trajectory.steps, key=lambda s: s.value)
+    assert summary["ratio"] == pytest.approx((len(best.attention) + len(best.mlp)) / 8, abs=1e-4)
+    assert summary["ratio"] == pytest.approx(stream.records[-1].ratio)
+    reason = summary["ratio_reason"]
+    assert reason.startswith(f"r={summary['ratio']:.2f}: the highest expected speedup")
+    assert all(f"r={r:.2f}" in reason for r in (0.25, 0.5, 0.75))
+
+
+def test_expected_speedup_follows_the_formula():
+    c = costs(6, draft_share=0.5)  # every middle sub-layer costs 0.5 / 8 of a full pass
+    s = SkipSet.uniform(6, 0.5)  # 4 of 8 skipped: a draft pass costs 0.25
+    assert c.draft_cost(s) == pytest.approx(0.25)
+    speedup, drafts = c.expected_speedup(s, 0.8)
+    best = max(((1 - 0.8 ** (g + 1)) / (1 - 0.8) / (g * 0.25 + 1), g) for g in range(1, 26))
+    assert (speedup, drafts) == pytest.approx(best)
+    assert c.expected_speedup(s, 0.0) == (1.0, 0)  # nothing accepted: plain steps
+
+
+def test_a_stream_starts_from_the_stored_set_and_says_so(tmp_path):
+    from swiftlab.store import SkipSetStore
+
+    model = tiny_model("llama")
+    model.generation_config.eos_token_id = None
+    store = SkipSetStore(tmp_path / "skip_layers.json")
+    stored = SkipSet((2,), (3, 4), 6)
+    store.put("tiny", "story", stored, matchness=0.9)
+    stream = SwiftStream.from_store(model, store, "tiny", "story")
+    assert stream.started_from == f"{store.path} [tiny_story]" and stream.phase == "accelerate"
+    result = stream.decode(PROMPTS[0], max_new_tokens=30)
+    assert result.token_ids == decode(model, PROMPTS[0], method="ar", max_new_tokens=30).token_ids
+    assert result.skip_set == stored.to_dict() and stream.records[0].optimize_s == 0
+    assert stream.summary()["started_from"] == stream.started_from
+    # nothing stored for another task: a cold start
+    assert SwiftStream.from_store(model, store, "tiny", "code").started_from is None
+    # a stored verdict that skipping does not pay: plain steps from the first prompt
+    store.put("tiny", "story", stored, matchness=0.2, verdict=DOES_NOT_PAY, verdict_reason="measured")
+    again = SwiftStream.from_store(model, store, "tiny", "story")
+    assert again.verdict == DOES_NOT_PAY and "skip" in again.pace.ruled_out
+    assert "skip" not in again.decode(PROMPTS[0], max_new_tokens=30).step_kinds
+
+
+def test_prompt_records_round_trip_through_json():
+    model = tiny_model("llama")
+    stream = SwiftStream(model, SearchConfig(window=8), settings=StreamSettings(judge_after=1))
+    stream.use_costs(costs(6, draft_share=1.0, no_attention=1.0, no_mlp=1.0))
+    stream.decode(PROMPTS[0], max_new_tokens=20)
+    record = stream.records[0]
+    assert PromptRecord(**json.loads(json.dumps(asdict(record)))) == record
+    summary = json.loads(json.dumps(stream.summary()))
+    assert PassCosts.from_dict(summary["pass_costs"]) == stream.costs
+
+
+def test_bench_lines_carry_the_search_facts_and_the_cli_note_says_when_skipping_does_not_pay(tmp_path):
+    from swiftlab.harness import BenchLine, read_lines, search_notes, summarize
+    from swiftlab.storage import append_line
+
+    facts = {"search_share": 0.031, "verdict": DOES_NOT_PAY, "verdict_reason": f"{GIVE_UP_MESSAGE} (measured)",
+             "ratio": 0.25, "ratio_reason": "r=0.25: the highest expected speedup", "expected_speedup": 0.97,
+             "started_from": None, "iterations": 20, "stopped_because": None}
+    lines = [BenchLine("ar", "t", "p1", 0, 10, 1.0, 10, [1] * 10, [0] * 10, None, list(range(10))),
+             BenchLine("swift", "t", "p1", 0, 10, 1.0, 10, [1] * 10, [0] * 10, {"attention": [], "mlp": []},
+                       list(range(10)), phase="optimize", search=facts)]
+    path = tmp_path / "r.jsonl"
+    for line in lines:
+        append_line(path, json.dumps(asdict(line)))
+    back = read_lines(path)
+    assert back == lines
+    notes = search_notes(summarize(back))
+    assert notes == [f"t swift: search 3.1% of wall time; {GIVE_UP_MESSAGE} (measured); "
+                     "ratio r=0.25: the highest expected speedup"]
+
+
+def test_a_bench_stream_reuses_the_store(local_long_llama_dir, tmp_path):
+    from swiftlab import load_model
+    from swiftlab.harness import run_bench
+    from swiftlab.store import SkipSetStore
+
+    model, tokenizer = load_model(local_long_llama_dir)
+    store = SkipSetStore(tmp_path / "store.json")
+    store.put("tiny", "story", SkipSet((2,), (3,), 6), matchness=0.8)
+    lines = run_bench(model, tokenizer, task="story", prompts=2, methods=["ar", "swift"], model_name="tiny",
+                      max_new_tokens=12, progress=False, search=SearchConfig(window=4), store=store, reuse_store=True)
+    swift = [l for l in lines if l.method == "swift"]
+    assert all(l.search["started_from"].endswith("[tiny_story]") and l.phase == "accelerate" for l in swift)
+    assert all(l.skip_set == SkipSet((2,), (3,), 6).to_dict() for l in swift)
+    ar = {l.prompt_id: l.token_ids for l in lines if l.method == "ar"}
+    assert all(l.token_ids == ar[l.prompt_id] for l in swift)
+
+
+def test_pass_costs_are_measured_after_a_searching_prompt_and_charged_to_the_budget():
+    model = tiny_model("llama")
+    model.generation_config.eos_token_id = None
+    stream = SwiftStream(model, SearchConfig(window=8))
+    stream.decode(PROMPTS[0], max_new_tokens=20)
+    assert stream.costs is not None and len(stream._cost_rounds) == 1
+    assert stream.costs.context == len(PROMPTS[0]) + 10 and stream.costs.full > 0
+    assert stream.budget.scoring_s >= stream.costs.seconds_spent > 0  # what measuring took counts as search
+    assert stream.search.value is not None and stream.summary()["pass_costs"]["full"] == stream.costs.full
