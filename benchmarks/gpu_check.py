@@ -1,14 +1,12 @@
-"""GPU check: CUDA correctness, pass costs and SWIFT vs AR, in one command (about 8 minutes on an H100 at most).
+"""GPU check: CUDA correctness, pass costs and SWIFT vs AR in one command (under 8 minutes on an H100; not run yet).
 
     python3 benchmarks/gpu_check.py --device cuda --out runs/gpu_check.json
     python3 benchmarks/gpu_check.py --smoke --device cpu      # tiny sizes, seconds: what the tests run
 
-On the lent GPU machine (torch there, an older transformers, no network), after `bash bin/gpu-wheels` here
-put the wheels it lacks into .wheels-gpu/ (run tool: carry [".wheels-gpu"], timeout_s 570):
+On the lent GPU machine (torch there, an older transformers, no network): `bash bin/gpu-wheels` here puts the
+wheels it lacks into .whl/, then one call of the run tool, with carry [".whl"] and timeout_s 570, runs
 
-    set -o pipefail; python3 -m pip install -q --no-index --find-links .wheels-gpu -r .wheels-gpu/requirements.txt \
-    && PYTHONPATH=$PWD PYTHONUNBUFFERED=1 timeout 540 python3 benchmarks/gpu_check.py --device cuda \
-    --out $OUT/gpu_check.json 2>&1 | tee $OUT/gpu_check.log
+    set -o pipefail; python3 -m pip install -q --no-index --find-links .whl -r .whl/requirements.txt && PYTHONPATH=$PWD PYTHONUNBUFFERED=1 timeout 540 python3 benchmarks/gpu_check.py --device cuda --out $OUT/gpu_check.json 2>&1 | tee $OUT/gpu_check.log
 
 Three parts, each a markdown table on stdout and a part of the JSON record (rewritten after every part, so a
 run cut short keeps what it measured):
@@ -33,6 +31,7 @@ run cut short keeps what it measured):
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import platform
 import statistics
@@ -54,7 +53,8 @@ from swiftlab.api import encode_prompt  # noqa: E402
 from swiftlab.bench import compare, hf_generate  # noqa: E402
 from swiftlab.cli import DEMO_PROMPTS  # noqa: E402
 from swiftlab.decoding import eos_ids  # noqa: E402
-from swiftlab.storage import atomic_write_json  # noqa: E402
+from swiftlab.errors import SwiftlabError  # noqa: E402
+from swiftlab.storage import atomic_write_json, check_writable  # noqa: E402
 from swiftlab.tasks import get_examples  # noqa: E402
 
 TASK_SETS = ROOT / "docs" / "figures" / "task-sparsity-all.json"  # the lab model's searched set per task
@@ -141,6 +141,9 @@ def lab_model(dtype: str, device: str, attention: str):
 
 
 def free(device: str) -> None:
+    """Give the last model's memory back before the next is built: the 13B-shaped model at full depth takes a
+    third of an H100, and two left to the cyclic collector would not fit beside a third."""
+    gc.collect()
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
 
@@ -366,26 +369,28 @@ def speed_table(rows: list[dict]) -> list[str]:
 
 def report(record: dict, sizes: Sizes) -> str:
     m = record["machine"]
-    head = [f"# GPU check on {m['name']} ({m['device']}), torch {m['torch']}, transformers {m['transformers']}"
-            + (" - SMOKE sizes: the numbers mean nothing" if record["smoke"] else ""),
-            "",
-            f"## 1. Greedy identity against generate(do_sample=False) ({sizes.prompts} prompts, {sizes.new_tokens} "
-            f"new tokens, uniform skip set r=0.45, fallback off; a float tie: every token of both outputs within "
-            f"{TIE_EPS} eps of the dtype of the argmax, teacher-forced). The random models' acceptance is "
-            f"meaningless: their weights are random.", ""]
-    parts = head + identity_table(record["identity"])
-    parts += ["", f"## 2. Pass costs: full one-token pass in ms, every other pass as a multiple of it "
-              f"(context {sizes.cost_context}, synchronised medians of {sizes.cost_repeats}; full xk = a verify "
-              f"pass of k tokens; draft = transformers with sub-layers skipped, lean = swiftlab's lean drafter)", ""]
-    parts += cost_table(record["pass_costs"])
-    parts += ["", f"## 3. SWIFT vs AR on the lab model (float32, {sizes.speed_prompts} prompts x "
-              f"{sizes.speed_repeats} repeats, {sizes.speed_tokens} new tokens; tokens/s medians; speedup per "
-              f"prompt over AR)", ""]
-    parts += speed_table(record["speed"])
+    lines = [f"# GPU check on {m['name']} ({m['device']}), torch {m['torch']}, transformers {m['transformers']}"
+             + (" - SMOKE sizes: the numbers mean nothing" if record["smoke"] else "")]
+    titles = {
+        "identity": f"## 1. Greedy identity against generate(do_sample=False) ({sizes.prompts} prompts, "
+                    f"{sizes.new_tokens} new tokens, uniform skip set r=0.45, fallback off; a float tie: every token "
+                    f"of both outputs within {TIE_EPS} eps of the dtype of the argmax, teacher-forced). The random "
+                    f"models' acceptance is meaningless: their weights are random.",
+        "pass_costs": f"## 2. Pass costs: full one-token pass in ms, every other pass as a multiple of it (context "
+                      f"{sizes.cost_context}, synchronised medians of {sizes.cost_repeats}; full xk = a verify pass "
+                      f"of k tokens; draft = transformers with sub-layers skipped, lean = swiftlab's lean drafter)",
+        "speed": f"## 3. SWIFT vs AR on the lab model (float32, {sizes.speed_prompts} prompts x {sizes.speed_repeats} "
+                 f"repeats, {sizes.speed_tokens} new tokens; tokens/s medians; speedup per prompt over AR)"}
+    tables = {"identity": identity_table, "pass_costs": cost_table, "speed": speed_table}
+    for part in [p for p in PARTS if p in record["seconds"]]:  # the parts that ran
+        lines += ["", titles[part], ""] + tables[part](record[part])
     if record["errors"]:
-        parts += ["", "## Errors", ""] + [f"- {e['part']} / {e['case']}: {e['error']}" for e in record["errors"]]
-    parts += ["", f"total {record['seconds']['total']:.0f} s; exit status {exit_status(record)}"]
-    return "\n".join(parts)
+        lines += ["", "## Errors", ""] + [f"- {e['part']} / {e['case']}: {e['error']}" for e in record["errors"]]
+    lines += ["", f"total {record['seconds']['total']:.0f} s; exit status {exit_status(record)}"]
+    return "\n".join(lines)
+
+
+PARTS = {"identity": check_identity, "pass_costs": measure_costs, "speed": measure_speed}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -393,21 +398,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--smoke", action="store_true", help="tiny sizes (seconds on a CPU); the numbers mean nothing")
     p.add_argument("--out", default="runs/gpu_check.json", help="the JSON record (rewritten after every part)")
+    p.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {','.join(PARTS)} (a rerun "
+                   "of what a cut-short run missed)")
     args = p.parse_args(argv)
+    chosen = args.parts.split(",")
+    if not chosen or set(chosen) - set(PARTS):
+        p.error(f"--parts {args.parts!r}: choose from {', '.join(PARTS)}")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         p.error(f"--device {args.device}: torch sees no CUDA device here")
+    try:
+        check_writable(args.out, "--out", must_exist_folder=False)
+    except SwiftlabError as error:
+        p.error(str(error))
     sizes = SMOKE if args.smoke else FULL
     if args.smoke and args.device == "cpu":
         torch.set_num_threads(1)  # toy sizes gain nothing from threads, and the tests share a small machine
     record = {"machine": machine(args.device), "smoke": args.smoke, "sizes": asdict(sizes), "identity": [],
               "pass_costs": [], "speed": [], "errors": [], "seconds": {}}
     start = time.perf_counter()
-    parts = {"identity": (check_identity, len(sizes.dtypes) * len(sizes.attentions) * (1 + len(sizes.shapes))),
-             "pass_costs": (measure_costs, len(sizes.dtypes) * (1 + len(sizes.shapes))),
-             "speed": (measure_speed, len(sizes.tasks))}
-    for part, (run, steps) in parts.items():
+    steps = {"identity": len(sizes.dtypes) * len(sizes.attentions) * (1 + len(sizes.shapes)),
+             "pass_costs": len(sizes.dtypes) * (1 + len(sizes.shapes)), "speed": len(sizes.tasks)}
+    for part in chosen:
+        run = PARTS[part]
         began = time.perf_counter()
-        with tqdm(total=steps, desc=part, file=sys.stderr) as bar:
+        with tqdm(total=steps[part], desc=part, file=sys.stderr) as bar:
             run(sizes, args.device, record, bar)
         record["seconds"][part] = time.perf_counter() - began
         record["seconds"]["total"] = time.perf_counter() - start
