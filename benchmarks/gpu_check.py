@@ -124,7 +124,7 @@ def random_llama(shape: Shape, layers: int, dtype: torch.dtype, device: str, att
                          tie_word_embeddings=False)
     torch.manual_seed(seed)
     with torch.device(device):  # built where it runs: a 13B-shaped model never passes through host memory
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attention)
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attention).to(device)
     branch = 0.25 / (config.initializer_range * shape.hidden)  # a branch's output is ~(0.02 sqrt(hidden))^2 rms
     with torch.no_grad():
         for layer in model.model.layers:
