@@ -202,7 +202,7 @@ class _Run:
 def decode(model: nn.Module, input_ids, *, method: str = "swift", skip_set: SkipSet | None = None,
            max_new_tokens: int = 128, sampling: SamplingParams = SamplingParams(),
            swift: SwiftParams = SwiftParams(), seed: int | None = None, search=None,
-           pace: "Pace | None" = None, stop_ids=None) -> DecodeResult:
+           pace: "Pace | None" = None, stop_ids=None, selector=None) -> DecodeResult:
     """Decode one prompt with autoregressive ("ar") or SWIFT ("swift") decoding; return the record.
 
     With a `search` (a SkipSearch that is still running), SWIFT's optimization phase runs too: after
@@ -215,9 +215,11 @@ def decode(model: nn.Module, input_ids, *, method: str = "swift", skip_set: Skip
     stream passes one), so a new prompt starts with what earlier ones measured.
     Decoding stops after an end-of-text token of the model's generation config (swiftlab's loader adds a
     chat model's end-of-turn tokens there) or any of `stop_ids`.
+    A `selector` (layerselect.LayerSelector) chooses the skip set after verifications instead of a search.
     """
     session = DecodeSession(model, input_ids, method=method, skip_set=skip_set, max_new_tokens=max_new_tokens,
-                            sampling=sampling, swift=swift, seed=seed, search=search, pace=pace, stop_ids=stop_ids)
+                            sampling=sampling, swift=swift, seed=seed, search=search, pace=pace, stop_ids=stop_ids,
+                            selector=selector)
     while not session.done:
         session.step()
     return session.result()
@@ -254,7 +256,7 @@ class DecodeSession:
     def __init__(self, model: nn.Module, input_ids, *, method: str = "swift", skip_set: SkipSet | None = None,
                  max_new_tokens: int = 128, sampling: SamplingParams = SamplingParams(),
                  swift: SwiftParams = SwiftParams(), seed: int | None = None, search=None, pace: "Pace | None" = None,
-                 observer: Callable | None = None, stop_ids=None):
+                 observer: Callable | None = None, stop_ids=None, selector=None):
         if method not in ("ar", "swift"):
             raise SwiftlabError(f"unknown method {method!r}: choose 'ar' or 'swift'")
         _check_types(sampling=(sampling, SamplingParams), swift=(swift, SwiftParams),
@@ -264,6 +266,10 @@ class DecodeSession:
             if method != "swift":
                 raise SwiftlabError("a skip-set search runs with SWIFT decoding only")
             skip_set = search.best if skip_set is None else skip_set
+        if selector is not None:
+            if method != "swift" or search is not None:
+                raise SwiftlabError("a layer selector runs with SWIFT decoding, without a search")
+            skip_set = selector.first_set() if skip_set is None else skip_set
         if method == "swift":
             if skip_set is None:
                 raise SwiftlabError("SWIFT decoding needs a skip set (e.g. SkipSet.uniform(L, 0.45))")
@@ -274,6 +280,7 @@ class DecodeSession:
             generator = torch.Generator(device=prompt.device)
             generator.manual_seed(seed if seed is not None else torch.seed())
         self.model, self.method, self.skip_set, self.swift, self.search = model, method, skip_set, swift, search
+        self.selector = selector
         self.run = _Run(model, prompt, max_new_tokens, sampling, eos_ids(model) | {int(t) for t in stop_ids or ()},
                         generator,
                         rollback=method == "swift",
@@ -332,6 +339,10 @@ class DecodeSession:
             if better is not None and better != self.skip_set:
                 self.pace.forget("skip")  # a new drafter: what the old one cost says nothing about it
                 self.skip_set = better
+        if going and self.selector is not None:  # per-step layer selection (layerselect.py)
+            t0 = run.clock()
+            self.skip_set = self.selector.after_step(run.cache, run.context(), run.step_kinds[-1]) or self.skip_set
+            run.timings["optimize"] += run.clock() - t0
         self.done = not going
         return StepEvent(index, list(tree.chain) if tree else [], [list(s) for s in tree.siblings] if tree else [],
                          len(path), run.tokens[before:], used, kind=run.step_kinds[-1], reason=reason, path=list(path),
