@@ -341,7 +341,9 @@ class DecodeSession:
                 self.skip_set = better
         if going and self.selector is not None:  # per-step layer selection (layerselect.py)
             t0 = run.clock()
-            self.skip_set = self.selector.after_step(run.cache, run.context(), run.step_kinds[-1]) or self.skip_set
+            chosen = self.selector.after_step(run.cache, run.context(), run.step_kinds[-1], run.drafted[-1],
+                                              run.accepted[-1])
+            self.skip_set = chosen or self.skip_set
             run.timings["optimize"] += run.clock() - t0
         self.done = not going
         return StepEvent(index, list(tree.chain) if tree else [], [list(s) for s in tree.siblings] if tree else [],

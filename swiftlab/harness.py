@@ -11,8 +11,9 @@ Methods (all greedy):
   hf-early-exit transformers' generate(assistant_early_exit=E), E = the early-exit layer
                 (early-exit:E and hf-early-exit:E pick E per method, so several exits compete in one run)
   hf-prompt-lookup  transformers' generate(prompt_lookup_num_tokens=10)
-  clasp         SWIFT drafting with a skip set chosen per step from the context (layerselect.py, CLaSp's
-                idea) at --skip-ratio, no search; clasp:N re-selects after every N-th drafted verification
+  clasp         SWIFT drafting with a skip set chosen from the context (layerselect.py, CLaSp's idea) at
+                --skip-ratio, no search: after the prompt pass, then after every 16th drafted verification;
+                clasp:N after every N-th (clasp:1 after each, as CLaSp)
 Metrics follow Spec-Bench: speedup = mean tokens/s ratio to `ar`, mean accepted tokens per
 full-model pass, acceptance rate; medians over repeats; lossless methods are checked for
 token-identical output against `ar`.
@@ -130,7 +131,8 @@ def _clasp_runner(model, name: str, every: str, skip_ratio: float, swift: SwiftP
 
     if every and not (every.isdigit() and int(every) >= 1):
         raise SwiftlabError(f"method {name!r}: the re-selection interval must be a whole number from 1")
-    selector = LayerSelector(model, SelectParams(ratio=skip_ratio, every=int(every or 1)))
+    params = SelectParams(ratio=skip_ratio, **({"every": int(every)} if every else {}))
+    selector = LayerSelector(model, params)
     return lambda ids, n: decode(model, ids, method="swift", max_new_tokens=n, swift=swift, selector=selector)
 
 

@@ -40,7 +40,12 @@ from . import validate
 class SelectParams:
     ratio: float = 0.45  # sub-layers skipped, as a share of the 2·(L−2) middle ones
     window: int = 4  # the last tokens of the context the selection matches the full model on
-    every: int = 1  # re-select after this many skip-drafted verifications (1: after each, as CLaSp)
+    # re-select after this many skip-drafted verifications (1: after each, as CLaSp); the first selection is
+    # right after the prompt pass. On a CPU a selection costs about a full pass or two, and the set chosen
+    # for a prompt keeps most of its acceptance for many steps (CLaSp's "sparse persistence")
+    every: int = 16
+    # ... and sooner, after a verification that accepted less than this share of its draft (0: never sooner)
+    poor: float = 0.0
     # precision of the matrices read (leandraft.draft_dtype): the model's own; a float16 copy is the drafter's
     # gain for one token, but a product over many rows in float16 is much slower on a CPU
     draft_dtype: str = "model"
@@ -49,6 +54,7 @@ class SelectParams:
         object.__setattr__(self, "ratio", validate.number("ratio", self.ratio, 0.0, 1.0, low_open=True))
         object.__setattr__(self, "window", validate.integer("window", self.window, 1))
         object.__setattr__(self, "every", validate.integer("every", self.every, 1))
+        object.__setattr__(self, "poor", validate.number("poor", self.poor, 0.0, 1.0))
         check_draft_dtype(self.draft_dtype)
 
 
@@ -139,10 +145,10 @@ class LeanBlocks:
         v = v.view(R, T, KV, D).permute(2, 0, 1, 3)
         past = self.cache.layers[layer]
         past_k, past_v = past.keys[0, :, :self.start], past.values[0, :, :self.start]  # [KV, P, D]
-        shared = (q.reshape(KV, -1, D) @ past_k.transpose(1, 2)).view(KV, group, R, T, -1)
+        shared = (q.reshape(KV, group * R * T, D) @ past_k.transpose(1, 2)).view(KV, group, R, T, self.start)
         own = torch.einsum("kgrtd,krsd->kgrts", q, k).masked_fill(self._future(T, x.device), float("-inf"))
         weights = torch.softmax(torch.cat([shared, own], dim=-1) * w.scale, dim=-1)
-        out = (weights[..., :self.start].reshape(KV, -1, self.start) @ past_v).view(KV, group, R, T, D)
+        out = (weights[..., :self.start].reshape(KV, group * R * T, self.start) @ past_v).view(KV, group, R, T, D)
         out = out + torch.einsum("kgrts,krsd->kgrtd", weights[..., self.start:], v)
         return out.permute(2, 3, 0, 1, 4).reshape(R * T, H * D)
 
@@ -177,15 +183,18 @@ class LayerSelector:
         """The set a run starts with, before its first selection (right after the prompt pass)."""
         return SkipSet.uniform(self.layers, self.params.ratio)
 
-    def after_step(self, cache, context: list[int], kind: str) -> SkipSet | None:
-        """After a pass of `kind` (prefill, skip, lookup, ar): a newly selected set, or None to keep drafting
-        with the current one. `context` is the prompt and every token emitted so far; the cache holds all
-        but its last token."""
-        if kind == "skip":
-            self.since += 1
-        if kind != "prefill" and (kind != "skip" or self.since < self.params.every):
+    def after_step(self, cache, context: list[int], kind: str, drafted: int = 0, accepted: int = 0) -> SkipSet | None:
+        """After a pass of `kind` (prefill, skip, lookup, ar) that verified `drafted` tokens and accepted
+        `accepted`: a newly selected set, or None to keep drafting with the current one. `context` is the
+        prompt and every token emitted so far; the cache holds all but its last token."""
+        if kind == "prefill":
+            return self.select(cache, context)
+        if kind != "skip":  # a plain or lookup step says nothing about the skip set
             return None
-        return self.select(cache, context)
+        self.since += 1
+        if self.since >= self.params.every or accepted < self.params.poor * drafted:
+            return self.select(cache, context)
+        return None
 
     def select(self, cache, context: list[int]) -> SkipSet:
         drafter = lean_drafter(self.model, cache, self.params.draft_dtype)
