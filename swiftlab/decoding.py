@@ -135,7 +135,7 @@ def prepare_prompt(model: nn.Module, input_ids, max_new_tokens: int) -> torch.Te
 def decode(model: nn.Module, input_ids, *, method: str = "swift", skip_set: SkipSet | None = None,
            max_new_tokens: int = 128, sampling: SamplingParams = SamplingParams(),
            swift: SwiftParams = SwiftParams(), seed: int | None = None, search=None,
-           pace: StepPolicy | None = None, stop_ids=None) -> DecodeResult:
+           pace: StepPolicy | None = None, stop_ids=None, selector=None) -> DecodeResult:
     """Decode one prompt with autoregressive ("ar") or SWIFT ("swift") decoding; return the record.
 
     With a `search` (a SkipSearch that is still running), SWIFT's optimization phase runs too: after
@@ -148,9 +148,11 @@ def decode(model: nn.Module, input_ids, *, method: str = "swift", skip_set: Skip
     run to run (a stream passes one), so a new prompt starts with what earlier ones measured.
     Decoding stops after an end-of-text token of the model's generation config (swiftlab's loader adds a
     chat model's end-of-turn tokens there) or any of `stop_ids`.
+    A `selector` (layerselect.LayerSelector) chooses the skip set after verifications instead of a search.
     """
     session = DecodeSession(model, input_ids, method=method, skip_set=skip_set, max_new_tokens=max_new_tokens,
-                            sampling=sampling, swift=swift, seed=seed, search=search, pace=pace, stop_ids=stop_ids)
+                            sampling=sampling, swift=swift, seed=seed, search=search, pace=pace, stop_ids=stop_ids,
+                            selector=selector)
     while not session.done:
         session.step()
     return session.result()
@@ -169,7 +171,7 @@ def reference_continuation(model: nn.Module, prompt_ids: list[int], new_tokens: 
     return tokens, cache
 
 
-def _checked(model: nn.Module, method: str, sampling, swift, skip_set, search) -> SkipSet | None:
+def _checked(model: nn.Module, method: str, sampling, swift, skip_set, search, selector=None) -> SkipSet | None:
     """The skip set to start from, or a clear error about the arguments."""
     if method not in ("ar", "swift"):
         raise SwiftlabError(f"unknown method {method!r}: choose 'ar' or 'swift'")
@@ -179,6 +181,10 @@ def _checked(model: nn.Module, method: str, sampling, swift, skip_set, search) -
         if method != "swift":
             raise SwiftlabError("a skip-set search runs with SWIFT decoding only")
         skip_set = search.best if skip_set is None else skip_set
+    if selector is not None:
+        if method != "swift" or search is not None:
+            raise SwiftlabError("a layer selector runs with SWIFT decoding, without a search")
+        skip_set = selector.first_set() if skip_set is None else skip_set
     if method == "swift":
         if skip_set is None:
             raise SwiftlabError("SWIFT decoding needs a skip set (e.g. SkipSet.uniform(L, 0.45))")
@@ -224,8 +230,9 @@ class DecodeSession:
     def __init__(self, model: nn.Module, input_ids, *, method: str = "swift", skip_set: SkipSet | None = None,
                  max_new_tokens: int = 128, sampling: SamplingParams = SamplingParams(),
                  swift: SwiftParams = SwiftParams(), seed: int | None = None, search=None,
-                 pace: StepPolicy | None = None, observer: Callable | None = None, stop_ids=None):
-        skip_set = _checked(model, method, sampling, swift, skip_set, search)
+                 pace: StepPolicy | None = None, observer: Callable | None = None, stop_ids=None, selector=None):
+        skip_set = _checked(model, method, sampling, swift, skip_set, search, selector)
+        self.selector = selector  # layerselect.LayerSelector: re-chooses the skip set after passes
         seed = validate.optional_integer("seed", seed)
         self.prompt = prepare_prompt(model, input_ids, max_new_tokens)
         self.generator = None
@@ -302,6 +309,8 @@ class DecodeSession:
         try:
             with torch.inference_mode():
                 event = self._prefill() if self._cur is None else self._step()
+                if not self.done and self.selector is not None:
+                    event.timings["optimize"] = event.timings.get("optimize", 0.0) + self._select_step(event)
         finally:
             if was_training:
                 self.model.train()
@@ -393,6 +402,15 @@ class DecodeSession:
             self.policy.forget("skip")  # a new drafter: what the old one cost says nothing about it
             self.skip_set = better
             self.drafters["skip"].use(better)
+        return self.clock() - t0
+
+    def _select_step(self, event: StepEvent) -> float:
+        """Per-step layer selection after a pass (layerselect.py); drafting continues with its choice. Its seconds."""
+        t0 = self.clock()
+        chosen = self.selector.after_step(self.cache, self.context(), event.kind, len(event.drafted), event.accepted)
+        if chosen is not None and chosen != self.skip_set:
+            self.skip_set = chosen
+            self.drafters["skip"].use(chosen)
         return self.clock() - t0
 
     def result(self) -> DecodeResult:

@@ -11,6 +11,9 @@ Methods (all greedy):
   hf-early-exit transformers' generate(assistant_early_exit=E), E = the early-exit layer
                 (early-exit:E and hf-early-exit:E pick E per method, so several exits compete in one run)
   hf-prompt-lookup  transformers' generate(prompt_lookup_num_tokens=10)
+  clasp         SWIFT drafting with a skip set chosen from the context (layerselect.py, CLaSp's idea) at
+                --skip-ratio, no search: after the prompt pass, then after every 16th drafted verification;
+                clasp:N after every N-th (clasp:1 after each, as CLaSp)
 Metrics follow Spec-Bench: speedup = mean tokens/s ratio to `ar`, mean accepted tokens per
 full-model pass, acceptance rate; medians over repeats; lossless methods are checked for
 token-identical output against `ar`.
@@ -38,7 +41,7 @@ from .storage import append_line
 from .stream import StreamSettings, SwiftStream
 
 METHODS = ("ar", "swift", "swift+lookup", "swift-cached", "uniform", "early-exit", "hf-generate", "hf-early-exit",
-           "hf-prompt-lookup")
+           "hf-prompt-lookup", "clasp")
 LOOKUP_TOKENS = 10  # drafted by lookup per pass, as transformers' prompt_lookup_num_tokens=10 below
 
 
@@ -93,9 +96,10 @@ def make_runners(model, methods, *, task: str, model_name: str, skip_ratio: floa
     for name in methods:
         # "early-exit:E" and "hf-early-exit:E" pick the exit layer per method, so several compete in one run
         m, _, layer = name.partition(":")
-        exit_layer = _exit_layer(name, layer, L) if layer else default_exit
-        if layer and m not in ("early-exit", "hf-early-exit"):
-            raise SwiftlabError(f"method {name!r}: only early-exit and hf-early-exit take a layer (:E)")
+        if layer and m not in ("early-exit", "hf-early-exit", "clasp"):
+            raise SwiftlabError(f"method {name!r}: only early-exit and hf-early-exit take a layer (:E), "
+                                "and clasp an interval (:N)")
+        exit_layer = _exit_layer(name, layer, L) if layer and m != "clasp" else default_exit
         if m == "ar":
             runners[name] = lambda ids, n: decode(model, ids, method="ar", max_new_tokens=n)
         elif m in ("swift", "swift+lookup"):
@@ -118,6 +122,8 @@ def make_runners(model, methods, *, task: str, model_name: str, skip_ratio: floa
             s = SkipSet.uniform(L, skip_ratio) if m == "uniform" else SkipSet.early_exit(L, exit_layer)
             runners[name] = lambda ids, n, s=s: decode(model, ids, method="swift", skip_set=s, max_new_tokens=n,
                                                     swift=swift)
+        elif m == "clasp":
+            runners[name] = _clasp_runner(model, name, layer, skip_ratio, swift)
         elif m == "hf-generate":
             runners[name] = lambda ids, n: hf_generate(model, ids, n)
         elif m == "hf-early-exit":
@@ -125,6 +131,16 @@ def make_runners(model, methods, *, task: str, model_name: str, skip_ratio: floa
         elif m == "hf-prompt-lookup":
             runners[name] = lambda ids, n: hf_generate(model, ids, n, prompt_lookup_num_tokens=10)
     return runners
+
+
+def _clasp_runner(model, name: str, every: str, skip_ratio: float, swift: SwiftParams):
+    from .layerselect import LayerSelector, SelectParams
+
+    if every and not (every.isdigit() and int(every) >= 1):
+        raise SwiftlabError(f"method {name!r}: the re-selection interval must be a whole number from 1")
+    params = SelectParams(ratio=skip_ratio, **({"every": int(every)} if every else {}))
+    selector = LayerSelector(model, params)
+    return lambda ids, n: decode(model, ids, method="swift", max_new_tokens=n, swift=swift, selector=selector)
 
 
 def _exit_layer(name: str, layer: str, num_layers: int) -> int:
