@@ -197,7 +197,7 @@ def test_sampling_with_the_selector_keeps_the_models_distribution():
         third.append(r.token_ids[2])
         drafted += sum(r.drafted_per_step)
         accepted += sum(r.accepted_per_step)
-    assert 0.15 < accepted / drafted < 0.97  # accept and reject-and-resample both ran
+    assert 0.15 * drafted < accepted < drafted  # accept and reject-and-resample both ran
     assert chi_square_p(np.array(second), want2) > 1e-3
     assert chi_square_p(np.array(third), want3) > 1e-3
 
