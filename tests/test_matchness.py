@@ -93,7 +93,8 @@ def test_a_search_leaves_no_tensors_for_the_cyclic_collector():
     gc.disable()
     gc.set_debug(gc.DEBUG_SAVEALL)
     try:
-        search = SkipSearch(L, SearchConfig(window=WINDOW), SkipSet.uniform(L, 0.5))
+        # max_score 1.0 is never exceeded: the search keeps scoring (a lucky early set must not end it)
+        search = SkipSearch(L, SearchConfig(window=WINDOW, max_score=1.0), SkipSet.uniform(L, 0.5))
         decode(model, [1, 5, 9, 23, 40, 7], method="swift", max_new_tokens=60, search=search)
         assert search.iteration > 5  # the scoring really ran
         gc.collect()
