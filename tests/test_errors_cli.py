@@ -158,7 +158,9 @@ def test_ctrl_c_during_start_up_is_one_line(local_llama_dir):
     import time
 
     proc = subprocess.Popen([sys.executable, "-m", "swiftlab", "generate", "--model", str(local_llama_dir),
-                             "--prompt", "hi"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--prompt", "hi"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # as at a terminal: a suite started in the background (`cmd &`) inherits SIGINT ignored
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(0.8)  # the heavy imports take seconds; the interpreter itself is up by now
     assert proc.poll() is None, "the command finished before it could be interrupted"
     proc.send_signal(signal.SIGINT)
