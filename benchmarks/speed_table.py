@@ -1,6 +1,8 @@
 """Benchmark: the speed table of the README, every task, every method, interleaved, in one process.
 
     .venv/bin/python benchmarks/speed_table.py [--model lab] [--prompts 8] [--repeats 2] [--out runs/speed]
+    .venv/bin/python benchmarks/speed_table.py --model smollm2-135m --data ../shared/data/spec_bench/question.jsonl \
+        --tasks summarization,rag,translation,qa,math_reasoning,mt_bench --prompts 5 --repeats 1
 
 Runs the bench harness (`swiftlab bench`) on held-out prompts of each task with the methods below, appends
 every measurement to OUT/results.jsonl as it goes, and prints `swiftlab report`'s table per task: speedup
@@ -25,8 +27,8 @@ from step_costs import pass_costs  # benchmarks/, next to this script
 
 from swiftlab import SkipSet, load_model, num_layers
 from swiftlab.api import encode_prompt
-from swiftlab.harness import pass_cost_bound, read_lines, run_bench, summarize, summary_table
-from swiftlab.tasks import get_examples
+from swiftlab.harness import pass_cost_bound, read_lines, run_bench, search_notes, summarize, summary_table
+from swiftlab.tasks import task_source
 
 BLOCKS = (1, 2, 4, 8, 16, 32)  # verify-pass sizes whose cost is measured; others are interpolated
 
@@ -42,6 +44,7 @@ def main() -> int:
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--methods", default=None,
                    help="default: ar, hf-generate, swift, swift+lookup, two HF early exits, prompt lookup")
+    p.add_argument("--data", default=None, help="Spec-Bench question.jsonl: --tasks are its categories")
     p.add_argument("--out", default="runs/speed")
     args = p.parse_args()
 
@@ -56,14 +59,18 @@ def main() -> int:
     print(f"# {args.model} ({L} layers) on {platform.machine()}, {os.cpu_count()} cores, torch threads "
           f"{torch.get_num_threads()}; {args.prompts} held-out prompts x {args.repeats} repeats, "
           f"{args.max_new_tokens} new tokens, greedy")
-    for task in args.tasks.split(","):
+    print(f"# load before: {os.getloadavg()}", flush=True)
+    for name in args.tasks.split(","):
+        task = task_source("specbench", data=args.data, category=name) if args.data else task_source(name)
         run_bench(model, tokenizer, task=task, prompts=args.prompts, methods=methods, model_name=args.model,
                   repeats=args.repeats, max_new_tokens=args.max_new_tokens, out=results)
-        rows = [r for r in summarize(read_lines(results)) if r["task"] == task]
-        print(summary_table(rows), flush=True)
+        rows = [r for r in summarize(read_lines(results)) if r["task"] == task.label]
+        print(f"## {task.label} (load {os.getloadavg()[0]:.1f})\n" + summary_table(rows), flush=True)
+        for note in search_notes(rows):
+            print(note, flush=True)
         context = int(statistics.median(len(encode_prompt(tokenizer, ex.prompt))
-                                        for ex in get_examples(task, args.prompts, seed=0))) + args.max_new_tokens // 2
-        print(bound_table(model, [l for l in read_lines(results) if l.task == task], rows, context), flush=True)
+                                        for ex in task.examples(args.prompts, seed=0))) + args.max_new_tokens // 2
+        print(bound_table(model, [l for l in read_lines(results) if l.task == task.label], rows, context), flush=True)
     return 0
 
 

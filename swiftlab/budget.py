@@ -87,8 +87,9 @@ class BudgetedSearch:
     SIZES = (1, 2, 4, 8)
 
     def __init__(self, search, budget: ScoringBudget | None, after_step: Callable[[], None] | None = None,
-                 tune_batch: bool = True):
+                 tune_batch: bool = True, probe: Callable[[object], None] | None = None):
         self.search, self.budget, self.after_step = search, budget, after_step
+        self.probe = probe  # called with the running decode after each step (the stream times passes on its cache)
         self.tune_batch = tune_batch and budget is not None
         self.per_candidate = search.batch_costs  # kept with the search, from prompt to prompt
 
@@ -177,16 +178,23 @@ class PassCosts:
     def expected_speedup(self, skip_set: SkipSet, matchness: float, max_draft: int = 25) -> tuple[float, int]:
         """(speedup over plain steps, drafts per step that reach it) for a drafter whose tokens are
         accepted with probability `matchness` each."""
+        plain = (1.0 / self.verify_cost(1), 0)  # no drafts: a plain step through the verify path
+        return max(plain, self.drafting_speedup(skip_set, matchness, max_draft))
+
+    def drafting_speedup(self, skip_set: SkipSet, matchness: float, max_draft: int = 25) -> tuple[float, int]:
+        """The same, drafting at least once: below 1 where drafting with this set loses to plain steps."""
         c = self.draft_cost(skip_set)
         a = min(max(float(matchness), 0.0), 0.999)
-        best = (1.0 / self.verify_cost(1), 0)  # no drafts: a plain step through the verify path
+        best = (0.0, 1)
         for g in range(1, max_draft + 1):
             tokens = (1.0 - a ** (g + 1)) / (1.0 - a)
             best = max(best, (tokens / (g * c + self.verify_cost(g + 1)), g))
         return best
 
     def speedup(self, skip_set: SkipSet, matchness: float) -> float:
-        return self.expected_speedup(skip_set, matchness)[0]
+        """A candidate's value to the search: drafting with it, over plain steps. Not floored at 1 (where
+        plain steps would win), so that of two sets that both lose, the one that loses less ranks first."""
+        return self.drafting_speedup(skip_set, matchness)[0]
 
 
 PASS_KINDS = ("full", "verify", "draft_none", "draft_no_attention", "draft_no_mlp")
@@ -213,8 +221,10 @@ def costs_from_rounds(rounds: list[dict], context: int, model, verify_tokens: in
 
 @torch.inference_mode()
 def pass_cost_rounds(model, context: int, *, draft_dtype: str = "auto", lean: bool = True, rounds: int = 1,
-                     verify_tokens: int = 8) -> list[dict[str, float]]:
-    """`rounds` rounds of one pass of each kind (PASS_KINDS), seconds each."""
+                     verify_tokens: int = 8, cache=None) -> list[dict[str, float]]:
+    """`rounds` rounds of one pass of each kind (PASS_KINDS), seconds each. Given a running decode's
+    `cache` (holding `context` positions), the passes extend it and are cropped off again, so no
+    prefill is paid; without one, `context` random tokens are prefilled first."""
     from .adapters import num_layers as layers_of
     from .cache import SkipAwareCache
     from .leandraft import lean_drafter
@@ -223,9 +233,13 @@ def pass_cost_rounds(model, context: int, *, draft_dtype: str = "auto", lean: bo
     L = layers_of(model)
     device = model.get_input_embeddings().weight.device
     vocab = model.get_input_embeddings().num_embeddings
-    cache = SkipAwareCache(model.config)
     generator = torch.Generator().manual_seed(0)
-    model(input_ids=torch.randint(3, vocab, (1, context), generator=generator).to(device), cache=cache, use_cache=True)
+    if cache is None:
+        cache = SkipAwareCache(model.config)
+        model(input_ids=torch.randint(3, vocab, (1, context), generator=generator).to(device), cache=cache,
+              use_cache=True)
+    elif cache.get_seq_length() != context:
+        raise SwiftlabError(f"pass costs at context {context}, but the cache holds {cache.get_seq_length()} positions")
     drafter = lean_drafter(model, cache, draft_dtype) if lean else None
     middle = tuple(range(1, L - 1))
     sets = {"draft_none": SkipSet((), (), L), "draft_no_attention": SkipSet(middle, (), L),

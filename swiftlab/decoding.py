@@ -437,4 +437,7 @@ def _optimize(run: DecodeSession, search) -> SkipSet | None:
         return None
     tokens = run.context()
     search.step(lambda sets: matchness_scores(run.model, run.cache, tokens, window, sets))
+    probe = getattr(search, "probe", None)  # a BudgetedSearch may time passes on this decode's cache
+    if probe is not None:
+        probe(run)
     return search.best

@@ -29,7 +29,10 @@ class StepPolicy:
     easier is noticed.
 
     Where the context repeats, a lookup continuation is verified instead of a plain step (a plain step's
-    price for a chance of more than one token); where skip drafting is chosen the skip drafter's first
+    price for a chance of more than one token) while lookup steps are not measured slower per token than
+    plain ones, a choice made the same way between those two kinds (`_stand_in`): on a CPU a verify pass
+    over 11 tokens of a 135M model costs about two plain steps, and chance 2-gram matches in a long
+    prompt then halve the speed (SmolLM2-135M, Spec-Bench summarization); where skip drafting is chosen the skip drafter's first
     token decides whether the lookup continuation is verified (drafters.GatedLookup). Always taking the
     lookup lost where the drafter is strong and 2-gram matches are chance; choosing lookup by measured
     cost per kind lost everywhere (a step's yield swings with the text far more than the kinds differ).
@@ -51,6 +54,7 @@ class StepPolicy:
         self.next_probe = 2  # a fresh policy measures plain steps at once, then every PROBE steps
         self._probe: tuple | None = None  # (kinds, the cheapest before the try) while a try is out
         self.ruled_out: dict[str, str] = {}  # kind ("skip", "lookup", "ar") -> why it is never chosen
+        self._stand_in: StepPolicy | None = None  # lookup vs plain, where lookup stands in for a plain step
 
     @classmethod
     def plain_only(cls, why: str) -> "StepPolicy":
@@ -72,11 +76,9 @@ class StepPolicy:
         """The drafter for the next step. `lookup`: a lookup continuation is on offer; `fallback`: plain
         steps may be taken while drafting is measured slower."""
         lookup = lookup and "lookup" not in self.ruled_out
+        timed = greedy and fallback and "ar" not in self.ruled_out  # may a measured cost choose plain steps?
         if "skip" in self.ruled_out:
-            if lookup:
-                return Choice("lookup", f"{self.ruled_out['skip']}; the context repeats: its lookup continuation "
-                                        "is verified")
-            return Choice("plain", self.ruled_out["skip"])
+            return self._lookup_or_plain(self.ruled_out["skip"], timed) if lookup else Choice("plain", self.ruled_out["skip"])
         if not greedy:
             return (Choice("lookup", "when sampling a lookup match is always verified") if lookup else
                     Choice("skip", "when sampling every step drafts (a seeded run repeats exactly)"))
@@ -86,16 +88,33 @@ class StepPolicy:
         else:
             kind, why = "skip", self.ruled_out.get("ar", "the plain-step fallback is off")
         if kind == "ar":
-            return (Choice("lookup", "the context repeats: a lookup draft costs a plain step's price for a chance "
-                                     "of more tokens") if lookup else Choice("plain", why))
+            return self._lookup_or_plain(why, timed) if lookup else Choice("plain", why)
         return Choice("gated" if lookup else "skip", why)
 
+    def _lookup_or_plain(self, why_plain: str, timed: bool) -> Choice:
+        """Where a plain step would be taken and the context repeats: its lookup continuation is verified,
+        unless (`timed`) lookup steps are measured slower per token than plain ones."""
+        if not timed:
+            return Choice("lookup", f"{why_plain}; the context repeats: its lookup continuation is verified")
+        if self._stand_in is None:
+            self._stand_in = StepPolicy()
+        stand_in = self._stand_in
+        kind = stand_in.pick(("lookup", "ar"))
+        cost = stand_in.cost
+        measured = (f"lookup steps measured {cost['lookup'] / cost['ar']:.2f}x the time per token of plain steps"
+                    if "lookup" in cost and "ar" in cost else "lookup steps not measured against plain ones yet")
+        if kind == "ar":
+            return Choice("plain", f"{why_plain}; the context repeats, but {measured}")
+        return Choice("lookup", f"{why_plain}; the context repeats: its lookup continuation is verified ({measured})")
+
     def took(self, drafter: str, seconds: float, tokens: int) -> None:
-        """What a step of `drafter` cost: skip drafts (gated or not) and plain steps are measured;
-        lookup steps are not (they stand in for plain steps)."""
+        """What a step of `drafter` cost: skip drafts (gated or not) and plain steps are measured for the
+        choice between drafting and plain steps; lookup and plain steps for the choice between them."""
         kind = {"skip": "skip", "gated": "skip", "plain": "ar"}.get(drafter)
         if kind is not None:
             self.record(kind, seconds, tokens)
+        if self._stand_in is not None and drafter in ("lookup", "plain"):
+            self._stand_in.record("lookup" if drafter == "lookup" else "ar", seconds, tokens)
 
     @property
     def cost(self) -> dict[str, float]:

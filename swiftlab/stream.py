@@ -68,6 +68,11 @@ class StreamSettings:
     give_up: bool = True  # rule skip drafting out while the best set is not expected to beat plain steps
     pays_above: float = 1.05  # the expected speedup a set must reach to be drafted with
     judge_after: int = 16  # proposals scored before the first verdict
+    # Before that, an early verdict: once pass costs are measured (after the first searching prompt), give up
+    # when no set scored so far would pay even with `search_gain` more matchness than it has: what the search
+    # typically adds to its random start (SmolLM2-135M at r = 0.45: random sets 0.03-0.19, the best after
+    # 369 proposals 0.34-0.50). Layer skipping that cannot pay is then ruled out after one prompt, not five.
+    search_gain: float = 0.35
     retry_share: float = 0.01  # the search's share of wall time while skipping does not pay
 
 
@@ -89,6 +94,7 @@ class SwiftStream:
         self.costs: PassCosts | None = None  # measured after searching prompts (the search values sets by them)
         self._cost_rounds: list[dict] = []
         self._costs_given = False
+        self._measured_this_prompt, self._measure_after = False, 0
         self.verdict: str | None = None
         self.verdict_reason: str | None = None
         self.started_from: str | None = None  # where the starting set came from, when not from scratch
@@ -119,11 +125,13 @@ class SwiftStream:
         if self.budget is not None:
             self.budget.open()
         try:
-            search = BudgetedSearch(self.search, self.budget, self._judge) if phase == "optimize" else None
+            self._measured_this_prompt, self._measure_after = False, max_new_tokens // 2
+            search = (BudgetedSearch(self.search, self.budget, self._judge, probe=self._measure_costs_on)
+                      if phase == "optimize" else None)
             result = decode(self.model, input_ids, method="swift", skip_set=self.search.best,
                             max_new_tokens=max_new_tokens, sampling=sampling, swift=self.settings.swift, seed=seed,
                             search=search, pace=self.pace)
-            if phase == "optimize":  # at the context this prompt's steps saw on average
+            if phase == "optimize" and self._wants_costs():  # the prompt ended first: prefill a context of its size
                 self._measure_costs(len(result.prompt_ids) + result.new_tokens // 2)
         finally:
             if self.budget is not None:
@@ -147,19 +155,27 @@ class SwiftStream:
 
     MEASURE_ROUNDS = 5  # rounds of pass-cost samples a stream takes at most
 
-    def _measure_costs(self, context: int) -> None:
-        """After a searching prompt (the model is warm then), one round of pass costs, while the budget
-        allows (the first round always: the verdict needs it): each candidate is valued by their medians."""
+    def _wants_costs(self) -> bool:
+        """One round of pass costs per searching prompt, while the budget allows (the first round always:
+        the verdict needs it); each candidate is valued by their medians."""
         wanted = self.settings.give_up or self.search.config.ratios
-        if not wanted or self._costs_given:
-            return
+        if not wanted or self._costs_given or self._measured_this_prompt:
+            return False
         rounds = len(self._cost_rounds)
-        if rounds >= self.MEASURE_ROUNDS or (rounds and self.budget is not None and not self.budget.due()):
-            return
+        return rounds < self.MEASURE_ROUNDS and not (rounds and self.budget is not None and not self.budget.due())
+
+    def _measure_costs_on(self, run) -> None:
+        """Mid-prompt (half its new tokens made: the model is warm, the context is this prompt's average),
+        a round of pass costs on the decode's own cache: the passes are cropped off again, no prefill paid."""
+        if len(run.tokens) >= self._measure_after and self._wants_costs():
+            self._measure_costs(run.cache.get_seq_length(), run.cache)
+
+    def _measure_costs(self, context: int, cache=None) -> None:
+        self._measured_this_prompt = True
         swift = self.settings.swift
         started = time.perf_counter()
         self._cost_rounds += pass_cost_rounds(self.model, context, draft_dtype=swift.draft_dtype,
-                                              lean=swift.lean_draft)
+                                              lean=swift.lean_draft, cache=cache)
         seconds = time.perf_counter() - started
         if self.budget is not None:
             self.budget.spend(seconds, step=False)
@@ -183,7 +199,11 @@ class SwiftStream:
     def _judge(self) -> None:
         """After each search step: does the best set beat plain steps at the measured costs?"""
         s, search = self.settings, self.search
-        if not s.give_up or self.costs is None or search.best_score is None or search.iteration < s.judge_after:
+        if not s.give_up or self.costs is None or search.best_score is None:
+            return
+        if search.iteration < s.judge_after:
+            if self.verdict is None:
+                self._judge_early()
             return
         speedup, drafts = self.costs.expected_speedup(search.best, search.best_score)
         facts = (f"best set r={search.best.ratio:.2f}, matchness {search.best_score:.2f}, a draft pass "
@@ -198,6 +218,23 @@ class SwiftStream:
                 if self.budget is not None:
                     self.budget.share = s.search_share
             self.verdict, self.verdict_reason = PAYS, f"layer skipping pays: {facts}"
+
+    EARLY_AFTER = 4  # sets scored before the early verdict
+
+    def _judge_early(self) -> None:
+        """Give up at once where even the search's typical gain in matchness would not make any set
+        scored so far pay (the full verdict comes after `judge_after` proposals and can overturn this)."""
+        s, costs = self.settings, self.costs
+        scored = [(SkipSet(step.attention, step.mlp, self.search.num_layers), step.matchness)
+                  for step in self.search.trajectory.steps if step.matchness is not None]
+        if len(scored) < self.EARLY_AFTER:
+            return
+        hoped = max((costs.expected_speedup(skip_set, min(m + s.search_gain, 1.0))[0], skip_set.ratio, m)
+                    for skip_set, m in scored)
+        if hoped[0] < s.pays_above:
+            self._give_up(f"{GIVE_UP_MESSAGE} (after {len(scored)} proposals: even {s.search_gain:.2f} more matchness "
+                          f"than the best set has would give {hoped[0]:.2f}x at most (r={hoped[1]:.2f}, matchness "
+                          f"{hoped[2]:.2f}); it must reach {s.pays_above}x)")
 
     def _give_up(self, reason: str) -> None:
         self.verdict, self.verdict_reason = DOES_NOT_PAY, reason

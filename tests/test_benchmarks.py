@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -28,6 +30,25 @@ def test_speed_table(tmp_path):
     assert re.search(r"^\| story \| swift \| [\d.]+ \| [\d.]+x \|.*\| True \|$", out, re.M), out
     assert re.search(r"^\| swift \| [\d.]+x \| [\d.]+x \| \d+% \| [\d.]+ \|$", out, re.M), out  # the bound table
     assert (tmp_path / "results.jsonl").read_text().count("\n") == 2
+
+
+def test_speed_table_on_spec_bench_categories(tmp_path):
+    data = ROOT.parent / "shared" / "data" / "spec_bench" / "question.jsonl"
+    if not data.exists():
+        pytest.skip("Spec-Bench's question.jsonl is not at ../shared/data/spec_bench")
+    out = run_script("speed_table.py", "--data", str(data), "--prompts", "1", "--repeats", "1", "--tasks",
+                     "summarization,translation", "--methods", "ar,swift", "--max-new-tokens", "8", "--out", str(tmp_path))
+    for label in ("specbench-summarization", "specbench-translation"):  # the lab model: RAG prompts exceed its context
+        assert f"## {label}" in out and re.search(rf"^\| {label} \| swift \| [\d.]+ \| [\d.]+x \|.*\| True \|$", out, re.M), out
+        assert re.search(rf"^{label} swift: search [\d.]+% of wall time", out, re.M), out
+
+
+def test_search_budget_prints_both_streams(tmp_path):
+    out = run_script("search_budget.py", "--model", "lab", "--tasks", "story", "--prompts", "1",
+                     "--max-new-tokens", "8", "--out", str(tmp_path))
+    for stream in ("swift", "swift+lookup"):
+        assert re.search(rf"^\| story \| after \| {re.escape(stream)} \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+x \|.*\| True \|$",
+                         out, re.M), out
 
 
 def test_memory():

@@ -9,7 +9,7 @@ import pytest
 from tiny_models import tiny_model
 
 from swiftlab import SkipSet, SwiftlabError, decode, is_pristine
-from swiftlab.budget import BudgetedSearch, PassCosts, ScoringBudget
+from swiftlab.budget import BudgetedSearch, PassCosts, ScoringBudget, pass_cost_rounds
 from swiftlab.search import SearchConfig, SkipSearch
 from swiftlab.stream import DOES_NOT_PAY, GIVE_UP_MESSAGE, PAYS, PromptRecord, StreamSettings, SwiftStream
 
@@ -119,10 +119,29 @@ def test_gives_up_where_skipping_cannot_pay_and_then_takes_plain_steps():
         assert result.token_ids == decode(model, ids, method="ar", max_new_tokens=40).token_ids
     assert stream.verdict == DOES_NOT_PAY and "skip" in stream.pace.ruled_out
     summary = stream.summary()
-    assert summary["verdict_reason"].startswith(GIVE_UP_MESSAGE) and "expected" in summary["verdict_reason"]
+    assert summary["verdict_reason"].startswith(GIVE_UP_MESSAGE) and "it must reach 1.05x" in summary["verdict_reason"]
     assert stream.records[-1].verdict == DOES_NOT_PAY and stream.records[-1].expected_speedup < 1.05
     assert "skip" not in results[-1].step_kinds  # plain steps once skipping was ruled out
     assert is_pristine(model)
+
+
+@pytest.mark.parametrize("draft_share, gives_up", [(1.0, True), (0.001, False)])
+def test_the_early_verdict_gives_up_only_where_even_a_better_search_could_not_pay(draft_share, gives_up):
+    model = tiny_model("llama")
+    model.generation_config.eos_token_id = None
+    stream = SwiftStream(model, SearchConfig(window=8, candidates_per_step=4, max_steps=10_000, tolerance=10_000),
+                         settings=StreamSettings(search_share=None, judge_after=10_000))  # no full verdict
+    # draft_share 1.0: a draft pass costs a full pass whatever it skips, so no matchness pays;
+    # 0.001: drafting is nearly free, so the optimistic hope pays and the search goes on
+    stream.use_costs(costs(6, draft_share, **({"no_attention": 1.0, "no_mlp": 1.0} if gives_up else {})))
+    result = stream.decode(PROMPTS[0], max_new_tokens=40)
+    assert result.token_ids == decode(model, PROMPTS[0], method="ar", max_new_tokens=40).token_ids
+    if gives_up:
+        assert stream.verdict == DOES_NOT_PAY and "skip" in stream.pace.ruled_out
+        assert "more matchness than the best set has" in stream.verdict_reason
+    else:
+        assert stream.verdict is None and not stream.pace.ruled_out
+    assert 0 < stream.search.iteration < 10_000
 
 
 def test_a_set_that_pays_is_drafted_with_and_a_later_verdict_can_allow_it_again():
@@ -165,6 +184,16 @@ def test_expected_speedup_follows_the_formula():
     best = max(((1 - 0.8 ** (g + 1)) / (1 - 0.8) / (g * 0.25 + 1), g) for g in range(1, 26))
     assert (speedup, drafts) == pytest.approx(best)
     assert c.expected_speedup(s, 0.0) == (1.0, 0)  # nothing accepted: plain steps
+
+
+def test_of_two_sets_that_both_lose_the_search_ranks_the_better_one_first():
+    # SmolLM2 on a CPU: every set loses to plain steps; the value must still tell them apart,
+    # or the empty-handed start set (matchness 0.00) stays "best" over one that matches 0.19
+    c = costs(6, draft_share=0.9)
+    s = SkipSet.uniform(6, 0.5)
+    assert c.expected_speedup(s, 0.19)[0] == c.expected_speedup(s, 0.0)[0] == 1.0  # the verdict: plain steps
+    assert c.speedup(s, 0.0) < c.speedup(s, 0.19) < 1.0
+    assert c.drafting_speedup(s, 0.19)[1] >= 1
 
 
 def test_a_stream_starts_from_the_stored_set_and_says_so(tmp_path):
@@ -238,12 +267,24 @@ def test_a_bench_stream_reuses_the_store(local_long_llama_dir, tmp_path):
     assert all(l.token_ids == ar[l.prompt_id] for l in swift)
 
 
-def test_pass_costs_are_measured_after_a_searching_prompt_and_charged_to_the_budget():
+def test_pass_costs_are_measured_mid_prompt_on_its_own_cache_and_charged_to_the_budget(monkeypatch):
+    import swiftlab.stream as stream_module
+
+    calls = []
+
+    def recording(model, context, **kw):
+        calls.append((context, kw.get("cache")))
+        return pass_cost_rounds(model, context, **kw)
+
+    monkeypatch.setattr(stream_module, "pass_cost_rounds", recording)
     model = tiny_model("llama")
     model.generation_config.eos_token_id = None
     stream = SwiftStream(model, SearchConfig(window=8))
-    stream.decode(PROMPTS[0], max_new_tokens=20)
+    result = stream.decode(PROMPTS[0], max_new_tokens=20)
+    assert result.token_ids == decode(model, PROMPTS[0], method="ar", max_new_tokens=20).token_ids  # cache intact
+    assert len(calls) == 1 and calls[0][1] is not None  # the decode's own cache: no prefill paid
     assert stream.costs is not None and len(stream._cost_rounds) == 1
-    assert stream.costs.context == len(PROMPTS[0]) + 10 and stream.costs.full > 0
+    # half the new tokens made (10; the newest not yet in the cache) when it was measured
+    assert stream.costs.context == calls[0][0] >= len(PROMPTS[0]) + 9 and stream.costs.full > 0
     assert stream.budget.scoring_s >= stream.costs.seconds_spent > 0  # what measuring took counts as search
     assert stream.search.value is not None and stream.summary()["pass_costs"]["full"] == stream.costs.full

@@ -53,3 +53,41 @@ def test_autoregressive_decoding_is_the_plain_step_path():
     assert [e.kind for e in session.events] == ["prefill"] + ["ar"] * 5
     assert all(e.drafted == [] and e.tree_size == 0 for e in session.events)
     assert session.result().timings_s["draft"] == 0.0
+
+
+def _run_steps(policy: StepPolicy, costs: dict[str, float], steps: int) -> list[str]:
+    """`steps` greedy steps where the context always repeats; each kind costs `costs[kind]` s per token."""
+    kinds = []
+    for _ in range(steps):
+        choice = policy.choose(lookup=True, greedy=True, fallback=True)
+        policy.took(choice.drafter, costs[choice.drafter], 1)
+        kinds.append(choice.drafter)
+    return kinds
+
+
+def test_lookup_stands_in_for_plain_steps_only_while_it_is_not_measured_slower():
+    # skipping ruled out (the search's verdict): each step is a lookup or a plain one, chosen by measured cost
+    slow, fast = StepPolicy(), StepPolicy()
+    for policy in (slow, fast):
+        policy.rule_out("skip", "layer skipping does not pay on this model here: plain/lookup steps")
+    slow_kinds = _run_steps(slow, {"lookup": 2.0, "plain": 1.0}, 200)  # a CPU: lookup verify passes cost 2x
+    fast_kinds = _run_steps(fast, {"lookup": 0.5, "plain": 1.0}, 200)
+    assert slow_kinds[-100:].count("plain") >= 90  # plain steps, with a re-try of lookup now and then
+    assert "lookup" in slow_kinds[-100:]
+    assert fast_kinds[-100:].count("lookup") >= 90
+    why = slow.choose(lookup=True, greedy=True, fallback=True).why
+    assert "does not pay" in why and "the time per token of plain steps" in why
+    # sampling and a fallback that is off never time the choice: the lookup continuation is verified
+    assert slow.choose(lookup=True, greedy=False, fallback=True).drafter == "lookup"
+    assert slow.choose(lookup=True, greedy=True, fallback=False).drafter == "lookup"
+
+
+def test_with_skipping_ruled_out_lookup_and_plain_steps_keep_the_output():
+    model = tiny_model("llama")
+    prompt = PROMPT * 3  # repeats: lookup is on offer
+    reference = decode(model, prompt, method="ar", max_new_tokens=30).token_ids
+    policy = StepPolicy()
+    policy.rule_out("skip", "layer skipping does not pay on this model here: plain/lookup steps")
+    r = decode(model, prompt, skip_set=SkipSet.uniform(num_layers(model), 0.5), max_new_tokens=30, pace=policy,
+               swift=SwiftParams(lookup=10))
+    assert r.token_ids == reference and set(r.step_kinds[1:]) <= {"lookup", "ar"}
