@@ -40,6 +40,8 @@ class ScoringBudget:
         self.closed_s = 0.0  # wall time of finished prompts
         self._opened: float | None = None
         self.costs: list[float] = []  # recent scoring steps, seconds each
+        self.unmeasured_s = 0.0  # what a scoring step is taken to cost before one is measured (the stream
+        # sets it to the running decode's seconds per step: a scoring pass is about a verify pass)
 
     def open(self) -> None:
         """A prompt starts: its wall time counts from now."""
@@ -61,12 +63,15 @@ class ScoringBudget:
         return self.scoring_s / wall if wall > 0 else 0.0
 
     def expected_cost(self) -> float:
-        return statistics.median(self.costs[-5:]) if self.costs else 0.0
+        return statistics.median(self.costs[-5:]) if self.costs else self.unmeasured_s
 
     def due(self) -> bool:
         """Whether one more scoring step keeps scoring within the share."""
-        cost = self.expected_cost()
-        return self.scoring_s + cost <= self.share * (self.wall_s + cost)
+        return self.affords(self.expected_cost())
+
+    def affords(self, seconds: float) -> bool:
+        """Whether spending `seconds` now keeps scoring within the share."""
+        return self.scoring_s + seconds <= self.share * (self.wall_s + seconds)
 
     def spend(self, seconds: float, step: bool = True) -> None:
         self.scoring_s += seconds

@@ -435,9 +435,9 @@ def _optimize(run: DecodeSession, search) -> SkipSet | None:
     window = search.config.window
     if len(run.tokens) < window + 1:  # matchness needs `window` generated tokens and their successors
         return None
-    tokens = run.context()
-    search.step(lambda sets: matchness_scores(run.model, run.cache, tokens, window, sets))
-    probe = getattr(search, "probe", None)  # a BudgetedSearch may time passes on this decode's cache
+    probe = getattr(search, "probe", None)  # a BudgetedSearch's stream reads the running decode first
     if probe is not None:
         probe(run)
+    tokens = run.context()
+    search.step(lambda sets: matchness_scores(run.model, run.cache, tokens, window, sets))
     return search.best

@@ -95,6 +95,7 @@ class SwiftStream:
         self._cost_rounds: list[dict] = []
         self._costs_given = False
         self._measured_this_prompt, self._measure_after = False, 0
+        self._step_s = 0.0  # seconds per decode step of the running prompt, for the budget's estimates
         self.verdict: str | None = None
         self.verdict_reason: str | None = None
         self.started_from: str | None = None  # where the starting set came from, when not from scratch
@@ -156,17 +157,25 @@ class SwiftStream:
     MEASURE_ROUNDS = 5  # rounds of pass-cost samples a stream takes at most
 
     def _wants_costs(self) -> bool:
-        """One round of pass costs per searching prompt, while the budget allows (the first round always:
-        the verdict needs it); each candidate is valued by their medians."""
+        """One round of pass costs per searching prompt, while the budget allows; each candidate is valued
+        by their medians."""
         wanted = self.settings.give_up or self.search.config.ratios
         if not wanted or self._costs_given or self._measured_this_prompt:
             return False
-        rounds = len(self._cost_rounds)
-        return rounds < self.MEASURE_ROUNDS and not (rounds and self.budget is not None and not self.budget.due())
+        return len(self._cost_rounds) < self.MEASURE_ROUNDS and (self.budget is None or
+                                                                 self.budget.affords(self.ROUND_STEPS * self._step_s))
+
+    ROUND_STEPS = 6  # a round of pass costs takes about as long as this many decode steps
 
     def _measure_costs_on(self, run) -> None:
-        """Mid-prompt (half its new tokens made: the model is warm, the context is this prompt's average),
-        a round of pass costs on the decode's own cache: the passes are cropped off again, no prefill paid."""
+        """Before each search step: what a decode step costs (a scoring step is charged that much before
+        one is measured), and mid-prompt (half its new tokens made: the model is warm, the context is this
+        prompt's average) a round of pass costs on the decode's own cache, cropped off again: no prefill."""
+        steps = run.events[1:]
+        if steps:
+            self._step_s = sum(sum(e.timings.values()) for e in steps) / len(steps)
+            if self.budget is not None:
+                self.budget.unmeasured_s = self._step_s
         if len(run.tokens) >= self._measure_after and self._wants_costs():
             self._measure_costs(run.cache.get_seq_length(), run.cache)
 

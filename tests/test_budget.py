@@ -84,6 +84,20 @@ def test_the_batch_size_is_the_cheapest_per_candidate(fixed, per_candidate, crow
     assert sizes[-10:] == [settled] * 10
 
 
+def test_the_first_scoring_step_waits_until_the_stream_can_afford_a_step_of_decoding():
+    # before any scoring step is measured, one is taken to cost what a decode step costs (unmeasured_s):
+    # a stream's very first step no longer comes free (it did: 15-30% of a short lab-model stream)
+    clock = FakeClock()
+    budget = ScoringBudget(0.10, clock)
+    budget.unmeasured_s = 0.05
+    budget.open()
+    clock.now += 0.2
+    assert not budget.due()  # 50 ms of scoring in 250 ms of wall time would be 20%
+    clock.now += 0.3
+    assert budget.due()  # in 550 ms: 9%
+    assert budget.affords(0.05) and not budget.affords(0.1)
+
+
 def test_budget_refuses_bad_shares():
     with pytest.raises(SwiftlabError, match="share"):
         ScoringBudget(0.0)
@@ -279,7 +293,8 @@ def test_pass_costs_are_measured_mid_prompt_on_its_own_cache_and_charged_to_the_
     monkeypatch.setattr(stream_module, "pass_cost_rounds", recording)
     model = tiny_model("llama")
     model.generation_config.eos_token_id = None
-    stream = SwiftStream(model, SearchConfig(window=8))
+    # a share this short prompt can afford a round from (at 10% a round waits for a longer stream)
+    stream = SwiftStream(model, SearchConfig(window=8), settings=StreamSettings(search_share=0.5))
     result = stream.decode(PROMPTS[0], max_new_tokens=20)
     assert result.token_ids == decode(model, PROMPTS[0], method="ar", max_new_tokens=20).token_ids  # cache intact
     assert len(calls) == 1 and calls[0][1] is not None  # the decode's own cache: no prefill paid
