@@ -57,6 +57,11 @@ class ScoringBudget:
         return self.closed_s + (self.clock() - self._opened if self._opened is not None else 0.0)
 
     @property
+    def prompt_s(self) -> float:
+        """Wall time of the prompt now being decoded, so far."""
+        return self.clock() - self._opened if self._opened is not None else 0.0
+
+    @property
     def used(self) -> float:
         """Share of the wall time spent scoring so far."""
         wall = self.wall_s
@@ -94,13 +99,14 @@ class BudgetedSearch:
     def __init__(self, search, budget: ScoringBudget | None, after_step: Callable[[], None] | None = None,
                  tune_batch: bool = True, probe: Callable[[object], None] | None = None):
         self.search, self.budget, self.after_step = search, budget, after_step
-        self.probe = probe  # called with the running decode after each step (the stream times passes on its cache)
+        self.probe = probe  # called with the running decode before each step (the stream times passes on its cache)
         self.tune_batch = tune_batch and budget is not None
         self.per_candidate = search.batch_costs  # kept with the search, from prompt to prompt
 
     @property
     def done(self) -> bool:
-        return self.search.done or (self.budget is not None and not self.budget.due())
+        return self.search.done  # a step the budget cannot afford yet does nothing (see step): the stream's
+        # probe still sees every verification
 
     @property
     def best(self) -> SkipSet:
@@ -111,7 +117,7 @@ class BudgetedSearch:
         return self.search.config
 
     def step(self, score):
-        if self.done:
+        if self.done or (self.budget is not None and not self.budget.due()):
             return []
         if self.budget is None:
             records = self.search.step(score)

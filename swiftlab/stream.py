@@ -73,7 +73,8 @@ class StreamSettings:
     # typically adds to its random start (SmolLM2-135M at r = 0.45: random sets 0.03-0.19, the best after
     # 369 proposals 0.34-0.50). Layer skipping that cannot pay is then ruled out after one prompt, not five.
     search_gain: float = 0.35
-    retry_share: float = 0.01  # the search's share of wall time while skipping does not pay
+    retry_share: float = 0.01  # the search's share of wall time while skipping does not pay ...
+    retry_after: int = 8  # ... in one prompt after this many with the search frozen by that verdict
 
 
 # SWIFT as the paper runs it: a search step after every verification, never giving up (the probes that
@@ -94,8 +95,10 @@ class SwiftStream:
         self.costs: PassCosts | None = None  # measured after searching prompts (the search values sets by them)
         self._cost_rounds: list[dict] = []
         self._costs_given = False
-        self._measured_this_prompt, self._measure_after = False, 0
+        self._measured_this_prompt = False
         self._step_s = 0.0  # seconds per decode step of the running prompt, for the budget's estimates
+        self._frozen_at: int | None = None  # prompts decoded when the search was frozen by a give-up verdict
+        self._in_prompt = False
         self.verdict: str | None = None
         self.verdict_reason: str | None = None
         self.started_from: str | None = None  # where the starting set came from, when not from scratch
@@ -121,20 +124,28 @@ class SwiftStream:
 
     def decode(self, input_ids, max_new_tokens: int = 128, sampling: SamplingParams = SamplingParams(),
                seed: int | None = None) -> DecodeResult:
+        if self._frozen_at is not None and len(self.records) - self._frozen_at >= self.settings.retry_after:
+            self.search.reopen()  # a re-try, at retry_share of the wall time: the text may have changed
+            self._frozen_at = None
         phase = self.phase
         self.search.prompt_index = len(self.records)
         if self.budget is not None:
             self.budget.open()
+        self._in_prompt = True
         try:
-            self._measured_this_prompt, self._measure_after = False, max_new_tokens // 2
+            self._measured_this_prompt = False
             search = (BudgetedSearch(self.search, self.budget, self._judge, probe=self._measure_costs_on)
                       if phase == "optimize" else None)
             result = decode(self.model, input_ids, method="swift", skip_set=self.search.best,
                             max_new_tokens=max_new_tokens, sampling=sampling, swift=self.settings.swift, seed=seed,
                             search=search, pace=self.pace)
-            if phase == "optimize" and self._wants_costs():  # the prompt ended first: prefill a context of its size
+            if self.budget is not None and result.step_kinds:  # the prompt's own steps, where no probe ran
+                self._step_s = self.budget.prompt_s / len(result.step_kinds)
+            if phase == "optimize" and self._wants_costs(prefill_s=result.timings_s["prefill"]):
+                # the prompt ended before a round was affordable: prefill a context of its size
                 self._measure_costs(len(result.prompt_ids) + result.new_tokens // 2)
         finally:
+            self._in_prompt = False
             if self.budget is not None:
                 self.budget.close()
         record = PromptRecord(len(self.records), phase, result.new_tokens, result.wall_s, result.tokens_per_s,
@@ -147,6 +158,8 @@ class SwiftStream:
         else:
             self._accelerated = []
         self.records.append(record)
+        if phase == "optimize" and self.verdict == DOES_NOT_PAY and not self.search.done:
+            self._freeze()  # a re-try that found nothing better
         return result
 
     # ----- what the search costs and whether it pays ---------------------------------------------
@@ -156,27 +169,32 @@ class SwiftStream:
 
     MEASURE_ROUNDS = 5  # rounds of pass-cost samples a stream takes at most
 
-    def _wants_costs(self) -> bool:
+    def _wants_costs(self, prefill_s: float = 0.0) -> bool:
         """One round of pass costs per searching prompt, while the budget allows; each candidate is valued
         by their medians."""
         wanted = self.settings.give_up or self.search.config.ratios
         if not wanted or self._costs_given or self._measured_this_prompt:
             return False
         return len(self._cost_rounds) < self.MEASURE_ROUNDS and (self.budget is None or
-                                                                 self.budget.affords(self.ROUND_STEPS * self._step_s))
+                                                                 self.budget.affords(self._round_s() + prefill_s))
 
-    ROUND_STEPS = 6  # a round of pass costs takes about as long as this many decode steps
+    ROUND_STEPS = 8  # a round of pass costs takes about as long as this many decode steps (lab model: 5-7)
+
+    def _round_s(self) -> float:
+        """What a round of pass costs is expected to take: as the last one did, or before one is measured,
+        ROUND_STEPS decode steps."""
+        if self.costs is not None and self._cost_rounds and not self._costs_given:
+            return self.costs.seconds_spent / len(self._cost_rounds)
+        return self.ROUND_STEPS * self._step_s
 
     def _measure_costs_on(self, run) -> None:
         """Before each search step: what a decode step costs (a scoring step is charged that much before
-        one is measured), and mid-prompt (half its new tokens made: the model is warm, the context is this
-        prompt's average) a round of pass costs on the decode's own cache, cropped off again: no prefill."""
-        steps = run.events[1:]
-        if steps:
-            self._step_s = sum(sum(e.timings.values()) for e in steps) / len(steps)
-            if self.budget is not None:
-                self.budget.unmeasured_s = self._step_s
-        if len(run.tokens) >= self._measure_after and self._wants_costs():
+        one is measured), and once per prompt, as soon as the budget affords it (the model is warm then), a
+        round of pass costs on the decode's own cache, cropped off again: no prefill paid."""
+        if self.budget is not None and len(run.events) > 1:  # on the budget's clock (a test's may be fake)
+            self._step_s = self.budget.prompt_s / len(run.events)
+            self.budget.unmeasured_s = self._step_s
+        if self._wants_costs():
             self._measure_costs(run.cache.get_seq_length(), run.cache)
 
     def _measure_costs(self, context: int, cache=None) -> None:
@@ -250,6 +268,14 @@ class SwiftStream:
         self.pace.rule_out("skip", reason)
         if self.budget is not None:  # re-try later, at a much smaller share of the wall time
             self.budget.share = self.settings.retry_share
+        self._freeze()
+
+    def _freeze(self) -> None:
+        """Stop searching (mid-prompt too): the prompts after it are the stream's acceleration phase, with
+        plain and lookup steps; after `retry_after` of them one prompt searches again."""
+        if not self.search.done:
+            self.search.stop(DOES_NOT_PAY)
+        self._frozen_at = len(self.records) + self._in_prompt  # counted from the end of the prompt it froze in
 
     def ratio_choice(self) -> str | None:
         """Which skip ratio the search settled on, and why (its best set at each ratio it tried)."""

@@ -51,8 +51,7 @@ def test_scoring_stays_within_its_share_of_wall_time():
         budget.open()
         for _ in range(200):  # verifications of 10 ms each
             clock.now += 0.01
-            if not search.done:
-                search.step(score)
+            if search.step(score):  # a step the budget cannot afford does nothing
                 steps += 1
             shares.append(budget.used)
         budget.close()
@@ -111,12 +110,18 @@ def test_a_budgeted_stream_scores_less_and_writes_the_same_tokens():
     # wall time grows with every reading the budget makes; deterministic
     stream = SwiftStream(model, config, settings=StreamSettings(give_up=False), clock=FakeClock(tick=0.001))
     free = SwiftStream(model, config, settings=StreamSettings(search_share=None, give_up=False))
+    scoring_steps = {}
+    for name, s in (("budgeted", stream), ("free", free)):  # count the search's scoring steps (a batched one
+        def counted(score, step=s.search.step, name=name):  # scores several proposals: count steps)
+            scoring_steps[name] = scoring_steps.get(name, 0) + 1
+            return step(score)
+        s.search.step = counted
     for ids in PROMPTS:
         result = stream.decode(ids, max_new_tokens=40)
         assert result.token_ids == decode(model, ids, method="ar", max_new_tokens=40).token_ids
         free.decode(ids, max_new_tokens=40)
         assert stream.records[-1].search_share <= 0.10 + 1e-9
-    assert 0 < stream.search.iteration < free.search.iteration
+    assert 0 < scoring_steps["budgeted"] < scoring_steps["free"] / 2
     assert stream.summary()["search_share"] == stream.search_share <= 0.10
     assert is_pristine(model)
 
@@ -162,12 +167,32 @@ def test_a_set_that_pays_is_drafted_with_and_a_later_verdict_can_allow_it_again(
     model = tiny_model("llama")
     model.generation_config.eos_token_id = None
     stream = SwiftStream(model, SearchConfig(window=8, candidates_per_step=4, max_steps=10_000, tolerance=10_000),
-                         settings=StreamSettings(search_share=None, judge_after=4))
+                         settings=StreamSettings(search_share=None, judge_after=4, retry_after=1))
     stream._give_up("a test's verdict")
+    assert stream.phase == "accelerate"  # frozen: the prompts after a give-up take plain/lookup steps
     stream.use_costs(costs(6, draft_share=0.001))  # drafting is nearly free: any agreement pays
     stream.decode(PROMPTS[0], max_new_tokens=40)
+    assert stream.records[-1].phase == "accelerate" and stream.verdict == DOES_NOT_PAY
+    stream.decode(PROMPTS[1], max_new_tokens=40)  # after retry_after prompts, one searches again
+    assert stream.records[-1].phase == "optimize"
     assert stream.verdict == PAYS and not stream.pace.ruled_out
     assert stream.summary()["verdict_reason"].startswith("layer skipping pays")
+
+
+def test_a_give_up_freezes_the_search_and_a_retry_that_finds_nothing_freezes_it_again():
+    model = tiny_model("llama")
+    model.generation_config.eos_token_id = None
+    stream = SwiftStream(model, SearchConfig(window=8, candidates_per_step=4, max_steps=10_000, tolerance=10_000),
+                         settings=StreamSettings(search_share=None, judge_after=4, retry_after=2))
+    stream.use_costs(costs(6, draft_share=1.0, no_attention=1.0, no_mlp=1.0))  # nothing can pay
+    results = []
+    for ids in PROMPTS + PROMPTS:
+        results.append(stream.decode(ids, max_new_tokens=40))
+        assert results[-1].token_ids == decode(model, ids, method="ar", max_new_tokens=40).token_ids
+    assert [r.phase for r in stream.records] == ["optimize", "accelerate", "accelerate", "optimize", "accelerate",
+                                                 "accelerate"]
+    assert stream.verdict == DOES_NOT_PAY and stream.search.stopped_because == DOES_NOT_PAY
+    assert all("skip" not in results[i].step_kinds for i in (1, 2, 4, 5))  # frozen: plain steps
 
 
 def test_the_ratio_is_chosen_by_expected_speedup_and_explained():
@@ -293,13 +318,13 @@ def test_pass_costs_are_measured_mid_prompt_on_its_own_cache_and_charged_to_the_
     monkeypatch.setattr(stream_module, "pass_cost_rounds", recording)
     model = tiny_model("llama")
     model.generation_config.eos_token_id = None
-    # a share this short prompt can afford a round from (at 10% a round waits for a longer stream)
-    stream = SwiftStream(model, SearchConfig(window=8), settings=StreamSettings(search_share=0.5))
+    # a share that always affords a round (at 10% one waits until the stream has run ~60 decode steps)
+    stream = SwiftStream(model, SearchConfig(window=8), settings=StreamSettings(search_share=1.0))
     result = stream.decode(PROMPTS[0], max_new_tokens=20)
     assert result.token_ids == decode(model, PROMPTS[0], method="ar", max_new_tokens=20).token_ids  # cache intact
     assert len(calls) == 1 and calls[0][1] is not None  # the decode's own cache: no prefill paid
     assert stream.costs is not None and len(stream._cost_rounds) == 1
-    # half the new tokens made (10; the newest not yet in the cache) when it was measured
-    assert stream.costs.context == calls[0][0] >= len(PROMPTS[0]) + 9 and stream.costs.full > 0
+    # at the first search step: `window` new tokens made (the newest not yet in the cache)
+    assert stream.costs.context == calls[0][0] >= len(PROMPTS[0]) + 8 and stream.costs.full > 0
     assert stream.budget.scoring_s >= stream.costs.seconds_spent > 0  # what measuring took counts as search
     assert stream.search.value is not None and stream.summary()["pass_costs"]["full"] == stream.costs.full
