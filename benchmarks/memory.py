@@ -1,16 +1,18 @@
 """Benchmark: peak memory of SWIFT decoding against autoregressive decoding, same prompts.
 
     .venv/bin/python benchmarks/memory.py [--model lab] [--prompts 3] [--max-new-tokens 128]
+    .venv/bin/python benchmarks/memory.py --model smollm2-135m --data ../shared/data/spec_bench/question.jsonl \
+        --tasks summarization
 
 Each (task, method) runs in a fresh process, so no allocator state carries over from another
 method. In it: load the model, find a skip set the way SWIFT does (a search over the task's first
 prompt), warm up with a short decode, then reset the kernel's peak-RSS counter (Linux:
-/proc/self/clear_refs) and decode the held-out prompts. The search's library is loaded before the reset in every
-process (its one-time cost is printed apart). Reported: the peak resident memory the
+/proc/self/clear_refs) and decode the held-out prompts. Reported: the peak resident memory the
 decoding added over what the process held before it (KV cache, activations, logits, draft trees,
 the search's batched scoring passes, allocator slack), and the whole process's peak (torch itself,
 the weights, and that) as a ratio to autoregressive decoding. Methods: `ar`; `swift` with the skip
-set the search found (the acceleration phase); `swift+search`, prompts decoded while a search runs.
+set the search found (the acceleration phase); `swift+search`, a cold-start stream (`SwiftStream`, its
+budgeted search running, as `bench` runs it). With --data the tasks are Spec-Bench categories.
 Linux only (it reads /proc).
 """
 
@@ -36,23 +38,24 @@ def child(args) -> None:
     from swiftlab import SkipSet, decode, load_model, num_layers
     from swiftlab.api import encode_prompt
     from swiftlab.search import SearchConfig, SkipSearch
-    from swiftlab.tasks import get_examples
+    from swiftlab.stream import SwiftStream
+    from swiftlab.tasks import task_source
 
     model, tokenizer = load_model(args.model)
     L = num_layers(model)
-    examples = get_examples(args.task, args.prompts + 1, seed=0)
+    source = task_source("specbench", data=args.data, category=args.task) if args.data else task_source(args.task)
+    examples = source.examples(args.prompts + 1, seed=0)
     ids = [encode_prompt(tokenizer, ex.prompt) for ex in examples]
     search = SkipSearch(L, SearchConfig())
     decode(model, ids[0], method="swift", max_new_tokens=args.max_new_tokens, search=search)
     found = search.best
+    stream = SwiftStream(model, SearchConfig(ratios=(0.15, 0.25, 0.35, 0.45, 0.55)), SkipSet.uniform(L, 0.45))
     run = {
         "ar": lambda p: decode(model, p, method="ar", max_new_tokens=args.max_new_tokens),
         "swift": lambda p: decode(model, p, method="swift", skip_set=found, max_new_tokens=args.max_new_tokens),
-        "swift+search": lambda p: decode(model, p, method="swift", max_new_tokens=args.max_new_tokens,
-                                         search=SkipSearch(L, SearchConfig(), SkipSet.uniform(L, 0.45))),
+        "swift+search": lambda p: stream.decode(p, max_new_tokens=args.max_new_tokens),
     }[args.child]
     run(ids[0])  # warm-up: the allocator and the kernels' scratch space, as a served model would have
-    import skopt  # noqa: F401  the search's library, loaded once per process (main() reports its cost apart)
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the peak-RSS counter (VmHWM) to the current RSS
     before = _kib("VmRSS")
@@ -61,19 +64,13 @@ def child(args) -> None:
     print(json.dumps({"before_kib": before, "peak_kib": _kib("VmHWM")}))
 
 
-def _import_cost_mib() -> float:
-    code = ("import torch, transformers\n"
-            "rss = lambda: int(next(l for l in open('/proc/self/status') if l.startswith('VmRSS:')).split()[1])\n"
-            "before = rss()\nimport skopt\nprint((rss() - before) / 1024)")
-    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="lab")
     p.add_argument("--tasks", default="reasoning,summarization,story,code")
     p.add_argument("--prompts", type=int, default=3)
     p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--data", default=None, help="Spec-Bench question.jsonl: --tasks are its categories")
     p.add_argument("--child", choices=METHODS, help=argparse.SUPPRESS)
     p.add_argument("--task", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -83,15 +80,13 @@ def main() -> int:
 
     print(f"# {args.model}: peak resident memory, {args.prompts} held-out prompts per task, "
           f"{args.max_new_tokens} new tokens, each method in a fresh process")
-    print(f"# the search's optimizer library (scikit-optimize, with scipy and scikit-learn), loaded once per process "
-          f"the first time a search proposes by Bayesian optimization: +{_import_cost_mib():.0f} MiB resident "
-          f"(a run with a given skip set never loads it); loaded in every process below before measuring")
     print(f"{'task':<14} {'method':<13} {'added MiB':>10} {'process MiB':>12} {'process x ar':>13}")
     for task in args.tasks.split(","):
         got = {}
         for method in METHODS:
             out = subprocess.run([sys.executable, __file__, "--child", method, "--task", task, "--model", args.model,
-                                  "--prompts", str(args.prompts), "--max-new-tokens", str(args.max_new_tokens)],
+                                  "--prompts", str(args.prompts), "--max-new-tokens", str(args.max_new_tokens),
+                                  *(["--data", args.data] if args.data else [])],
                                  capture_output=True, text=True, check=True).stdout
             got[method] = json.loads(out.strip().splitlines()[-1])
         for method, m in got.items():

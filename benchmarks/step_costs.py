@@ -15,57 +15,21 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 
 from swiftlab import SkipSet, load_model, num_layers
-from swiftlab.cache import SkipAwareCache
-from swiftlab.leandraft import lean_drafter
-from swiftlab.skipping import skipping
+from swiftlab.budget import time_passes
 
 
 def pass_costs(model, context: int, cases: dict, repeats: int) -> dict[str, float]:
-    """Median seconds per case, interleaved. A case is (tokens, skip set or None, the lean drafter's
-    precision or None for a transformers pass, see leandraft.DRAFT_DTYPES); every pass runs on the same
-    `context` random tokens already in the cache. On a GPU each pass is timed between synchronisations
-    (kernels run asynchronously: without them the clock would measure the launches only)."""
-    weight = model.get_input_embeddings().weight
-    vocab, device = weight.shape[0], weight.device
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    cache = SkipAwareCache(model.config)
-    with torch.inference_mode():
-        model(input_ids=torch.randint(3, vocab, (1, context), device=device), cache=cache, use_cache=True)
-    leans = {dtype: lean_drafter(model, cache, dtype) for dtype in {case[2] for case in cases.values()} if dtype}
-
-    def timed(k: int, skip: SkipSet | None, lean_dtype: str | None = None) -> float:
-        ids = torch.randint(3, vocab, (1, k), device=device)
-        positions = torch.arange(context, context + k, device=device).unsqueeze(0)
-        first = int(ids[0, 0])  # read before the clock starts: on a GPU reading a value waits for the device
-        sync()
-        start = time.perf_counter()
-        if lean_dtype:
-            leans[lean_dtype].logits(first, context, cache, skip)
-        elif skip is None:
-            model(input_ids=ids, position_ids=positions, cache=cache, use_cache=True)
-        else:
-            with skipping(model, skip):
-                model(input_ids=ids, position_ids=positions, cache=cache, use_cache=True)
-        sync()
-        took = time.perf_counter() - start
-        cache.crop_to(context)  # every pass sees the same context
-        return took
-
-    cases = {name: case for name, case in cases.items() if not case[2] or leans[case[2]] is not None}
-    times = {name: [] for name in cases}
-    with torch.inference_mode():
-        for _ in range(3):  # warm-up
-            for case in cases.values():
-                timed(*case)
-        for _ in range(repeats):
-            for name, case in cases.items():  # interleaved: drift hits every case alike
-                times[name].append(timed(*case))
-    return {name: statistics.median(v) for name, v in times.items()}
+    """Median seconds per case, interleaved, after three warm-up rounds (swiftlab.budget.time_passes, the
+    timing the streams use: a case is (tokens, skip set or None, the lean drafter's precision or None for
+    a transformers pass); every pass runs on the same `context` random tokens already in the cache; on a
+    GPU each pass is timed between synchronisations). Lean cases the model has no lean drafter for are
+    left out."""
+    rounds = time_passes(model, context, cases, repeats, warmup=3)
+    return {name: statistics.median(r[name] for r in rounds) for name in rounds[0]}
 
 
 def main() -> int:

@@ -230,20 +230,26 @@ def costs_from_rounds(rounds: list[dict], context: int, model, verify_tokens: in
                      seconds_spent=seconds_spent, **medians)
 
 
+# A pass to time: (tokens, skip set or None for the full model, the lean drafter's precision or None for
+# a pass through transformers; see leandraft.DRAFT_DTYPES)
+PassCase = tuple[int, "SkipSet | None", "str | None"]
+
+
 @torch.inference_mode()
-def pass_cost_rounds(model, context: int, *, draft_dtype: str = "auto", lean: bool = True, rounds: int = 1,
-                     verify_tokens: int = 8, cache=None) -> list[dict[str, float]]:
-    """`rounds` rounds of one pass of each kind (PASS_KINDS), seconds each. Given a running decode's
-    `cache` (holding `context` positions), the passes extend it and are cropped off again, so no
-    prefill is paid; without one, `context` random tokens are prefilled first."""
-    from .adapters import num_layers as layers_of
+def time_passes(model, context: int, cases: dict[str, PassCase], rounds: int, *, cache=None, warmup: int = 0,
+                lean_fallback: bool = False) -> list[dict[str, float]]:
+    """`rounds` rounds of one pass per case, interleaved (drift hits every case alike), seconds each.
+    Every pass runs on `context` positions in the cache and is cropped off again: a running decode's
+    `cache` (no prefill paid), or else `context` random tokens prefilled first. A lean case the model has
+    no lean drafter for runs through transformers with `lean_fallback`, else is left out. On a GPU each
+    pass is timed between synchronisations (kernels run asynchronously: the clock would time launches)."""
     from .cache import SkipAwareCache
     from .leandraft import lean_drafter
     from .skipping import skipping
 
-    L = layers_of(model)
-    device = model.get_input_embeddings().weight.device
-    vocab = model.get_input_embeddings().num_embeddings
+    weight = model.get_input_embeddings().weight
+    vocab, device = weight.shape[0], weight.device
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     generator = torch.Generator().manual_seed(0)
     if cache is None:
         cache = SkipAwareCache(model.config)
@@ -251,37 +257,57 @@ def pass_cost_rounds(model, context: int, *, draft_dtype: str = "auto", lean: bo
               use_cache=True)
     elif cache.get_seq_length() != context:
         raise SwiftlabError(f"pass costs at context {context}, but the cache holds {cache.get_seq_length()} positions")
-    drafter = lean_drafter(model, cache, draft_dtype) if lean else None
-    middle = tuple(range(1, L - 1))
-    sets = {"draft_none": SkipSet((), (), L), "draft_no_attention": SkipSet(middle, (), L),
-            "draft_no_mlp": SkipSet((), middle, L)}
+    leans = {dtype: lean_drafter(model, cache, dtype) for dtype in {case[2] for case in cases.values()} if dtype}
+    runnable = {}
+    for name, (k, skip_set, dtype) in cases.items():
+        if dtype and leans[dtype] is None:
+            if not lean_fallback:
+                continue
+            dtype = None
+        runnable[name] = (k, skip_set, dtype)
 
-    def full(k: int) -> None:
+    def timed(k: int, skip_set: SkipSet | None, dtype: str | None) -> float:
         ids = torch.randint(3, vocab, (1, k), generator=generator).to(device)
-        model(input_ids=ids, position_ids=torch.arange(context, context + k, device=device).unsqueeze(0),
-              cache=cache, use_cache=True)
-
-    def draft(skip_set: SkipSet) -> None:
-        if drafter is not None:
-            drafter.logits(5, context, cache, skip_set)
+        positions = torch.arange(context, context + k, device=device).unsqueeze(0)
+        first = int(ids[0, 0])  # read before the clock starts: on a GPU reading a value waits for the device
+        sync()
+        started = time.perf_counter()
+        if dtype:
+            leans[dtype].logits(first, context, cache, skip_set)
+        elif skip_set is None:
+            model(input_ids=ids, position_ids=positions, cache=cache, use_cache=True)
         else:
             with skipping(model, skip_set):
-                full(1)
+                model(input_ids=ids, position_ids=positions, cache=cache, use_cache=True)
+        sync()
+        took = time.perf_counter() - started
+        cache.crop_to(context)
+        return took
 
-    cases = {"full": lambda: full(1), "verify": lambda: full(verify_tokens),
-             **{name: (lambda s=s: draft(s)) for name, s in sets.items()}}
     out = []
     was_training = model.training
     model.eval()
     try:
+        for _ in range(warmup):
+            for case in runnable.values():
+                timed(*case)
         for _ in range(rounds):
-            times = {}
-            for name, run in cases.items():  # interleaved: drift hits every kind alike
-                t0 = time.perf_counter()
-                run()
-                times[name] = time.perf_counter() - t0
-                cache.crop_to(context)
-            out.append(times)
+            out.append({name: timed(*case) for name, case in runnable.items()})
     finally:
         model.train(was_training)
     return out
+
+
+def pass_cost_rounds(model, context: int, *, draft_dtype: str = "auto", lean: bool = True, rounds: int = 1,
+                     verify_tokens: int = 8, cache=None) -> list[dict[str, float]]:
+    """`rounds` rounds of one pass of each kind (PASS_KINDS), seconds each, through the calls decoding
+    makes (the lean drafter where the family has one); on a running decode's `cache`, see time_passes."""
+    from .adapters import num_layers as layers_of
+
+    L = layers_of(model)
+    middle = tuple(range(1, L - 1))
+    dtype = draft_dtype if lean else None
+    cases = {"full": (1, None, None), "verify": (verify_tokens, None, None),
+             "draft_none": (1, SkipSet((), (), L), dtype), "draft_no_attention": (1, SkipSet(middle, (), L), dtype),
+             "draft_no_mlp": (1, SkipSet((), middle, L), dtype)}
+    return time_passes(model, context, cases, rounds, cache=cache, lean_fallback=True)
