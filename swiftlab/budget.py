@@ -40,8 +40,8 @@ class ScoringBudget:
         self.closed_s = 0.0  # wall time of finished prompts
         self._opened: float | None = None
         self.costs: list[float] = []  # recent scoring steps, seconds each
-        self.unmeasured_s = 0.0  # what a scoring step is taken to cost before one is measured (the stream
-        # sets it to the running decode's seconds per step: a scoring pass is about a verify pass)
+        self.unmeasured_s = 0.0  # what a scoring step is taken to cost before one is measured (set by the stream)
+        self.reserved_s = 0.0  # kept free for other search work (the stream's first round of pass costs)
 
     def open(self) -> None:
         """A prompt starts: its wall time counts from now."""
@@ -71,8 +71,8 @@ class ScoringBudget:
         return statistics.median(self.costs[-5:]) if self.costs else self.unmeasured_s
 
     def due(self) -> bool:
-        """Whether one more scoring step keeps scoring within the share."""
-        return self.affords(self.expected_cost())
+        """Whether one more scoring step keeps scoring within the share, with the reserve still free."""
+        return self.affords(self.expected_cost() + self.reserved_s)
 
     def affords(self, seconds: float) -> bool:
         """Whether spending `seconds` now keeps scoring within the share."""
@@ -117,13 +117,15 @@ class BudgetedSearch:
         return self.search.config
 
     def step(self, score):
-        if self.done or (self.budget is not None and not self.budget.due()):
+        if self.done:
             return []
         if self.budget is None:
             records = self.search.step(score)
         else:
             if self.tune_batch:
                 self.search.batch = self.batch_size()
+            if not self.budget.affords(self.expected_cost() + self.budget.reserved_s):
+                return []
             started = self.budget.clock()
             records = self.search.step(score)
             seconds = self.budget.clock() - started
@@ -134,6 +136,15 @@ class BudgetedSearch:
             self.after_step()
         return records
 
+    def expected_cost(self) -> float:
+        """The next step's seconds at its batch size: measured per candidate at that size, else at the
+        smallest size measured (bigger batches cost less per candidate: an overestimate), else the budget's."""
+        batch = max(getattr(self.search, "batch", 1), 1)
+        measured = {b: v for b, v in self.per_candidate.items() if v}
+        if not measured:
+            return self.budget.expected_cost() * batch
+        per = measured.get(batch) or measured[min(measured)]
+        return statistics.median(per[-5:]) * batch
 
     def batch_size(self) -> int:
         measured = {b: statistics.median(v) for b, v in self.per_candidate.items() if len(v) >= 2}

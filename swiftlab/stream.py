@@ -96,7 +96,7 @@ class SwiftStream:
         self._cost_rounds: list[dict] = []
         self._costs_given = False
         self._measured_this_prompt = False
-        self._step_s = 0.0  # seconds per decode step of the running prompt, for the budget's estimates
+        self._pass_s = 0.0  # seconds per full pass (a verify pass) of the running prompt, for the budget's estimates
         self._frozen_at: int | None = None  # prompts decoded when the search was frozen by a give-up verdict
         self._in_prompt = False
         self.verdict: str | None = None
@@ -139,8 +139,8 @@ class SwiftStream:
             result = decode(self.model, input_ids, method="swift", skip_set=self.search.best,
                             max_new_tokens=max_new_tokens, sampling=sampling, swift=self.settings.swift, seed=seed,
                             search=search, pace=self.pace)
-            if self.budget is not None and result.step_kinds:  # the prompt's own steps, where no probe ran
-                self._step_s = self.budget.prompt_s / len(result.step_kinds)
+            if not self._pass_s and len(result.step_kinds) > 1:  # no probe ran: the prompt's mean verify pass
+                self._pass_s = result.timings_s["verify"] / (len(result.step_kinds) - 1)
             if phase == "optimize" and self._wants_costs(prefill_s=result.timings_s["prefill"]):
                 # the prompt ended before a round was affordable: prefill a context of its size
                 self._measure_costs(len(result.prompt_ids) + result.new_tokens // 2)
@@ -167,33 +167,45 @@ class SwiftStream:
     def search_share(self) -> float | None:
         return self.budget.used if self.budget is not None else None
 
-    MEASURE_ROUNDS = 5  # rounds of pass-cost samples a stream takes at most
+    MEASURE_ROUNDS = 3  # rounds of pass-cost samples a stream takes at most
 
     def _wants_costs(self, prefill_s: float = 0.0) -> bool:
         """One round of pass costs per searching prompt, while the budget allows; each candidate is valued
         by their medians."""
-        wanted = self.settings.give_up or self.search.config.ratios
-        if not wanted or self._costs_given or self._measured_this_prompt:
+        if not self._costs_wanted() or self._measured_this_prompt:
             return False
-        return len(self._cost_rounds) < self.MEASURE_ROUNDS and (self.budget is None or
-                                                                 self.budget.affords(self._round_s() + prefill_s))
+        if self.budget is None:
+            return len(self._cost_rounds) < self.MEASURE_ROUNDS
+        # the first round as soon as it is affordable (the verdict needs it); later ones, which only refine
+        # the medians, where the budget has room for a scoring step beside them
+        room = self._round_s() + prefill_s + (self.budget.expected_cost() if self._cost_rounds else 0.0)
+        return len(self._cost_rounds) < self.MEASURE_ROUNDS and self.budget.affords(room)
 
-    ROUND_STEPS = 8  # a round of pass costs takes about as long as this many decode steps (lab model: 5-7)
+    def _costs_wanted(self) -> bool:
+        return bool(self.settings.give_up or self.search.config.ratios) and not self._costs_given
+
+    # Before they are measured, in full passes (as long as a verify pass of the running prompt): a round of
+    # pass costs (one-token, 8-token, three draft passes: 4-5 on SmolLM2-135M and the lab model) and a
+    # scoring step (a pass over `window` tokens: about 2 on SmolLM2 on a CPU)
+    ROUND_PASSES, SCORING_PASSES = 5, 2
 
     def _round_s(self) -> float:
-        """What a round of pass costs is expected to take: as the last one did, or before one is measured,
-        ROUND_STEPS decode steps."""
-        if self.costs is not None and self._cost_rounds and not self._costs_given:
+        """What a round of pass costs is expected to take: as the last ones did, or ROUND_PASSES passes."""
+        if self._cost_rounds and self.costs is not None:
             return self.costs.seconds_spent / len(self._cost_rounds)
-        return self.ROUND_STEPS * self._step_s
+        return self.ROUND_PASSES * self._pass_s
 
     def _measure_costs_on(self, run) -> None:
-        """Before each search step: what a decode step costs (a scoring step is charged that much before
-        one is measured), and once per prompt, as soon as the budget affords it (the model is warm then), a
-        round of pass costs on the decode's own cache, cropped off again: no prefill paid."""
-        if self.budget is not None and len(run.events) > 1:  # on the budget's clock (a test's may be fake)
-            self._step_s = self.budget.prompt_s / len(run.events)
-            self.budget.unmeasured_s = self._step_s
+        """Before each search step: the budget's estimates from this prompt's verify passes, and once per
+        prompt, as soon as the budget affords it (the model is warm then), a round of pass costs on the
+        decode's own cache, cropped off again: no prefill paid. Until the first round is measured the budget
+        holds its price in reserve: scoring steps wait rather than crowd out the round the verdict needs."""
+        verify = [e.timings["verify"] for e in run.events if "verify" in e.timings]
+        if verify:
+            self._pass_s = statistics.median(verify[-16:])
+        if self.budget is not None:
+            self.budget.unmeasured_s = self.SCORING_PASSES * self._pass_s
+            self.budget.reserved_s = self._round_s() if self._costs_wanted() and not self._cost_rounds else 0.0
         if self._wants_costs():
             self._measure_costs(run.cache.get_seq_length(), run.cache)
 
@@ -256,7 +268,7 @@ class SwiftStream:
                   for step in self.search.trajectory.steps if step.matchness is not None]
         if len(scored) < self.EARLY_AFTER:
             return
-        hoped = max((costs.expected_speedup(skip_set, min(m + s.search_gain, 1.0))[0], skip_set.ratio, m)
+        hoped = max((costs.speedup(skip_set, min(m + s.search_gain, 1.0)), skip_set.ratio, m)
                     for skip_set, m in scored)
         if hoped[0] < s.pays_above:
             self._give_up(f"{GIVE_UP_MESSAGE} (after {len(scored)} proposals: even {s.search_gain:.2f} more matchness "
