@@ -40,7 +40,9 @@ RATIOS = (0.15, 0.25, 0.35, 0.45, 0.55)  # what a stream searches when the ratio
 class SearchConfig:
     skip_ratio: float = 0.45
     bayes_interval: int = 25  # β: every β-th proposal comes from Bayesian optimization
-    max_score: float = 0.93  # stop once the best matchness exceeds this
+    max_score: float = 0.93  # stop once the best matchness exceeds this (valued by speed: see settle)
+    settle: int = 16  # valued by expected speed: stop once the best set's matchness exceeds max_score and
+    # this many proposals since did not beat its value (a higher ratio had its chances)
     tolerance: int = 300  # stop after this many proposals without improvement
     max_steps: int = 1000  # stop after this many proposals
     window: int = 32  # generated tokens matchness is measured on
@@ -242,8 +244,10 @@ class SkipSearch:
 
     def _check_stop(self) -> None:
         c = self.config
-        # a matchness ceiling says nothing about speed once the ratio is free: a low ratio reaches it easily
-        if self.value is None and self.best_score is not None and self.best_score > c.max_score:
+        # a matchness ceiling alone says little about speed once the ratio is free (a low ratio reaches it
+        # easily): valued by speed, the search also waits `settle` proposals for a better-paying set
+        ceiling = self.best_score is not None and self.best_score > c.max_score
+        if ceiling and (self.value is None or self.since_improved >= c.settle):
             self.trajectory.stopped_because = "max_score"
         elif self.since_improved >= c.tolerance:
             self.trajectory.stopped_because = "tolerance"

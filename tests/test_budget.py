@@ -182,7 +182,8 @@ def test_a_set_that_pays_is_drafted_with_and_a_later_verdict_can_allow_it_again(
 def test_a_give_up_freezes_the_search_and_a_retry_that_finds_nothing_freezes_it_again():
     model = tiny_model("llama")
     model.generation_config.eos_token_id = None
-    stream = SwiftStream(model, SearchConfig(window=8, candidates_per_step=4, max_steps=10_000, tolerance=10_000),
+    stream = SwiftStream(model, SearchConfig(window=8, candidates_per_step=4, max_steps=10_000, tolerance=10_000,
+                                             max_score=1.0),
                          settings=StreamSettings(search_share=None, judge_after=4, retry_after=2))
     stream.use_costs(costs(6, draft_share=1.0, no_attention=1.0, no_mlp=1.0))  # nothing can pay
     results = []

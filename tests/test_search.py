@@ -89,8 +89,8 @@ def test_ratio_search_values_sets_by_the_callers_objective():
     # a value that prefers fewer skipped sub-layers whatever their matchness: the search must follow it
     value = lambda skip_set, matchness: 0.01 * matchness - skip_set.ratio
     search = run(SkipSearch(L, SearchConfig(ratios=(0.2, 0.45), max_steps=60, bayes_interval=4, tolerance=1000,
-                                            max_score=0.01), value=value))
-    assert search.stopped_because == "max_steps"  # max_score is a matchness ceiling: not used once valued
+                                            max_score=0.01, settle=1000), value=value))
+    assert search.stopped_because == "max_steps"  # the matchness ceiling alone does not stop a valued search
     counts = {len(s.attention) + len(s.mlp) for s in search.trajectory.steps[1:]}
     assert counts == {int(2 * (L - 2) * 0.2), int(2 * (L - 2) * 0.45)}
     assert search.best.num_skipped == int(2 * (L - 2) * 0.2)
@@ -145,3 +145,11 @@ def test_revalue_ranks_every_scored_point_by_the_new_value():
     winner = max(search.trajectory.steps, key=lambda s: s.value)
     assert search.best == SkipSet(tuple(winner.attention), tuple(winner.mlp), L)
     assert search.best_score == winner.matchness and search.best.num_skipped == int(2 * (L - 2) * 0.2)
+
+
+def test_a_valued_search_stops_at_the_ceiling_once_its_best_has_settled():
+    value = lambda skip_set, matchness: matchness - skip_set.ratio
+    search = run(SkipSearch(L, SearchConfig(ratios=(0.2, 0.45), max_steps=500, bayes_interval=4, tolerance=1000,
+                                            max_score=0.01, settle=5), value=value))
+    assert search.stopped_because == "max_score" and search.since_improved == 5
+    assert search.best_score > 0.01 and search.iteration < 500
