@@ -1,7 +1,7 @@
 """Benchmark: per-step layer selection (`clasp`, layerselect.py) against SWIFT's search and plain decoding.
 
     .venv/bin/python benchmarks/clasp_bench.py --model lab --tasks story,reasoning,code,summarization --prompts 3
-    .venv/bin/python benchmarks/clasp_bench.py --model smollm2-135m --specbench ../shared/data/spec_bench/question.jsonl \\
+    .venv/bin/python benchmarks/clasp_bench.py --model smollm2-135m --data ../shared/data/spec_bench/question.jsonl \\
         --tasks summarization,qa,math_reasoning --prompts 3
 
 Every method runs on the same prompts through the bench harness (`swiftlab bench`), interleaved, in one
@@ -29,8 +29,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="lab")
     p.add_argument("--tasks", default="story,reasoning,code,summarization",
-                   help="task names, or Spec-Bench categories with --specbench")
-    p.add_argument("--specbench", default=None, help="Spec-Bench question.jsonl: --tasks are its categories")
+                   help="task names, or Spec-Bench categories with --data")
+    p.add_argument("--data", default=None, help="Spec-Bench question.jsonl: --tasks are its categories")
     p.add_argument("--prompts", type=int, default=3)
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--max-new-tokens", type=int, default=128)
@@ -46,7 +46,7 @@ def main() -> int:
     print(f"# {args.model} ({num_layers(model)} layers), {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; "
           f"{args.prompts} prompts x {args.repeats} repeats, {args.max_new_tokens} new tokens, greedy", flush=True)
     for name in args.tasks.split(","):
-        task = task_source("specbench", data=args.specbench, category=name) if args.specbench else name
+        task = task_source("specbench", data=args.data, category=name) if args.data else name
         lines = run_bench(model, tokenizer, task=task, prompts=args.prompts, methods=args.methods.split(","),
                           model_name=args.model, repeats=args.repeats, max_new_tokens=args.max_new_tokens,
                           out=results)

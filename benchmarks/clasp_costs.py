@@ -1,7 +1,7 @@
 """Benchmark: what per-step layer selection costs against a verify pass, and whether it pays, priced by pass costs.
 
     .venv/bin/python benchmarks/clasp_costs.py --model lab --tasks story,reasoning,code,summarization --prompts 3
-    .venv/bin/python benchmarks/clasp_costs.py --model smollm2-135m --specbench ../shared/data/spec_bench/question.jsonl \\
+    .venv/bin/python benchmarks/clasp_costs.py --model smollm2-135m --data ../shared/data/spec_bench/question.jsonl \\
         --tasks summarization,math_reasoning --prompts 3 --ratio 0.2
 
 Two parts, both robust to a loaded machine:
@@ -30,7 +30,7 @@ from swiftlab import SkipSet, SwiftParams, decode, load_model, num_layers
 from swiftlab.api import encode_prompt
 from swiftlab.cache import SkipAwareCache
 from swiftlab.layerselect import LayerSelector, SelectParams
-from swiftlab.tasks import get_examples
+from swiftlab.tasks import task_source
 
 BLOCKS = (1, 2, 4, 8, 16, 32)
 
@@ -39,7 +39,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="lab")
     p.add_argument("--tasks", default="story,reasoning,code,summarization")
-    p.add_argument("--specbench", default=None, help="Spec-Bench question.jsonl: --tasks are its categories")
+    p.add_argument("--data", default=None, help="Spec-Bench question.jsonl: --tasks are its categories")
     p.add_argument("--prompts", type=int, default=3)
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--ratio", type=float, default=0.45)
@@ -53,8 +53,8 @@ def main() -> int:
     print(f"# {args.model} ({L} layers), r = {args.ratio}, {args.prompts} prompts, {args.max_new_tokens} new tokens, "
           f"greedy, fallback off; load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     for task in args.tasks.split(","):
-        options = {"path": args.specbench, "category": task} if args.specbench else {}
-        examples = get_examples("specbench" if args.specbench else task, args.prompts, **options)
+        source = task_source("specbench", data=args.data, category=task) if args.data else task_source(task)
+        examples = source.examples(args.prompts)
         prompts = [encode_prompt(tokenizer, ex.prompt) for ex in examples]
         runs = {name: [run_one(model, ids, args, L, params) for ids in prompts] for name, params in methods.items()}
         context = int(statistics.median(len(ids) for ids in prompts)) + args.max_new_tokens // 2

@@ -70,9 +70,9 @@ class ScoringBudget:
     def expected_cost(self) -> float:
         return statistics.median(self.costs[-5:]) if self.costs else self.unmeasured_s
 
-    def due(self) -> bool:
-        """Whether one more scoring step keeps scoring within the share, with the reserve still free."""
-        return self.affords(self.expected_cost() + self.reserved_s)
+    def due(self, cost: float) -> bool:
+        """Whether a scoring step of `cost` seconds keeps scoring within the share, with the reserve still free."""
+        return self.affords(cost + self.reserved_s)
 
     def affords(self, seconds: float) -> bool:
         """Whether spending `seconds` now keeps scoring within the share."""
@@ -124,7 +124,7 @@ class BudgetedSearch:
         else:
             if self.tune_batch:
                 self.search.batch = self.batch_size()
-            if not self.budget.affords(self.expected_cost() + self.budget.reserved_s):
+            if not self.budget.due(self.expected_cost()):
                 return []
             started = self.budget.clock()
             records = self.search.step(score)
@@ -159,7 +159,7 @@ class BudgetedSearch:
 
 @dataclass
 class PassCosts:
-    """Seconds per pass, measured side by side at one context length (see `measure_pass_costs`)."""
+    """Seconds per pass, measured side by side at one context length (medians of `pass_cost_rounds`)."""
 
     context: int
     full: float  # a full one-token pass: a plain step
@@ -220,16 +220,6 @@ class PassCosts:
 
 
 PASS_KINDS = ("full", "verify", "draft_none", "draft_no_attention", "draft_no_mlp")
-
-
-def measure_pass_costs(model, context: int, *, draft_dtype: str = "auto", lean: bool = True, repeats: int = 2,
-                       verify_tokens: int = 8, warmup: bool = True) -> PassCosts:
-    """The passes a step is made of, timed interleaved (medians of `repeats` rounds) on `context` random
-    tokens in the cache, through the calls decoding makes (the lean drafter where the family has one)."""
-    started = time.perf_counter()
-    rounds = pass_cost_rounds(model, context, draft_dtype=draft_dtype, lean=lean, rounds=repeats + warmup,
-                              verify_tokens=verify_tokens)[warmup:]
-    return costs_from_rounds(rounds, context, model, verify_tokens, time.perf_counter() - started)
 
 
 def costs_from_rounds(rounds: list[dict], context: int, model, verify_tokens: int = 8,

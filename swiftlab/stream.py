@@ -200,9 +200,9 @@ class SwiftStream:
         prompt, as soon as the budget affords it (the model is warm then), a round of pass costs on the
         decode's own cache, cropped off again: no prefill paid. Until the first round is measured the budget
         holds its price in reserve: scoring steps wait rather than crowd out the round the verdict needs."""
-        verify = [e.timings["verify"] for e in run.events if "verify" in e.timings]
-        if verify:
-            self._pass_s = statistics.median(verify[-16:])
+        verify = [e.timings["verify"] for e in run.events[-16:] if "verify" in e.timings]  # the latest only:
+        if verify:  # this runs after every verification
+            self._pass_s = statistics.median(verify)
         if self.budget is not None:
             self.budget.unmeasured_s = self.SCORING_PASSES * self._pass_s
             self.budget.reserved_s = self._round_s() if self._costs_wanted() and not self._cost_rounds else 0.0

@@ -51,6 +51,18 @@ def test_search_budget_prints_both_streams(tmp_path):
                          out, re.M), out
 
 
+def test_clasp_costs_and_bench_run_on_spec_bench_categories(tmp_path):
+    data = ROOT.parent / "shared" / "data" / "spec_bench" / "question.jsonl"
+    if not data.exists():
+        pytest.skip("Spec-Bench's question.jsonl is not at ../shared/data/spec_bench")
+    out = run_script("clasp_costs.py", "--model", "lab", "--data", str(data), "--tasks", "translation", "--prompts", "1",
+                     "--max-new-tokens", "8", "--repeats", "2")
+    assert "## translation" in out and re.search(r"^\| clasp:1 \(every step\) \|.*\| True \|$", out, re.M), out
+    out = run_script("clasp_bench.py", "--model", "lab", "--data", str(data), "--tasks", "translation", "--prompts", "1",
+                     "--repeats", "1", "--max-new-tokens", "8", "--out", str(tmp_path))
+    assert re.search(r"^\| specbench-translation \| clasp", out, re.M), out
+
+
 def test_memory():
     out = run_script("memory.py", "--tasks", "story", "--prompts", "1", "--max-new-tokens", "8")
     for method in ("ar", "swift", "swift+search"):

@@ -91,9 +91,9 @@ def test_the_first_scoring_step_waits_until_the_stream_can_afford_a_step_of_deco
     budget.unmeasured_s = 0.05
     budget.open()
     clock.now += 0.2
-    assert not budget.due()  # 50 ms of scoring in 250 ms of wall time would be 20%
+    assert not budget.due(budget.expected_cost())  # 50 ms of scoring in 250 ms of wall time would be 20%
     clock.now += 0.3
-    assert budget.due()  # in 550 ms: 9%
+    assert budget.due(budget.expected_cost())  # in 550 ms: 9%
     assert budget.affords(0.05) and not budget.affords(0.1)
 
 
@@ -109,6 +109,7 @@ def test_a_budgeted_stream_scores_less_and_writes_the_same_tokens():
     # every clock reading advances 1 ms: a scoring step (two readings around it) costs 1 ms, and the stream's
     # wall time grows with every reading the budget makes; deterministic
     stream = SwiftStream(model, config, settings=StreamSettings(give_up=False), clock=FakeClock(tick=0.001))
+    stream.SCORING_PASSES = 0  # its first step's estimate comes from real pass times: none on a fake clock
     free = SwiftStream(model, config, settings=StreamSettings(search_share=None, give_up=False))
     scoring_steps = {}
     for name, s in (("budgeted", stream), ("free", free)):  # count the search's scoring steps (a batched one
