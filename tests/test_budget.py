@@ -158,7 +158,7 @@ def test_the_early_verdict_gives_up_only_where_even_a_better_search_could_not_pa
     assert result.token_ids == decode(model, PROMPTS[0], method="ar", max_new_tokens=40).token_ids
     if gives_up:
         assert stream.verdict == DOES_NOT_PAY and "skip" in stream.pace.ruled_out
-        assert "more matchness than the best set has" in stream.verdict_reason
+        assert "of its gap to matchness 1" in stream.verdict_reason
     else:
         assert stream.verdict is None and not stream.pace.ruled_out
     assert 0 < stream.search.iteration < 10_000
@@ -330,3 +330,19 @@ def test_pass_costs_are_measured_mid_prompt_on_its_own_cache_and_charged_to_the_
     assert stream.costs.context == calls[0][0] >= len(PROMPTS[0]) + 8 and stream.costs.full > 0
     assert stream.budget.scoring_s >= stream.costs.seconds_spent > 0  # what measuring took counts as search
     assert stream.search.value is not None and stream.summary()["pass_costs"]["full"] == stream.costs.full
+
+
+@pytest.mark.parametrize("matchness, gives_up", [(0.66, True), (0.97, False)])
+def test_the_early_verdict_hopes_for_a_share_of_the_gap_to_matchness_one(matchness, gives_up):
+    # SmolLM2-like costs (verify passes grow with width, drafts cost most of a full pass): a set at 0.66
+    # stayed hopeful under "+0.35 matchness" (1.0 would pay), under "40% of the gap" (0.80) it does not
+    from swiftlab.search import StepRecord
+
+    model = tiny_model("llama")  # 6 layers
+    stream = SwiftStream(model, SearchConfig(window=8))
+    stream.use_costs(PassCosts(context=100, full=1.0, verify=1.56, verify_tokens=8, draft_none=0.93,
+                               draft_no_attention=0.65, draft_no_mlp=0.47, num_layers=6))
+    for i in range(4):
+        stream.search.trajectory.steps.append(StepRecord(i, "random", [2], [3], matchness, False, matchness, 0.0))
+    stream._judge_early()
+    assert (stream.verdict == DOES_NOT_PAY) == gives_up
