@@ -27,6 +27,7 @@ from step_costs import pass_costs  # benchmarks/, next to this script
 
 from swiftlab import SkipSet, load_model, num_layers
 from swiftlab.api import encode_prompt
+from swiftlab.search import RATIOS, SearchConfig
 from swiftlab.harness import pass_cost_bound, read_lines, run_bench, search_notes, summarize, summary_table
 from swiftlab.tasks import task_source
 
@@ -45,6 +46,8 @@ def main() -> int:
     p.add_argument("--methods", default=None,
                    help="default: ar, hf-generate, swift, swift+lookup, two HF early exits, prompt lookup")
     p.add_argument("--data", default=None, help="Spec-Bench question.jsonl: --tasks are its categories")
+    p.add_argument("--fixed-ratio", action="store_true",
+                   help="streams search at r = 0.45 only (default: the ratio is searched too, as `swiftlab bench`)")
     p.add_argument("--out", default="runs/speed")
     args = p.parse_args()
 
@@ -63,7 +66,8 @@ def main() -> int:
     for name in args.tasks.split(","):
         task = task_source("specbench", data=args.data, category=name) if args.data else task_source(name)
         run_bench(model, tokenizer, task=task, prompts=args.prompts, methods=methods, model_name=args.model,
-                  repeats=args.repeats, max_new_tokens=args.max_new_tokens, out=results)
+                  repeats=args.repeats, max_new_tokens=args.max_new_tokens, out=results,
+                  search=SearchConfig(ratios=() if args.fixed_ratio else RATIOS))
         rows = [r for r in summarize(read_lines(results)) if r["task"] == task.label]
         print(f"## {task.label} (load {os.getloadavg()[0]:.1f})\n" + summary_table(rows), flush=True)
         for note in search_notes(rows):
