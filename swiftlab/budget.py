@@ -57,11 +57,6 @@ class ScoringBudget:
         return self.closed_s + (self.clock() - self._opened if self._opened is not None else 0.0)
 
     @property
-    def prompt_s(self) -> float:
-        """Wall time of the prompt now being decoded, so far."""
-        return self.clock() - self._opened if self._opened is not None else 0.0
-
-    @property
     def used(self) -> float:
         """Share of the wall time spent scoring so far."""
         wall = self.wall_s
