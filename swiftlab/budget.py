@@ -23,6 +23,7 @@ from typing import Callable
 
 import torch
 
+from .adapters import last_logits_only
 from .errors import SwiftlabError
 from .skipset import SkipSet
 
@@ -250,7 +251,7 @@ def time_passes(model, context: int, cases: dict[str, PassCase], rounds: int, *,
     if cache is None:
         cache = SkipAwareCache(model.config)
         model(input_ids=torch.randint(3, vocab, (1, context), generator=generator).to(device), cache=cache,
-              use_cache=True)
+              use_cache=True, **last_logits_only(model))
     elif cache.get_seq_length() != context:
         raise SwiftlabError(f"pass costs at context {context}, but the cache holds {cache.get_seq_length()} positions")
     leans = {dtype: lean_drafter(model, cache, dtype) for dtype in {case[2] for case in cases.values()} if dtype}

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .cache import SkipAwareCache
+from .adapters import last_logits_only
 from .drafters import GatedLookup, LookupDrafter, PlainStep, skip_drafter
 from .errors import SwiftlabError
 from .leandraft import check_draft_dtype
@@ -167,7 +168,8 @@ def reference_continuation(model: nn.Module, prompt_ids: list[int], new_tokens: 
     device = model.get_input_embeddings().weight.device
     cache = SkipAwareCache(model.config, rollback=False)
     model(input_ids=torch.tensor([tokens[:-1]], device=device),
-          position_ids=torch.arange(len(tokens) - 1, device=device).unsqueeze(0), cache=cache, use_cache=True)
+          position_ids=torch.arange(len(tokens) - 1, device=device).unsqueeze(0), cache=cache, use_cache=True,
+          **last_logits_only(model))
     return tokens, cache
 
 
@@ -274,13 +276,14 @@ class DecodeSession:
     # --- the run's state, as drafters and observers see it
 
     def forward(self, ids: list[int] | torch.Tensor, start: int, positions: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None) -> torch.Tensor:
+                mask: torch.Tensor | None = None, last_only: bool = False) -> torch.Tensor:
         """Logits [len(ids), vocab] for ids at positions start, start+1, ... (or the given positions,
-        with the given 4D attention mask, for a token tree)."""
+        with the given 4D attention mask, for a token tree); with `last_only`, [1, vocab] of the last."""
         ids = torch.as_tensor(ids, device=self.device).view(1, -1)
         if positions is None:
             positions = torch.arange(start, start + ids.shape[1], device=self.device).unsqueeze(0)
-        out = self.model(input_ids=ids, position_ids=positions, attention_mask=mask, cache=self.cache, use_cache=True)
+        out = self.model(input_ids=ids, position_ids=positions, attention_mask=mask, cache=self.cache, use_cache=True,
+                         **(last_logits_only(self.model) if last_only else {}))
         return out.logits[0]
 
     def context(self) -> list[int]:
@@ -321,7 +324,7 @@ class DecodeSession:
 
     def _prefill(self) -> StepEvent:
         t0 = self.clock()
-        token = choose(self.forward(self.prompt[0], 0)[-1], self.sampling, self.generator)
+        token = choose(self.forward(self.prompt[0], 0, last_only=True)[-1], self.sampling, self.generator)
         seconds = self.clock() - t0
         return StepEvent(0, [], [], 0, self._emit([token]), None, kind="prefill",
                          reason="the prompt pass: the full model reads the prompt and picks the first token "

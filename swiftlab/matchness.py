@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .adapters import last_logits_only
 from .cache import SkipAwareCache
 from .skipping import skipping_rows
 from .skipset import SkipSet
@@ -49,7 +50,7 @@ def window_logits(model: nn.Module, cache: SkipAwareCache, tokens: list[int], wi
         if start:
             positions = torch.arange(start, device=device).unsqueeze(0)
             model(input_ids=torch.tensor([tokens[:start]], device=device), position_ids=positions,
-                  cache=view, use_cache=True)
+                  cache=view, use_cache=True, **last_logits_only(model))
         view.batch_repeat_interleave(batch)
     ids = torch.tensor([tokens[start:n - 1]], device=device).expand(batch, -1)
     positions = torch.arange(start, n - 1, device=device).unsqueeze(0).expand(batch, -1)

@@ -245,6 +245,8 @@ class SwiftStream:
         if search.iteration < s.judge_after:
             if self.verdict is None:
                 self._judge_early()
+            if self.verdict is None:
+                self._draft_only_with_hope()
             return
         speedup, drafts = self.costs.expected_speedup(search.best, search.best_score)
         facts = (f"best set r={search.best.ratio:.2f}, matchness {search.best_score:.2f}, a draft pass "
@@ -254,13 +256,26 @@ class SwiftStream:
             if self.verdict != DOES_NOT_PAY:
                 self._give_up(f"{GIVE_UP_MESSAGE} ({facts}; it must reach {s.pays_above}x)")
         else:
+            self.pace.allow("skip")  # given up on before, or hopeless while searching
             if self.verdict == DOES_NOT_PAY:
-                self.pace.allow("skip")
                 if self.budget is not None:
                     self.budget.share = s.search_share
             self.verdict, self.verdict_reason = PAYS, f"layer skipping pays: {facts}"
 
-    EARLY_AFTER = 4  # sets scored before the early verdict
+    HOPELESS = "while searching: the best set so far"
+
+    def _draft_only_with_hope(self) -> None:
+        """While the search runs, draft only with a best set expected to beat plain steps at the measured
+        costs: trying each new best that is not (StepPolicy re-tries a new drafter at once) cost SmolLM2-135M
+        a skip draft and a wide verify pass, about two plain steps, for a token or two each time."""
+        speedup = self.costs.speedup(self.search.best, self.search.best_score)
+        if speedup < 1.0:
+            self.pace.rule_out("skip", f"{self.HOPELESS} (matchness {self.search.best_score:.2f}) is expected at "
+                                       f"{speedup:.2f}x of plain steps: plain steps until the search finds a better one")
+        elif self.pace.ruled_out.get("skip", "").startswith(self.HOPELESS):
+            self.pace.allow("skip")
+
+    EARLY_AFTER = 3  # sets scored before the early verdict
 
     def _judge_early(self) -> None:
         """Give up at once where even the search's typical gain in matchness would not make any set

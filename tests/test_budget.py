@@ -164,6 +164,32 @@ def test_the_early_verdict_gives_up_only_where_even_a_better_search_could_not_pa
     assert 0 < stream.search.iteration < 10_000
 
 
+@pytest.mark.parametrize("gate", [True, False])
+def test_while_searching_a_best_set_not_expected_to_pay_is_not_drafted_with(gate):
+    # drafts cost a full pass: no set is expected to beat plain steps. Without the gate (give_up off)
+    # the step policy tries each new best set at once; with it, once a set is scored, plain steps only
+    model = tiny_model("llama")
+    model.generation_config.eos_token_id = None
+    window = 8
+    stream = SwiftStream(model, SearchConfig(window=window, max_steps=10_000, tolerance=10_000),
+                         settings=StreamSettings(search_share=None, judge_after=10_000, give_up=gate))
+    stream.EARLY_AFTER = 10**6  # no verdict: only the gate rules skip drafts out
+    stream.use_costs(costs(6, draft_share=1.0, no_attention=1.0, no_mlp=1.0))
+    skips_after_scoring = 0
+    for ids in PROMPTS:
+        result = stream.decode(ids, max_new_tokens=60)
+        assert result.token_ids == decode(model, ids, method="ar", max_new_tokens=60).token_ids
+        made = 1  # the prompt pass's token
+        for kind, accepted in zip(result.step_kinds[1:], result.accepted_per_step[1:]):
+            skips_after_scoring += kind == "skip" and (made > window or ids is not PROMPTS[0])
+            made += accepted + 1
+    if gate:
+        assert skips_after_scoring == 0 and stream.verdict is None
+        assert stream.pace.ruled_out["skip"].startswith(stream.HOPELESS) and "expected at" in stream.pace.ruled_out["skip"]
+    else:
+        assert skips_after_scoring > 0
+
+
 def test_a_set_that_pays_is_drafted_with_and_a_later_verdict_can_allow_it_again():
     model = tiny_model("llama")
     model.generation_config.eos_token_id = None

@@ -160,3 +160,18 @@ def test_session_steps_one_pass_at_a_time(model):
             assert e.new_tokens[-1] != e.drafted[e.accepted]  # the rejected draft was replaced
     with pytest.raises(SwiftlabError, match="finished"):
         session.step()
+
+
+@pytest.mark.parametrize("method", ["ar", "swift"])
+def test_the_prompt_pass_computes_the_last_logits_only(model, method):
+    # the output head over every prompt position is wasted work (transformers' generate skips it too);
+    # the head's input is watched: one position at the prompt pass, and the output stays the model's own
+    widths = []
+    hook = model.lm_head.register_forward_hook(lambda module, args, out: widths.append(args[0].shape[1]))
+    try:
+        result = decode(model, list(range(5, 45)), method=method, skip_set=uniform(model), max_new_tokens=6)
+    finally:
+        hook.remove()
+    assert widths[0] == 1
+    reference = model.generate(torch.tensor([list(range(5, 45))]), max_new_tokens=6, do_sample=False)
+    assert result.token_ids == reference[0, 40:].tolist()
