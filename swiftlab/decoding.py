@@ -435,12 +435,12 @@ class DecodeSession:
 
 def _optimize(run: DecodeSession, search) -> SkipSet | None:
     """One search step on the tokens generated so far; the best set to draft with next."""
-    window = search.config.window
-    if len(run.tokens) < window + 1:  # matchness needs `window` generated tokens and their successors
-        return None
     probe = getattr(search, "probe", None)  # a BudgetedSearch's stream reads the running decode first
     if probe is not None:
         probe(run)
+    window = search.config.window
+    if len(run.tokens) < window + 1:  # matchness needs `window` generated tokens and their successors
+        return None
     tokens = run.context()
     search.step(lambda sets: matchness_scores(run.model, run.cache, tokens, window, sets))
     return search.best

@@ -198,17 +198,19 @@ class SwiftStream:
         return self.ROUND_PASSES * self._pass_s
 
     def _measure_costs_on(self, run) -> None:
-        """Before each search step: the budget's estimates from this prompt's verify passes, and once per
-        prompt, as soon as the budget affords it (the model is warm then), a round of pass costs on the
-        decode's own cache, cropped off again: no prefill paid. Until the first round is measured the budget
-        holds its price in reserve: scoring steps wait rather than crowd out the round the verdict needs."""
+        """After every verification while searching: the budget's estimates from this prompt's verify
+        passes, whether to draft at all (`_steer_drafting`), and once per prompt, once the search can score
+        and as soon as the budget affords it (the model is warm then), a round of pass costs on the decode's
+        own cache, cropped off again: no prefill paid. Until the first round is measured the budget holds its
+        price in reserve: scoring steps wait rather than crowd out the round the verdict needs."""
         verify = [e.timings["verify"] for e in run.events[-16:] if "verify" in e.timings]  # the latest only:
         if verify:  # this runs after every verification
             self._pass_s = statistics.median(verify)
         if self.budget is not None:
             self.budget.unmeasured_s = self.SCORING_PASSES * self._pass_s
             self.budget.reserved_s = self._round_s() if self._costs_wanted() and not self._cost_rounds else 0.0
-        if self._wants_costs():
+        self._steer_drafting()
+        if len(run.tokens) > self.search.config.window and self._wants_costs():
             self._measure_costs(run.cache.get_seq_length(), run.cache)
 
     def _measure_costs(self, context: int, cache=None) -> None:
@@ -245,8 +247,7 @@ class SwiftStream:
         if search.iteration < s.judge_after:
             if self.verdict is None:
                 self._judge_early()
-            if self.verdict is None:
-                self._draft_only_with_hope()
+            self._steer_drafting()
             return
         speedup, drafts = self.costs.expected_speedup(search.best, search.best_score)
         facts = (f"best set r={search.best.ratio:.2f}, matchness {search.best_score:.2f}, a draft pass "
@@ -262,18 +263,31 @@ class SwiftStream:
                     self.budget.share = s.search_share
             self.verdict, self.verdict_reason = PAYS, f"layer skipping pays: {facts}"
 
-    HOPELESS = "while searching: the best set so far"
+    HOPELESS = "while searching: "
 
-    def _draft_only_with_hope(self) -> None:
-        """While the search runs, draft only with a best set expected to beat plain steps at the measured
-        costs: trying each new best that is not (StepPolicy re-tries a new drafter at once) cost SmolLM2-135M
-        a skip draft and a wide verify pass, about two plain steps, for a token or two each time."""
-        speedup = self.costs.speedup(self.search.best, self.search.best_score)
-        if speedup < 1.0:
-            self.pace.rule_out("skip", f"{self.HOPELESS} (matchness {self.search.best_score:.2f}) is expected at "
-                                       f"{speedup:.2f}x of plain steps: plain steps until the search finds a better one")
-        elif self.pace.ruled_out.get("skip", "").startswith(self.HOPELESS):
-            self.pace.allow("skip")
+    def _steer_drafting(self) -> None:
+        """Until a verdict, draft only with a set that may pay: not with the start set, before the search
+        has scored it, once its drafts were measured slower than plain steps (StepPolicy would re-try it
+        after 4, 8, 16 steps), and not with a best set expected to lose at the measured costs (StepPolicy
+        re-tries each new best at once). On SmolLM2-135M each such try cost a skip draft and a wide verify
+        pass, about two plain steps, for a token or two."""
+        if not self.settings.give_up or self.verdict is not None:
+            return
+        why, pace, search = None, self.pace, self.search
+        if search.best_score is None:
+            cost = pace.cost
+            if "skip" in cost and "ar" in cost and cost["skip"] > pace.MARGIN * cost["ar"]:
+                why = (f"the start set drafted {cost['skip'] / cost['ar']:.2f}x the time per token of plain steps: "
+                       "plain steps until the search has scored it")
+        elif self.costs is not None:
+            speedup = self.costs.speedup(search.best, search.best_score)
+            if speedup < 1.0:
+                why = (f"the best set so far (matchness {search.best_score:.2f}) is expected at {speedup:.2f}x of "
+                       "plain steps: plain steps until the search finds a better one")
+        if why is not None:
+            pace.rule_out("skip", self.HOPELESS + why)
+        elif pace.ruled_out.get("skip", "").startswith(self.HOPELESS):
+            pace.allow("skip")
 
     EARLY_AFTER = 3  # sets scored before the early verdict
 
