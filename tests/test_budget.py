@@ -229,6 +229,25 @@ def test_a_set_that_pays_is_drafted_with_and_a_later_verdict_can_allow_it_again(
     assert stream.summary()["verdict_reason"].startswith("layer skipping pays")
 
 
+@pytest.mark.parametrize("patience", [6, 10**6])
+def test_a_search_that_pays_stops_once_its_best_set_has_held_for_patience_proposals(patience):
+    # drafting nearly free (it pays), a matchness ceiling never reached: only patience stops the search
+    model = tiny_model("llama")
+    model.generation_config.eos_token_id = None
+    stream = SwiftStream(model, SearchConfig(window=8, max_steps=10_000, tolerance=10_000, max_score=1.0),
+                         settings=StreamSettings(search_share=None, judge_after=4, patience=patience))
+    stream.use_costs(costs(6, draft_share=0.001))
+    for ids in PROMPTS * 3:
+        result = stream.decode(ids, max_new_tokens=40)
+        assert result.token_ids == decode(model, ids, method="ar", max_new_tokens=40).token_ids
+    assert stream.verdict == PAYS
+    if patience == 6:
+        assert stream.search.stopped_because == "settled" and stream.search.since_improved >= 6
+        assert stream.records[-1].phase == "accelerate"
+    else:
+        assert not stream.search.done and stream.search.iteration > 6
+
+
 def test_a_give_up_freezes_the_search_and_a_retry_that_finds_nothing_freezes_it_again():
     model = tiny_model("llama")
     model.generation_config.eos_token_id = None
