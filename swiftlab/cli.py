@@ -612,5 +612,19 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def run() -> None:
+    """The program's entry point (`swiftlab`, `python -m swiftlab`): main(), then exit with its status.
+    An interrupt exits at once with 130, skipping the interpreter's shutdown: once in a clean-clone test
+    run, Ctrl-C during the start-up imports printed the one line and then ended with status -2 (killed
+    by SIGINT) instead of 130, as CPython does at shutdown when a KeyboardInterrupt has passed through
+    code run with PyRun_*, even one that was caught."""
+    status = main()
+    if status == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
