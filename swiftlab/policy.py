@@ -121,7 +121,8 @@ class StepPolicy:
         """Seconds per emitted token, per measured kind."""
         return {kind: seconds / tokens for kind, (seconds, tokens) in self.sums.items()}
 
-    def _cheapest(self, kinds) -> str:
+    def cheapest(self, kinds) -> str:
+        """Of the measured `kinds`, the one a choice between them takes now (plain steps weighed by MARGIN)."""
         cost = self.cost
         weighed = {k: cost[k] * (self.MARGIN if k == "ar" else 1.0) for k in kinds if k in cost}
         return min(weighed, key=weighed.get)
@@ -131,7 +132,7 @@ class StepPolicy:
         untried = [k for k in kinds if k not in self.sums and k != "ar"]
         if untried:
             return untried[0]
-        best = self._cheapest(kinds)
+        best = self.cheapest(kinds)
         others = [k for k in kinds if k != best]
         due = self.next_probe
         if best == "ar":  # drafting is not left untried for long, however the switch to plain steps came about
@@ -166,7 +167,7 @@ class StepPolicy:
         self.measured_at[kind] = self.steps
         if self._probe is not None:  # a try: back off while it confirms the cheapest, else look often again
             kinds, best = self._probe
-            now = self._cheapest(kinds)
+            now = self.cheapest(kinds)
             # while plain steps are taken drafting is re-tried sooner: one unlucky draft (a yield of 1) must
             # not cost a dozen plain steps, and a plain step's cost needs no re-measuring
             first, limit = (self.PLAIN_PROBE, self.MAX_PLAIN_SPELL) if now == "ar" else (self.PROBE, self.MAX_PROBE)

@@ -140,7 +140,7 @@ class SwiftStream:
         self._in_prompt = True
         try:
             self._measured_this_prompt = False
-            search = (BudgetedSearch(self.search, self.budget, self._judge, probe=self._measure_costs_on)
+            search = (BudgetedSearch(self.search, self.budget, self._judge, probe=self._after_verification)
                       if phase == "optimize" else None)
             result = decode(self.model, input_ids, method="swift", skip_set=self.search.best,
                             max_new_tokens=max_new_tokens, sampling=sampling, swift=self.settings.swift, seed=seed,
@@ -201,7 +201,7 @@ class SwiftStream:
             return self.costs.seconds_spent / len(self._cost_rounds)
         return self.ROUND_PASSES * self._pass_s
 
-    def _measure_costs_on(self, run) -> None:
+    def _after_verification(self, run) -> None:
         """After every verification while searching: the budget's estimates from this prompt's verify
         passes, whether to draft at all (`_steer_drafting`), and once per prompt, once the search can score
         and as soon as the budget affords it (the model is warm then), a round of pass costs on the decode's
@@ -282,7 +282,7 @@ class SwiftStream:
         why, pace, search = None, self.pace, self.search
         if search.best_score is None:
             cost = pace.cost
-            if "skip" in cost and "ar" in cost and cost["skip"] > pace.MARGIN * cost["ar"]:
+            if "skip" in cost and "ar" in cost and pace.cheapest(("skip", "ar")) == "ar":
                 why = (f"the start set drafted {cost['skip'] / cost['ar']:.2f}x the time per token of plain steps: "
                        "plain steps until the search has scored it")
         elif self.costs is not None:

@@ -294,3 +294,21 @@ def test_top_p_with_greedy_decoding_says_it_is_ignored(capsys, local_llama_dir):
     code, _, err = run(capsys, "generate", "--model", local_llama_dir, "--prompt", "hi", "--max-new-tokens", "3",
                        "--top-p", "0.5", "--json")
     assert code == 0 and "--top-p and --top-k only apply when sampling" in err
+
+
+@pytest.mark.parametrize("status", [0, 2, 130])
+def test_the_entry_point_exits_with_mains_status(monkeypatch, status):
+    # 130 (interrupted) leaves at once through os._exit: the interpreter's shutdown can turn it into -2
+    import swiftlab.cli as cli
+
+    class Left(Exception):  # os._exit never returns
+        pass
+
+    def fake_exit(code):
+        raise Left(code)
+
+    monkeypatch.setattr(cli, "main", lambda: status)
+    monkeypatch.setattr(cli.os, "_exit", fake_exit)
+    with pytest.raises(Left if status == 130 else SystemExit) as left:
+        cli.run()
+    assert (left.value.args[0] if status == 130 else left.value.code) == status
