@@ -170,9 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--max-new-tokens", type=int, default=128)
     b.add_argument("--skip-ratio", type=float, default=0.45)
     b.add_argument("--exit-layer", type=int, default=None, help="early-exit layer (default L/2)")
-    b.add_argument("--store", default=None)
+    b.add_argument("--store", default=None,
+                   help="skip-set store file: swift streams start from the set it holds for this model and task, and "
+                        "the set they find goes there (default ~/.cache/swiftlab/skip_layers.json)")
     b.add_argument("--fresh", action="store_true",
-                   help="swift streams start from scratch (a cold start), not from the set stored for this model and task")
+                   help="swift streams start from scratch (a cold start), not from the set stored for this model and "
+                        "task, and store nothing")
     b.add_argument("--fixed-ratio", action="store_true",
                    help="swift streams search at --skip-ratio only (default: the ratio is searched too)")
     b.add_argument("--out", default="results.jsonl", help="JSON lines, appended as measured")
@@ -219,7 +222,8 @@ def cmd_bench(args) -> int:
                       methods=[m.strip() for m in args.methods.split(",") if m.strip()], model_name=args.model,
                       repeats=args.repeats, max_new_tokens=args.max_new_tokens, out=args.out,
                       skip_ratio=args.skip_ratio, exit_layer=args.exit_layer,
-                      search=search, store=SkipSetStore(args.store), reuse_store=not args.fresh)
+                      search=search, store=SkipSetStore(args.store), reuse_store=not args.fresh,
+                      save_found=not args.fresh)
     if args.specbench:
         from .storage import atomic_write_text
 
@@ -452,11 +456,7 @@ def cmd_optimize(args) -> int:
         search.best.save(args.out)
         where = args.out
     else:
-        key, kept = store.put_if_better(args.model, task.label, search.best, search.best_score,
-                                        replace=args.replace, iterations=search.iteration,
-                                        stopped_because=search.stopped_because, verdict=stream.verdict,
-                                        verdict_reason=stream.verdict_reason,
-                                        expected_speedup=stream.expected_speedup())
+        key, kept = stream.save_to(store, args.model, task.label, replace=args.replace)
         where = None if kept else f"{store.path} [{key}]"
         if kept:
             print(f"swiftlab: not stored: {kept} (kept {store.path} [{key}]; --replace stores it anyway)",

@@ -151,11 +151,12 @@ def _exit_layer(name: str, layer: str, num_layers: int) -> int:
 
 def run_bench(model, tokenizer, *, task: str, prompts: int, methods, model_name: str, repeats: int = 1,
               max_new_tokens: int = 128, seed: int = 0, out: str | Path | None = None, progress: bool = True,
-              chat="auto", **runner_options) -> list[BenchLine]:
+              chat="auto", save_found: bool = False, **runner_options) -> list[BenchLine]:
     """Every method on every prompt, interleaved; lines are appended to `out` as they come, so an
     interrupted run keeps what it measured. `task` is a name or a TaskSource (a dataset file, a
     Spec-Bench category); prompts go through the chat template per `chat` (tasks.chat), and a
-    multi-turn question runs turn by turn, as Spec-Bench runs it."""
+    multi-turn question runs turn by turn, as Spec-Bench runs it. With `save_found`, each swift
+    stream's best set goes to the `store` afterwards (SwiftStream.save_to), for the next run to start from."""
     from .api import encode_prompt
     from .tasks import task_source
 
@@ -193,7 +194,22 @@ def run_bench(model, tokenizer, *, task: str, prompts: int, methods, model_name:
                         append_line(out, json.dumps(asdict(line)))  # on a fresh line, even after a killed run
                 bar.update()
     bar.close()
+    if save_found and runner_options.get("store") is not None:
+        _save_found(runners, runner_options["store"], model_name, source.label, lines)
     return lines
+
+
+def _save_found(runners: dict, store, model_name: str, task: str, lines: list[BenchLine]) -> None:
+    """Store what each stream that searched found, and say so in its last line's search facts (the CLI's
+    note; the lines already in the results file were written before)."""
+    for method, run in runners.items():
+        stream = getattr(run, "stream", None)
+        if stream is None or stream.search.iteration == 0:
+            continue  # not a stream, or one that started from the store and never searched
+        key, why_not = stream.save_to(store, model_name, task)
+        last = next(line for line in reversed(lines) if line.method == method)
+        last.search = {**last.search, "stored": None if why_not else f"{store.path} [{key}]",
+                       "not_stored_because": why_not}
 
 
 def machine_name(model) -> str:
@@ -351,6 +367,10 @@ def search_notes(rows: list[dict]) -> list[str]:
             parts.append(facts["verdict_reason"])
         if facts.get("ratio_reason"):
             parts.append(f"ratio {facts['ratio_reason']}")
+        if facts.get("stored"):
+            parts.append(f"found set stored to {facts['stored']}: the next run starts from it (--fresh: from scratch)")
+        elif facts.get("not_stored_because"):
+            parts.append(f"found set not stored: {facts['not_stored_because']}")
         notes.append(f"{r['task']} {r['method']}: " + "; ".join(parts))
     return notes
 

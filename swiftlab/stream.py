@@ -124,6 +124,18 @@ class SwiftStream:
                 stream._give_up(f"{GIVE_UP_MESSAGE} (stored verdict: {entry.get('verdict_reason', '')})")
         return stream
 
+    def save_to(self, store, model_name: str, task: str, replace: bool = False) -> tuple[str, str | None]:
+        """Store the best set found, with its verdict, for this model and task, so the next stream on
+        them starts from it (`from_store`); unless the stored one scored at least as well (store.put_if_better).
+        Returns (key, why it was not stored); a search that scored nothing stores nothing."""
+        search = self.search
+        if search.best_score is None or search.iteration == 0:
+            return store.key(model_name, task), "the search scored no candidate"
+        return store.put_if_better(model_name, task, search.best, search.best_score, replace=replace,
+                                   iterations=search.iteration, stopped_because=search.stopped_because,
+                                   verdict=self.verdict, verdict_reason=self.verdict_reason,
+                                   expected_speedup=self.expected_speedup())
+
     @property
     def phase(self) -> str:
         return "accelerate" if self.search.done else "optimize"

@@ -1,10 +1,13 @@
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded in tests
+# `bench` and `optimize` write found sets to the store: never to the user's own (~/.cache/swiftlab)
+os.environ.setdefault("SWIFTLAB_STORE", os.path.join(tempfile.mkdtemp(prefix="swiftlab-tests-"), "skip_layers.json"))
 
 STORIES = Path(__file__).resolve().parents[2] / "shared" / "models" / "stories260K"
 

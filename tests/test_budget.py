@@ -373,6 +373,36 @@ def test_a_bench_stream_reuses_the_store(local_long_llama_dir, tmp_path):
     assert all(l.token_ids == ar[l.prompt_id] for l in swift)
 
 
+def test_a_bench_stream_stores_what_it_found_and_the_next_run_starts_from_it(local_long_llama_dir, tmp_path):
+    from swiftlab import load_model
+    from swiftlab.harness import run_bench, search_notes, summarize
+    from swiftlab.store import SkipSetStore
+
+    model, tokenizer = load_model(local_long_llama_dir)
+    store = SkipSetStore(tmp_path / "store.json")
+    options = dict(task="story", prompts=2, methods=["ar", "swift"], model_name="tiny", max_new_tokens=24,
+                   progress=False, search=SearchConfig(window=4), store=store,
+                   stream_settings=StreamSettings(search_share=None))  # unbudgeted: it searches on any machine
+    # a benchmark that does not ask to save leaves the store alone
+    run_bench(model, tokenizer, reuse_store=True, **options)
+    assert store.entries() == {}
+    first = run_bench(model, tokenizer, reuse_store=True, save_found=True, **options)
+    stream_lines = [l for l in first if l.method == "swift"]
+    assert stream_lines[0].search["started_from"] is None and stream_lines[-1].search["iterations"] > 0
+    entry = store.entries()["tiny_story"]
+    assert entry["iterations"] == stream_lines[-1].search["iterations"] and "verdict" in entry
+    note = search_notes(summarize(first))[0]
+    assert f"found set stored to {store.path} [tiny_story]" in note
+    # the next run: no search, the stored set from its first prompt, the same output as plain decoding
+    again = run_bench(model, tokenizer, reuse_store=True, save_found=True, **options)
+    swift = [l for l in again if l.method == "swift"]
+    assert all(l.search["started_from"] == f"{store.path} [tiny_story]" and l.phase == "accelerate" for l in swift)
+    assert all(l.skip_set == store.get("tiny", "story", 6).to_dict() for l in swift)
+    assert "stored to" not in search_notes(summarize(again))[0]
+    ar = {l.prompt_id: l.token_ids for l in again if l.method == "ar"}
+    assert all(l.token_ids == ar[l.prompt_id] for l in swift)
+
+
 def test_pass_costs_are_measured_mid_prompt_on_its_own_cache_and_charged_to_the_budget(monkeypatch):
     import swiftlab.stream as stream_module
 

@@ -151,3 +151,13 @@ def test_bench_then_report(capsys, local_long_llama_dir, tmp_path):
     code, _, err = run_cli(capsys, "bench", "--model", str(local_long_llama_dir), "--task", "story",
                            "--methods", "ar,warp-drive", "--out", str(out))
     assert code == 2 and "unknown method(s) warp-drive" in err
+
+
+def test_bench_fresh_leaves_the_store_alone(capsys, local_long_llama_dir, tmp_path):
+    # --fresh is a measurement of the cold start: it neither reads nor writes the skip-set store
+    store = tmp_path / "store.json"
+    code, printed, _ = run_cli(capsys, "bench", "--model", str(local_long_llama_dir), "--task", "story",
+                               "--prompts", "2", "--methods", "ar,swift", "--max-new-tokens", "24", "--fresh",
+                               "--store", str(store), "--out", str(tmp_path / "r.jsonl"))
+    assert code == 0 and "| story | swift |" in printed
+    assert not store.exists() and "stored to" not in printed
