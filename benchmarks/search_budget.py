@@ -28,11 +28,14 @@ from swiftlab.harness import read_lines, summarize
 def bench(code: Path, model: str, task: str, args, out: Path, fresh: bool) -> None:
     command = [sys.executable, "-m", "swiftlab", "bench", "--model", model, "--prompts", str(args.prompts),
                "--max-new-tokens", str(args.max_new_tokens), "--methods", ",".join(["ar", "hf-generate", *args.streams.split(",")]), "--out", str(out)]
-    command += (["--task", "specbench", "--data", args.data, "--category", task] if args.data else ["--task", task])
+    command += (["--task", "specbench", "--data", str(Path(args.data).resolve()), "--category", task] if args.data
+                else ["--task", task])
     command += ["--fresh"] if fresh else []
     with tempfile.TemporaryDirectory() as empty:  # a cold start: no stored set to begin from
         env = {**os.environ, "PYTHONPATH": str(code), "SWIFTLAB_STORE": str(Path(empty) / "skip_layers.json")}
-        subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # run in the checkout: `python -m` puts the working folder first on sys.path, before PYTHONPATH, so
+        # from anywhere else it would import whichever swiftlab sits there (every version measured the same code)
+        subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=code)
 
 
 def row(lines, stream: str) -> dict:
@@ -59,7 +62,7 @@ def main() -> int:
     args = p.parse_args()
 
     here = Path(args.code).resolve() if args.code else Path(__file__).resolve().parents[1]
-    out = Path(args.out)
+    out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     versions = {"after": here} | ({"before": Path(args.base).resolve()} if args.base else {})
     print(f"# {args.model}, {args.prompts} prompts x {args.max_new_tokens} new tokens, cold start; load {os.getloadavg()}")

@@ -93,8 +93,9 @@ class BudgetedSearch:
     SIZES = (1, 2, 4, 8)
 
     def __init__(self, search, budget: ScoringBudget | None, after_step: Callable[[], None] | None = None,
-                 tune_batch: bool = True, probe: Callable[[object], None] | None = None):
+                 tune_batch: bool = True, probe: Callable[[object], None] | None = None, confident: bool = False):
         self.search, self.budget, self.after_step = search, budget, after_step
+        self.confident = confident  # score confident matchness (matchness.matchness_scores' min_confidence)
         self.probe = probe  # called with the running decode before each step (the stream times passes on its cache)
         self.tune_batch = tune_batch and budget is not None
         self.per_candidate = search.batch_costs  # kept with the search, from prompt to prompt

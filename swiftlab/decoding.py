@@ -440,7 +440,9 @@ def _optimize(run: DecodeSession, search) -> SkipSet | None:
         probe(run)
     window = search.config.window
     if len(run.tokens) < window + 1:  # matchness needs `window` generated tokens and their successors
-        return None
+        return search.best  # the probe may have chosen the start set (a stream's _select_start)
     tokens = run.context()
-    search.step(lambda sets: matchness_scores(run.model, run.cache, tokens, window, sets))
+    # a stream scores what drafting will get: right guesses the drafter is sure enough of to go on
+    confidence = run.swift.epsilon if getattr(search, "confident", False) else None
+    search.step(lambda sets: matchness_scores(run.model, run.cache, tokens, window, sets, confidence))
     return search.best

@@ -27,6 +27,7 @@ from torch import nn
 from .adapters import num_layers
 from .budget import BudgetedSearch, PassCosts, ScoringBudget, costs_from_rounds, pass_cost_rounds
 from .decoding import Pace, SwiftParams, decode
+from .errors import SwiftlabError
 from .records import DecodeResult
 from .sampling import SamplingParams
 from .search import SearchConfig, SkipSearch
@@ -81,11 +82,23 @@ class StreamSettings:
     # ceiling (`max_score`) may never be reached (lab code with lookup drafts: 0.91 after 126 proposals,
     # the search at 10% of wall time for all 20 prompts) and the paper's `tolerance` is 300 proposals
     patience: int = 32
+    # Score a candidate by its confident matchness: the share of window positions where the skipping model
+    # guesses right AND is as sure as drafting needs (SwiftParams.epsilon) to go on; plain matchness
+    # counts right guesses the draft stops at (lab code: matchness 1.00, 1.1 tokens drafted a step)
+    confident_matchness: bool = True
+    # Opt-in: a cold stream's first set chosen from the first prompt's own hidden states (layerselect.py,
+    # CLaSp's selection, once, at the search's `skip_ratio`) instead of the reference's fixed every-other-layer
+    # set; the search scores it first and drafts with it until it finds better (where the family has no lean
+    # drafter: the fixed set). Off by default: measured both ways (README, "Per-step layer selection"); it won
+    # where the search had not run yet (lab reasoning, 5 prompts: 2.31x against 1.62x) and lost where the
+    # selected set was drafted with before the verdict ruled skipping out (SmolLM2 math: 13 skip steps in the
+    # first question against 1) or took steps from lookup drafts (lab summarization with lookup: 2.13x, 2.57x)
+    select_start: bool = False
 
 
 # SWIFT as the paper runs it: a search step after every verification, never giving up (the probes that
 # reproduce its figures, and the lab's view of a search being watched, use this)
-REFERENCE_SETTINGS = StreamSettings(search_share=None, give_up=False)
+REFERENCE_SETTINGS = StreamSettings(search_share=None, give_up=False, confident_matchness=False, select_start=False)
 
 
 class SwiftStream:
@@ -98,6 +111,7 @@ class SwiftStream:
         self._accelerated: list[float] = []  # acceptance per prompt since the search last stopped
         self.pace = Pace()  # what each kind of step costs per token, carried from prompt to prompt
         self.budget = ScoringBudget(settings.search_share, clock) if settings.search_share else None
+        self.clock = clock
         self.costs: PassCosts | None = None  # measured after searching prompts (the search values sets by them)
         self._cost_rounds: list[dict] = []
         self._costs_given = False
@@ -108,6 +122,9 @@ class SwiftStream:
         self.verdict: str | None = None
         self.verdict_reason: str | None = None
         self.started_from: str | None = None  # where the starting set came from, when not from scratch
+        # a cold start's first set: chosen from the first prompt's hidden states (see _select_start)
+        self._select_pending = start is None and settings.select_start
+        self.start_selected: str | None = None  # how it was chosen, in words, once it was
 
     @classmethod
     def from_store(cls, model: nn.Module, store, model_name: str, task: str, config: SearchConfig = SearchConfig(),
@@ -152,7 +169,8 @@ class SwiftStream:
         self._in_prompt = True
         try:
             self._measured_this_prompt = False
-            search = (BudgetedSearch(self.search, self.budget, self._judge, probe=self._after_verification)
+            search = (BudgetedSearch(self.search, self.budget, self._judge, probe=self._after_verification,
+                                     confident=self.settings.confident_matchness)
                       if phase == "optimize" else None)
             result = decode(self.model, input_ids, method="swift", skip_set=self.search.best,
                             max_new_tokens=max_new_tokens, sampling=sampling, swift=self.settings.swift, seed=seed,
@@ -222,12 +240,42 @@ class SwiftStream:
         verify = [e.timings["verify"] for e in run.events[-16:] if "verify" in e.timings]  # the latest only:
         if verify:  # this runs after every verification
             self._pass_s = statistics.median(verify)
+        if self._select_pending:
+            self._select_start(run)
         if self.budget is not None:
             self.budget.unmeasured_s = self.SCORING_PASSES * self._pass_s
             self.budget.reserved_s = self._round_s() if self._costs_wanted() and not self._cost_rounds else 0.0
         self._steer_drafting()
         if len(run.tokens) > self.search.config.window and self._wants_costs():
             self._measure_costs(run.cache.get_seq_length(), run.cache)
+
+    SELECT_PASSES = 3  # what one selection is taken to cost, in verify passes (lab model: 1.2-4.9 full passes)
+
+    def _select_start(self, run) -> None:
+        """Once, at the first verification of a cold stream the budget affords it: the start set chosen from
+        the running decode's cache and context (layerselect.LayerSelector.select, at the search's ratio),
+        before the search has scored anything, so the search scores it first. Its time is charged to the
+        budget. Once the search has scored a set, too late: never."""
+        from .layerselect import LayerSelector, SelectParams
+
+        if self.search.best_score is not None or self.search.iteration:
+            self._select_pending = False
+            return
+        if self.budget is not None and not self.budget.affords(self.SELECT_PASSES * self._pass_s):
+            return
+        self._select_pending = False
+        started = self.clock()
+        try:
+            selector = LayerSelector(self.model, SelectParams(ratio=self.search.config.skip_ratio))
+            chosen = selector.select(run.cache, run.context())
+        except SwiftlabError:  # a family (or a cache) the selection cannot read: the fixed start set
+            chosen = None
+        seconds = self.clock() - started
+        if self.budget is not None:
+            self.budget.spend(seconds, step=False)
+        if chosen is not None:
+            self.search.start = self.search.best = chosen
+            self.start_selected = f"chosen from the first prompt's hidden states (r={chosen.ratio:.2f}, {seconds:.3f} s)"
 
     def _measure_costs(self, context: int, cache=None) -> None:
         self._measured_this_prompt = True
@@ -373,6 +421,7 @@ class SwiftStream:
         return {"search_share": self.search_share, "verdict": self.verdict, "verdict_reason": self.verdict_reason,
                 "ratio": round(self.search.best.ratio, 4), "ratio_reason": self.ratio_choice(),
                 "expected_speedup": self.expected_speedup(), "started_from": self.started_from,
+                "start_selected": self.start_selected,
                 "iterations": self.search.iteration, "stopped_because": self.search.stopped_because}
 
     def summary(self) -> dict:
@@ -383,5 +432,6 @@ class SwiftStream:
                 "search_share": self.search_share, "verdict": self.verdict, "verdict_reason": self.verdict_reason,
                 "ratio": round(self.search.best.ratio, 4), "ratio_reason": self.ratio_choice(),
                 "expected_speedup": self.expected_speedup(), "started_from": self.started_from,
+                "start_selected": self.start_selected,
                 "pass_costs": self.costs.to_dict() if self.costs else None,
                 "records": [asdict(r) for r in self.records]}

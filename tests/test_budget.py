@@ -14,6 +14,8 @@ from swiftlab.search import SearchConfig, SkipSearch
 from swiftlab.stream import DOES_NOT_PAY, GIVE_UP_MESSAGE, PAYS, PromptRecord, StreamSettings, SwiftStream
 
 PROMPTS = [[1, 5, 9, 23, 40, 7], [1, 8, 3, 3, 60], [1, 44, 12, 9]]
+# A randomly initialised tiny model is never sure of a guess (top-1 probabilities near 1/vocab), so a stream's
+# confident matchness scores every set 0 there; tests of what the stream does with scores use plain matchness.
 
 
 class FakeClock:
@@ -150,7 +152,8 @@ def test_the_early_verdict_gives_up_only_where_even_a_better_search_could_not_pa
     model = tiny_model("llama")
     model.generation_config.eos_token_id = None
     stream = SwiftStream(model, SearchConfig(window=8, candidates_per_step=4, max_steps=10_000, tolerance=10_000),
-                         settings=StreamSettings(search_share=None, judge_after=10_000))  # no full verdict
+                         settings=StreamSettings(search_share=None, judge_after=10_000,  # no full verdict
+                                                  confident_matchness=False))  # unsure tiny model: see PROMPTS
     # draft_share 1.0: a draft pass costs a full pass whatever it skips, so no matchness pays;
     # 0.001: drafting is nearly free, so the optimistic hope pays and the search goes on
     stream.use_costs(costs(6, draft_share, **({"no_attention": 1.0, "no_mlp": 1.0} if gives_up else {})))
@@ -214,7 +217,8 @@ def test_a_set_that_pays_is_drafted_with_and_a_later_verdict_can_allow_it_again(
     model = tiny_model("llama")
     model.generation_config.eos_token_id = None
     stream = SwiftStream(model, SearchConfig(window=8, candidates_per_step=4, max_steps=10_000, tolerance=10_000),
-                         settings=StreamSettings(search_share=None, judge_after=4, retry_after=1))
+                         settings=StreamSettings(search_share=None, judge_after=4, retry_after=1,
+                                                  confident_matchness=False))  # unsure tiny model: see PROMPTS
     stream._give_up("a test's verdict")
     assert stream.phase == "accelerate"  # frozen: the prompts after a give-up take plain/lookup steps
     stream.use_costs(costs(6, draft_share=0.001))  # drafting is nearly free: any agreement pays
@@ -232,7 +236,8 @@ def test_a_search_that_pays_stops_once_its_best_set_has_held_for_patience_propos
     model = tiny_model("llama")
     model.generation_config.eos_token_id = None
     stream = SwiftStream(model, SearchConfig(window=8, max_steps=10_000, tolerance=10_000, max_score=1.0),
-                         settings=StreamSettings(search_share=None, judge_after=4, patience=patience))
+                         settings=StreamSettings(search_share=None, judge_after=4, patience=patience,
+                                                  confident_matchness=False))  # unsure tiny model: see PROMPTS
     stream.use_costs(costs(6, draft_share=0.001))
     for ids in PROMPTS * 3:
         result = stream.decode(ids, max_new_tokens=40)
@@ -441,3 +446,73 @@ def test_the_early_verdict_hopes_for_a_share_of_the_gap_to_matchness_one(matchne
         stream.search.trajectory.steps.append(StepRecord(i, "random", [2], [3], matchness, False, matchness, 0.0))
     stream._judge_early()
     assert (stream.verdict == DOES_NOT_PAY) == gives_up
+
+
+def test_a_stream_scores_confident_matchness_and_the_reference_search_plain_matchness(monkeypatch):
+    import swiftlab.decoding as decoding_module
+    from swiftlab.decoding import SwiftParams
+    from swiftlab.matchness import matchness_scores
+    from swiftlab.stream import REFERENCE_SETTINGS
+
+    thresholds = []
+
+    def recording(model, cache, tokens, window, sets, min_confidence=None):
+        thresholds.append(min_confidence)
+        return matchness_scores(model, cache, tokens, window, sets, min_confidence)
+
+    monkeypatch.setattr(decoding_module, "matchness_scores", recording)
+    model = tiny_model("llama")
+    model.generation_config.eos_token_id = None
+    unbudgeted = StreamSettings(search_share=None, swift=SwiftParams(epsilon=0.7))
+    SwiftStream(model, SearchConfig(window=4), settings=unbudgeted).decode(PROMPTS[0], max_new_tokens=20)
+    assert thresholds and set(thresholds) == {0.7}  # the drafter's own stop threshold
+    thresholds.clear()
+    SwiftStream(model, SearchConfig(window=4), settings=REFERENCE_SETTINGS).decode(PROMPTS[0], max_new_tokens=20)
+    assert thresholds and set(thresholds) == {None}  # the paper's matchness, for the figures that reproduce it
+
+
+def test_a_cold_stream_can_start_from_a_set_chosen_from_its_first_prompt(stories_path, monkeypatch):
+    from swiftlab import load_model
+    from swiftlab.decoding import SwiftParams
+    from swiftlab.layerselect import LayerSelector
+    from swiftlab.stream import REFERENCE_SETTINGS
+
+    model, tokenizer = load_model(stories_path)
+    prompt = tokenizer("Once upon a time, there was a little girl named Lily.")["input_ids"]
+    chosen = []
+    select = LayerSelector.select
+
+    def recording(self, cache, context):
+        chosen.append((select(self, cache, context), len(context), self.params.ratio))
+        return chosen[-1][0]
+
+    monkeypatch.setattr(LayerSelector, "select", recording)
+    settings = StreamSettings(search_share=None, select_start=True)  # unbudgeted: it scores on any machine
+    stream = SwiftStream(model, SearchConfig(window=8, skip_ratio=0.4), settings=settings)
+    result = stream.decode(prompt, max_new_tokens=40)
+    assert len(chosen) == 1  # once, at the first verification: right after the prompt pass and one step
+    selected, context, ratio = chosen[0]
+    assert ratio == 0.4 and len(prompt) < context <= len(prompt) + 1 + SwiftParams().max_draft + 1
+    first = stream.search.trajectory.steps[0]
+    assert first.kind == "start" and (tuple(first.attention), tuple(first.mlp)) == (selected.attention, selected.mlp)
+    assert stream.start_selected.startswith("chosen from the first prompt's hidden states")
+    assert stream.search_facts()["start_selected"] == stream.start_selected
+    assert result.token_ids == decode(model, prompt, method="ar", max_new_tokens=40).token_ids
+    stream.decode(prompt, max_new_tokens=20)
+    assert len(chosen) == 1  # never again
+    # not where the stream was given its start, nor in the paper's reference settings
+    SwiftStream(model, SearchConfig(window=8), SkipSet.uniform(5, 0.5), settings).decode(prompt, max_new_tokens=20)
+    SwiftStream(model, SearchConfig(window=8), settings=REFERENCE_SETTINGS).decode(prompt, max_new_tokens=20)
+    SwiftStream(model, SearchConfig(window=8), settings=StreamSettings()).decode(prompt, max_new_tokens=20)  # opt-in
+    assert len(chosen) == 1
+    assert is_pristine(model)
+
+
+def test_a_family_without_selection_keeps_the_fixed_start_set():
+    model = tiny_model("gpt2")
+    model.generation_config.eos_token_id = None
+    stream = SwiftStream(model, SearchConfig(window=4), settings=StreamSettings(search_share=None, select_start=True))
+    result = stream.decode(PROMPTS[0], max_new_tokens=20)
+    assert stream.start_selected is None and stream.search.trajectory.steps[0].kind == "start"
+    assert stream.search.start == SkipSet.uniform(6, 0.5)
+    assert result.token_ids == decode(model, PROMPTS[0], method="ar", max_new_tokens=20).token_ids

@@ -38,6 +38,21 @@ def direct_matchness(model, tokens, skip_set, window=WINDOW):
     return sum(p == t for p, t in zip(predicted, tokens[start + 1:])) / window
 
 
+def direct_confident_matchness(model, tokens, skip_set, min_confidence, window=WINDOW):
+    """Spelled out: a position counts where the skip model's argmax is the next token and its softmax
+    probability is at least min_confidence (drafting would go on past it)."""
+    start = len(tokens) - 1 - window
+    with torch.no_grad():
+        prefix = model(input_ids=torch.tensor([tokens[:start]]), use_cache=True)
+        with skipping(model, skip_set):
+            logits = model(input_ids=torch.tensor([tokens[start:-1]]),
+                           position_ids=torch.arange(start, len(tokens) - 1).unsqueeze(0),
+                           cache=prefix.cache, use_cache=True).logits[0]
+    probs = logits.float().softmax(-1)
+    sure = [(int(p.argmax()) == t and float(p.max()) >= min_confidence) for p, t in zip(probs, tokens[start + 1:])]
+    return sum(sure) / window
+
+
 def candidate_sets(L):
     return [SkipSet.none(L), SkipSet.uniform(L, 0.5), SkipSet.random(L, 0.4, seed=1),
             SkipSet.random(L, 0.6, seed=2), SkipSet.early_exit(L, 3)]
@@ -104,3 +119,22 @@ def test_a_search_leaves_no_tensors_for_the_cyclic_collector():
         gc.garbage.clear()
         gc.enable()
     assert cyclic_tensors == []
+
+
+def test_confident_matchness_counts_only_the_guesses_drafting_would_go_on_from(stories_path):
+    # real weights: the skip model is sure of some guesses and unsure of others
+    from swiftlab import load_model
+
+    model, _ = load_model(stories_path)
+    tokens = greedy_tokens(model, 60)
+    cache = cache_for(model, tokens)
+    sets = candidate_sets(num_layers(model))
+    plain = matchness_scores(model, cache, tokens, WINDOW, sets)
+    for eps in (0.3, 0.8):
+        confident = matchness_scores(model, cache, tokens, WINDOW, sets, min_confidence=eps)
+        assert confident == pytest.approx([direct_confident_matchness(model, tokens, s, eps) for s in sets])
+        assert all(c <= p for c, p in zip(confident, plain))
+    assert matchness_scores(model, cache, tokens, WINDOW, sets, min_confidence=0.0) == plain
+    # the threshold bites: some right guesses are unsure ones
+    assert sum(matchness_scores(model, cache, tokens, WINDOW, sets, min_confidence=0.8)) < sum(plain)
+    assert is_pristine(model)
