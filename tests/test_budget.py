@@ -14,8 +14,6 @@ from swiftlab.search import SearchConfig, SkipSearch
 from swiftlab.stream import DOES_NOT_PAY, GIVE_UP_MESSAGE, PAYS, PromptRecord, StreamSettings, SwiftStream
 
 PROMPTS = [[1, 5, 9, 23, 40, 7], [1, 8, 3, 3, 60], [1, 44, 12, 9]]
-# A randomly initialised tiny model is never sure of a guess (top-1 probabilities near 1/vocab), so a stream's
-# confident matchness scores every set 0 there; tests of what the stream does with scores use plain matchness.
 
 
 class FakeClock:
@@ -217,8 +215,7 @@ def test_a_set_that_pays_is_drafted_with_and_a_later_verdict_can_allow_it_again(
     model = tiny_model("llama")
     model.generation_config.eos_token_id = None
     stream = SwiftStream(model, SearchConfig(window=8, candidates_per_step=4, max_steps=10_000, tolerance=10_000),
-                         settings=StreamSettings(search_share=None, judge_after=4, retry_after=1,
-                                                  confident_matchness=False))  # unsure tiny model: see PROMPTS
+                         settings=StreamSettings(search_share=None, judge_after=4, retry_after=1))
     stream._give_up("a test's verdict")
     assert stream.phase == "accelerate"  # frozen: the prompts after a give-up take plain/lookup steps
     stream.use_costs(costs(6, draft_share=0.001))  # drafting is nearly free: any agreement pays
@@ -236,8 +233,7 @@ def test_a_search_that_pays_stops_once_its_best_set_has_held_for_patience_propos
     model = tiny_model("llama")
     model.generation_config.eos_token_id = None
     stream = SwiftStream(model, SearchConfig(window=8, max_steps=10_000, tolerance=10_000, max_score=1.0),
-                         settings=StreamSettings(search_share=None, judge_after=4, patience=patience,
-                                                  confident_matchness=False))  # unsure tiny model: see PROMPTS
+                         settings=StreamSettings(search_share=None, judge_after=4, patience=patience))
     stream.use_costs(costs(6, draft_share=0.001))
     for ids in PROMPTS * 3:
         result = stream.decode(ids, max_new_tokens=40)
@@ -448,7 +444,7 @@ def test_the_early_verdict_hopes_for_a_share_of_the_gap_to_matchness_one(matchne
     assert (stream.verdict == DOES_NOT_PAY) == gives_up
 
 
-def test_a_stream_scores_confident_matchness_and_the_reference_search_plain_matchness(monkeypatch):
+def test_a_stream_can_score_confident_matchness_and_scores_plain_matchness_by_default(monkeypatch):
     import swiftlab.decoding as decoding_module
     from swiftlab.decoding import SwiftParams
     from swiftlab.matchness import matchness_scores
@@ -463,12 +459,13 @@ def test_a_stream_scores_confident_matchness_and_the_reference_search_plain_matc
     monkeypatch.setattr(decoding_module, "matchness_scores", recording)
     model = tiny_model("llama")
     model.generation_config.eos_token_id = None
-    unbudgeted = StreamSettings(search_share=None, swift=SwiftParams(epsilon=0.7))
-    SwiftStream(model, SearchConfig(window=4), settings=unbudgeted).decode(PROMPTS[0], max_new_tokens=20)
+    confident = StreamSettings(search_share=None, swift=SwiftParams(epsilon=0.7), confident_matchness=True)
+    SwiftStream(model, SearchConfig(window=4), settings=confident).decode(PROMPTS[0], max_new_tokens=20)
     assert thresholds and set(thresholds) == {0.7}  # the drafter's own stop threshold
-    thresholds.clear()
-    SwiftStream(model, SearchConfig(window=4), settings=REFERENCE_SETTINGS).decode(PROMPTS[0], max_new_tokens=20)
-    assert thresholds and set(thresholds) == {None}  # the paper's matchness, for the figures that reproduce it
+    for plain in (StreamSettings(search_share=None), REFERENCE_SETTINGS):  # the default, and the paper's
+        thresholds.clear()
+        SwiftStream(model, SearchConfig(window=4), settings=plain).decode(PROMPTS[0], max_new_tokens=20)
+        assert thresholds and set(thresholds) == {None}
 
 
 def test_a_cold_stream_can_start_from_a_set_chosen_from_its_first_prompt(stories_path, monkeypatch):

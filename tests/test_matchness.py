@@ -25,8 +25,8 @@ def cache_for(model, tokens):
     return cache
 
 
-def direct_matchness(model, tokens, skip_set, window=WINDOW):
-    """Spelled out: full-model prefix, then the skip model over the window, argmax vs next token."""
+def skip_window_logits(model, tokens, skip_set, window=WINDOW):
+    """Spelled out: full-model prefix, then the skip model over the window; its logits and the next tokens."""
     start = len(tokens) - 1 - window
     with torch.no_grad():
         prefix = model(input_ids=torch.tensor([tokens[:start]]), use_cache=True)
@@ -34,23 +34,21 @@ def direct_matchness(model, tokens, skip_set, window=WINDOW):
             logits = model(input_ids=torch.tensor([tokens[start:-1]]),
                            position_ids=torch.arange(start, len(tokens) - 1).unsqueeze(0),
                            cache=prefix.cache, use_cache=True).logits[0]
-    predicted = logits.argmax(-1).tolist()
-    return sum(p == t for p, t in zip(predicted, tokens[start + 1:])) / window
+    return logits, tokens[start + 1:]
+
+
+def direct_matchness(model, tokens, skip_set, window=WINDOW):
+    """argmax vs next token"""
+    logits, targets = skip_window_logits(model, tokens, skip_set, window)
+    return sum(p == t for p, t in zip(logits.argmax(-1).tolist(), targets)) / window
 
 
 def direct_confident_matchness(model, tokens, skip_set, min_confidence, window=WINDOW):
-    """Spelled out: a position counts where the skip model's argmax is the next token and its softmax
-    probability is at least min_confidence (drafting would go on past it)."""
-    start = len(tokens) - 1 - window
-    with torch.no_grad():
-        prefix = model(input_ids=torch.tensor([tokens[:start]]), use_cache=True)
-        with skipping(model, skip_set):
-            logits = model(input_ids=torch.tensor([tokens[start:-1]]),
-                           position_ids=torch.arange(start, len(tokens) - 1).unsqueeze(0),
-                           cache=prefix.cache, use_cache=True).logits[0]
+    """A position counts where the skip model's argmax is the next token and its softmax probability is at
+    least min_confidence (drafting would go on past it)."""
+    logits, targets = skip_window_logits(model, tokens, skip_set, window)
     probs = logits.float().softmax(-1)
-    sure = [(int(p.argmax()) == t and float(p.max()) >= min_confidence) for p, t in zip(probs, tokens[start + 1:])]
-    return sum(sure) / window
+    return sum(int(p.argmax()) == t and float(p.max()) >= min_confidence for p, t in zip(probs, targets)) / window
 
 
 def candidate_sets(L):
