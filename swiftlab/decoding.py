@@ -442,7 +442,8 @@ def _optimize(run: DecodeSession, search) -> SkipSet | None:
     if len(run.tokens) < window + 1:  # matchness needs `window` generated tokens and their successors
         return search.best  # the probe may have chosen the start set (a stream's _select_start)
     tokens = run.context()
-    # a stream scores what drafting will get: right guesses the drafter is sure enough of to go on
+    # a stream that asks for it (StreamSettings.confident_matchness) counts only the right guesses the drafter
+    # is sure enough of to go on drafting
     confidence = run.swift.epsilon if getattr(search, "confident", False) else None
     search.step(lambda sets: matchness_scores(run.model, run.cache, tokens, window, sets, confidence))
     return search.best
