@@ -93,9 +93,10 @@ class BudgetedSearch:
     SIZES = (1, 2, 4, 8)
 
     def __init__(self, search, budget: ScoringBudget | None, after_step: Callable[[], None] | None = None,
-                 tune_batch: bool = True, probe: Callable[[object], None] | None = None, confident: bool = False):
+                 tune_batch: bool = True, probe: Callable[[object], None] | None = None,
+                 min_confidence: float | None = None):
         self.search, self.budget, self.after_step = search, budget, after_step
-        self.confident = confident  # score confident matchness (matchness.matchness_scores' min_confidence)
+        self.min_confidence = min_confidence  # confident matchness: matchness.matchness_scores' min_confidence
         self.probe = probe  # called with the running decode before each step (the stream times passes on its cache)
         self.tune_batch = tune_batch and budget is not None
         self.per_candidate = search.batch_costs  # kept with the search, from prompt to prompt

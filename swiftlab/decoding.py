@@ -440,10 +440,8 @@ def _optimize(run: DecodeSession, search) -> SkipSet | None:
         probe(run)
     window = search.config.window
     if len(run.tokens) < window + 1:  # matchness needs `window` generated tokens and their successors
-        return search.best  # the probe may have chosen the start set (a stream's _select_start)
+        return None
     tokens = run.context()
-    # a stream that asks for it (StreamSettings.confident_matchness) counts only the right guesses the drafter
-    # is sure enough of to go on drafting
-    confidence = run.swift.epsilon if getattr(search, "confident", False) else None
+    confidence = getattr(search, "min_confidence", None)  # a stream's confident matchness, where it asks for it
     search.step(lambda sets: matchness_scores(run.model, run.cache, tokens, window, sets, confidence))
     return search.best

@@ -363,8 +363,6 @@ def search_notes(rows: list[dict]) -> list[str]:
         parts = [f"search {share:.1%} of wall time" if share is not None else "search unbudgeted"]
         if facts.get("started_from"):
             parts.append(f"started from the stored set {facts['started_from']}")
-        elif facts.get("start_selected"):
-            parts.append(f"start set {facts['start_selected']}")
         if facts.get("verdict_reason"):
             parts.append(facts["verdict_reason"])
         if facts.get("ratio_reason"):

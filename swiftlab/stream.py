@@ -27,7 +27,6 @@ from torch import nn
 from .adapters import num_layers
 from .budget import BudgetedSearch, PassCosts, ScoringBudget, costs_from_rounds, pass_cost_rounds
 from .decoding import Pace, SwiftParams, decode
-from .errors import SwiftlabError
 from .records import DecodeResult
 from .sampling import SamplingParams
 from .search import SearchConfig, SkipSearch
@@ -88,19 +87,11 @@ class StreamSettings:
     # default: within the run-to-run spread on every task but lab code with lookup, where the stream then
     # gives up on skipping and its lookup drafts lose the skip drafter's gate (README, "Confident matchness")
     confident_matchness: bool = False
-    # Opt-in: a cold stream's first set chosen from the first prompt's own hidden states (layerselect.py,
-    # CLaSp's selection, once, at the search's `skip_ratio`) instead of the reference's fixed every-other-layer
-    # set; the search scores it first and drafts with it until it finds better (where the family has no lean
-    # drafter: the fixed set). Off by default: measured both ways (README, "Per-step layer selection"); it won
-    # where the search had not run yet (lab reasoning, 5 prompts: 2.31x against 1.62x) and lost where the
-    # selected set was drafted with before the verdict ruled skipping out (SmolLM2 math: 13 skip steps in the
-    # first question against 1) or took steps from lookup drafts (lab summarization with lookup: 2.13x, 2.57x)
-    select_start: bool = False
 
 
 # SWIFT as the paper runs it: a search step after every verification, never giving up (the probes that
 # reproduce its figures, and the lab's view of a search being watched, use this)
-REFERENCE_SETTINGS = StreamSettings(search_share=None, give_up=False, confident_matchness=False, select_start=False)
+REFERENCE_SETTINGS = StreamSettings(search_share=None, give_up=False, confident_matchness=False)
 
 
 class SwiftStream:
@@ -113,7 +104,6 @@ class SwiftStream:
         self._accelerated: list[float] = []  # acceptance per prompt since the search last stopped
         self.pace = Pace()  # what each kind of step costs per token, carried from prompt to prompt
         self.budget = ScoringBudget(settings.search_share, clock) if settings.search_share else None
-        self.clock = clock
         self.costs: PassCosts | None = None  # measured after searching prompts (the search values sets by them)
         self._cost_rounds: list[dict] = []
         self._costs_given = False
@@ -124,9 +114,6 @@ class SwiftStream:
         self.verdict: str | None = None
         self.verdict_reason: str | None = None
         self.started_from: str | None = None  # where the starting set came from, when not from scratch
-        # a cold start's first set: chosen from the first prompt's hidden states (see _select_start)
-        self._select_pending = start is None and settings.select_start
-        self.start_selected: str | None = None  # how it was chosen, in words, once it was
 
     @classmethod
     def from_store(cls, model: nn.Module, store, model_name: str, task: str, config: SearchConfig = SearchConfig(),
@@ -155,6 +142,10 @@ class SwiftStream:
                                    verdict=self.verdict, verdict_reason=self.verdict_reason,
                                    expected_speedup=self.expected_speedup())
 
+    def _min_confidence(self) -> float | None:
+        """What a scored guess must reach to count (confident matchness: drafting's own stop threshold)."""
+        return self.settings.swift.epsilon if self.settings.confident_matchness else None
+
     @property
     def phase(self) -> str:
         return "accelerate" if self.search.done else "optimize"
@@ -172,7 +163,7 @@ class SwiftStream:
         try:
             self._measured_this_prompt = False
             search = (BudgetedSearch(self.search, self.budget, self._judge, probe=self._after_verification,
-                                     confident=self.settings.confident_matchness)
+                                     min_confidence=self._min_confidence())
                       if phase == "optimize" else None)
             result = decode(self.model, input_ids, method="swift", skip_set=self.search.best,
                             max_new_tokens=max_new_tokens, sampling=sampling, swift=self.settings.swift, seed=seed,
@@ -242,42 +233,12 @@ class SwiftStream:
         verify = [e.timings["verify"] for e in run.events[-16:] if "verify" in e.timings]  # the latest only:
         if verify:  # this runs after every verification
             self._pass_s = statistics.median(verify)
-        if self._select_pending:
-            self._select_start(run)
         if self.budget is not None:
             self.budget.unmeasured_s = self.SCORING_PASSES * self._pass_s
             self.budget.reserved_s = self._round_s() if self._costs_wanted() and not self._cost_rounds else 0.0
         self._steer_drafting()
         if len(run.tokens) > self.search.config.window and self._wants_costs():
             self._measure_costs(run.cache.get_seq_length(), run.cache)
-
-    SELECT_PASSES = 3  # what one selection is taken to cost, in verify passes (lab model: 1.2-4.9 full passes)
-
-    def _select_start(self, run) -> None:
-        """Once, at the first verification of a cold stream the budget affords it: the start set chosen from
-        the running decode's cache and context (layerselect.LayerSelector.select, at the search's ratio),
-        before the search has scored anything, so the search scores it first. Its time is charged to the
-        budget. Once the search has scored a set, too late: never."""
-        from .layerselect import LayerSelector, SelectParams
-
-        if self.search.best_score is not None or self.search.iteration:
-            self._select_pending = False
-            return
-        if self.budget is not None and not self.budget.affords(self.SELECT_PASSES * self._pass_s):
-            return
-        self._select_pending = False
-        started = self.clock()
-        try:
-            selector = LayerSelector(self.model, SelectParams(ratio=self.search.config.skip_ratio))
-            chosen = selector.select(run.cache, run.context())
-        except SwiftlabError:  # a family (or a cache) the selection cannot read: the fixed start set
-            chosen = None
-        seconds = self.clock() - started
-        if self.budget is not None:
-            self.budget.spend(seconds, step=False)
-        if chosen is not None:
-            self.search.start = self.search.best = chosen
-            self.start_selected = f"chosen from the first prompt's hidden states (r={chosen.ratio:.2f}, {seconds:.3f} s)"
 
     def _measure_costs(self, context: int, cache=None) -> None:
         self._measured_this_prompt = True
@@ -423,7 +384,6 @@ class SwiftStream:
         return {"search_share": self.search_share, "verdict": self.verdict, "verdict_reason": self.verdict_reason,
                 "ratio": round(self.search.best.ratio, 4), "ratio_reason": self.ratio_choice(),
                 "expected_speedup": self.expected_speedup(), "started_from": self.started_from,
-                "start_selected": self.start_selected,
                 "iterations": self.search.iteration, "stopped_because": self.search.stopped_because}
 
     def summary(self) -> dict:
@@ -434,6 +394,5 @@ class SwiftStream:
                 "search_share": self.search_share, "verdict": self.verdict, "verdict_reason": self.verdict_reason,
                 "ratio": round(self.search.best.ratio, 4), "ratio_reason": self.ratio_choice(),
                 "expected_speedup": self.expected_speedup(), "started_from": self.started_from,
-                "start_selected": self.start_selected,
                 "pass_costs": self.costs.to_dict() if self.costs else None,
                 "records": [asdict(r) for r in self.records]}
