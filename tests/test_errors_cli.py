@@ -169,6 +169,35 @@ def test_ctrl_c_during_start_up_is_one_line(local_llama_dir):
     assert err.strip().splitlines() == ["swiftlab: interrupted"], err
 
 
+def test_ctrl_c_during_the_heavy_imports_exits_at_once_and_leaves_other_handlers_alone():
+    """Deterministic twin of the test above: SIGINT inside the import phase, where a KeyboardInterrupt raised
+    in torch's C++ import code would abort the process (-6), exits 130 with the one line."""
+    import subprocess
+    import sys
+
+    code = ("import os, signal\n"
+            "from swiftlab.cli import _interrupt_exits_now\n"
+            "with _interrupt_exits_now():\n"
+            "    os.kill(os.getpid(), signal.SIGINT)\n"
+            "    import time; time.sleep(5)\n"
+            "print('not reached')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 130 and proc.stderr == "swiftlab: interrupted\n" and proc.stdout == ""
+    # outside it, Python's own handler again; where SIGINT was ignored (a background job), still ignored
+    code = ("import signal\n"
+            "from swiftlab.cli import _interrupt_exits_now\n"
+            "with _interrupt_exits_now():\n"
+            "    inside = signal.getsignal(signal.SIGINT)\n"
+            "assert inside is not signal.default_int_handler\n"
+            "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
+            "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+            "with _interrupt_exits_now():\n"
+            "    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN\n"
+            "print('ok')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == "ok\n", proc.stderr
+
+
 # ----- nothing lost, nothing silently wrong: the commands' files --------------------------------------
 def run(capsys, *argv):
     code = main([str(a) for a in argv])
