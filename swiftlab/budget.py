@@ -245,6 +245,7 @@ def time_passes(model, context: int, cases: dict[str, PassCase], rounds: int, *,
     from .cache import SkipAwareCache
     from .leandraft import lean_drafter
     from .skipping import skipping
+    from .smallbatch import small_batch_products
 
     weight = model.get_input_embeddings().weight
     vocab, device = weight.shape[0], weight.device
@@ -283,18 +284,20 @@ def time_passes(model, context: int, cases: dict[str, PassCase], rounds: int, *,
         cache.crop_to(context)
         return took
 
-    out = []
     was_training = model.training
     model.eval()
     try:
-        for _ in range(warmup):
-            for case in runnable.values():
-                timed(*case)
-        for _ in range(rounds):
-            out.append({name: timed(*case) for name, case in runnable.items()})
+        with small_batch_products(model):  # as decoding runs its verify passes
+            return _timed_rounds(timed, runnable, rounds, warmup)
     finally:
         model.train(was_training)
-    return out
+
+
+def _timed_rounds(timed, runnable: dict, rounds: int, warmup: int) -> list[dict[str, float]]:
+    for _ in range(warmup):
+        for case in runnable.values():
+            timed(*case)
+    return [{name: timed(*case) for name, case in runnable.items()} for _ in range(rounds)]
 
 
 def pass_cost_rounds(model, context: int, *, draft_dtype: str = "auto", lean: bool = True, rounds: int = 1,

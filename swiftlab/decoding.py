@@ -9,7 +9,8 @@ not yet in the cache). After the prompt pass, every step is the same five phases
   draft   the drafter returns a DraftTree (tree.py): a top-1 chain d1..dk and, with tree verification,
           runner-up siblings per depth, more where the drafter was unsure;
   verify  the drafter's KV entries are dropped, and the full model reads [cur, nodes...] in one pass,
-          node i at position n + its depth, under a tree attention mask where there are siblings;
+          node i at position n + its depth, under a tree attention mask where there are siblings (its
+          linear layers take their few-token products the way measured faster here: smallbatch.py);
   accept  greedy: the longest path whose tokens are the full model's argmax, plus the full model's own
           next token; sampling: recursive rejection sampling (accept x with probability min(1, p/q),
           else sample the residual max(p - q, 0)), which leaves the output distribution exactly the
@@ -41,6 +42,7 @@ from .records import DecodeResult
 from .sampling import SamplingParams, choose, probabilities
 from .skipping import check_skip_set
 from .skipset import SkipSet
+from .smallbatch import linear_layers, small_batch_products
 from . import validate
 from .tree import SAMPLING_SIBLINGS, DraftTree, accept_greedy, accept_sampled, tree_mask, tree_positions
 
@@ -263,6 +265,10 @@ class DecodeSession:
         else:
             self.policy = StepPolicy.plain_only("autoregressive decoding: one token per full-model pass")
         self.drafters = self._drafters()
+        # verify and scoring passes take few tokens: their linear layers run the faster way (smallbatch.py);
+        # one-token passes (plain steps, all of autoregressive decoding) and the prompt pass run as
+        # transformers runs them
+        self.linears = linear_layers(model) if method == "swift" else []
 
     def _drafters(self) -> dict:
         drafters = {"plain": PlainStep()}
@@ -336,6 +342,8 @@ class DecodeSession:
                                     fallback=self.swift.fallback)
         tree, new, path, seconds = self._speculate(self.drafters[choice.drafter], self._cur, n)
         self.policy.took(choice.drafter, sum(seconds.values()), len(new))
+        if lookup is not None:
+            lookup.verified(tree, path)
         event = self._record(tree, new, path, n, choice.why, seconds)
         if not self.done and self.search is not None and not self.search.done:
             event.timings["optimize"] = self._search_step()
@@ -363,10 +371,11 @@ class DecodeSession:
 
     def _verify(self, cur: int, tree: DraftTree, n: int) -> torch.Tensor:
         """The full model's logits for the pending token and every node, in one pass."""
-        if tree.size > len(tree.chain):  # siblings: the whole tree under a tree mask
-            return self.forward([cur] + tree.tokens(), n, positions=tree_positions(tree, n, self.device),
-                                mask=tree_mask(tree, n, additive_dtype=self.additive_mask_dtype, device=self.device))
-        return self.forward([cur] + tree.chain, n)
+        with small_batch_products(self.model, self.linears if tree.size else []):
+            if tree.size > len(tree.chain):  # siblings: the whole tree under a tree mask
+                return self.forward([cur] + tree.tokens(), n, positions=tree_positions(tree, n, self.device),
+                                    mask=tree_mask(tree, n, additive_dtype=self.additive_mask_dtype, device=self.device))
+            return self.forward([cur] + tree.chain, n)
 
     def _stage(self, stage: str, **info) -> float:
         """The clock at one phase boundary of a step, after the observer has seen it."""
@@ -443,5 +452,6 @@ def _optimize(run: DecodeSession, search) -> SkipSet | None:
         return None
     tokens = run.context()
     confidence = getattr(search, "min_confidence", None)  # a stream's confident matchness, where it asks for it
-    search.step(lambda sets: matchness_scores(run.model, run.cache, tokens, window, sets, confidence))
+    with small_batch_products(run.model, run.linears):  # a scoring pass reads a window of a few tokens
+        search.step(lambda sets: matchness_scores(run.model, run.cache, tokens, window, sets, confidence))
     return search.best

@@ -24,6 +24,15 @@ def test_step_costs():
         assert re.search(rf"^{re.escape(row)}\s+\d+\.\d+\s+\d+\.\d+$", out, re.M), out
 
 
+def test_small_batch():
+    out = run_script("small_batch.py", "--model", "lab", "--context", "40", "--repeats", "5")
+    for k in (1, 2, 4, 32):  # every width timed both ways
+        assert re.search(rf"^ *{k} +[\d.]+ms +[\d.]+ +[\d.]+ms +[\d.]+ +[\d.]+$", out, re.M), out
+    # the one-token pass is F.linear's either way; every few-token width has a way chosen per weight shape
+    assert re.search(r"^ +1 +[\d.]+ms +1\.00 ", out, re.M), out
+    assert re.search(r"^  192x192: 2:[TL] 3:[TL] 4:[TL] 6:[TL] 8:[TL] 11:[TL] 16:[TL] 26:[TL] 32:[TL]$", out, re.M), out
+
+
 def test_speed_table(tmp_path):
     out = run_script("speed_table.py", "--prompts", "1", "--repeats", "1", "--tasks", "story", "--methods", "ar,swift",
                      "--max-new-tokens", "8", "--out", str(tmp_path))
