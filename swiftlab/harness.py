@@ -3,7 +3,8 @@
 Methods (all greedy):
   ar            swiftlab's autoregressive loop (the baseline every speedup is relative to)
   swift         SWIFT on the fly: one stream over the task's prompts, searching, then accelerating
-  swift+lookup  the same, drafting by prompt lookup where the context repeats (its own stream and search)
+  swift+lookup  the same, drafting by prompt lookup where the context repeats (up to 15 tokens, 3 after a
+                miss: drafters.LookupDrafter; its own stream and search)
   swift-cached  SWIFT with the skip set cached for this model and task (`swiftlab optimize`)
   uniform       SWIFT drafting with the static uniform set at --skip-ratio
   early-exit    SWIFT drafting with the first layers only (LayerSkip-style static set)
@@ -42,7 +43,7 @@ from .stream import StreamSettings, SwiftStream
 
 METHODS = ("ar", "swift", "swift+lookup", "swift-cached", "uniform", "early-exit", "hf-generate", "hf-early-exit",
            "hf-prompt-lookup", "clasp")
-LOOKUP_TOKENS = 10  # drafted by lookup per pass, as transformers' prompt_lookup_num_tokens=10 below
+LOOKUP_TOKENS = 15  # the most drafted by lookup in a pass (3 after a miss, growing: drafters.LookupDrafter)
 
 
 @dataclass

@@ -199,3 +199,47 @@ def test_a_stream_carries_its_pace_from_prompt_to_prompt():
     assert {"skip", "ar"} <= set(measured)
     stream.decode(prompt, max_new_tokens=20)
     assert stream.pace.cost != measured and stream.pace.steps > steps  # the same pace went on measuring
+
+
+def test_the_offer_grows_while_continuations_are_accepted_whole_and_drops_after_a_miss():
+    from types import SimpleNamespace
+
+    from swiftlab.drafters import LookupDrafter
+    from swiftlab.tree import DraftTree
+
+    run = SimpleNamespace(eos=set(), sampling=SimpleNamespace(greedy=True),
+                          model=SimpleNamespace(get_input_embeddings=lambda: SimpleNamespace(num_embeddings=50)))
+    drafter = LookupDrafter(run, SwiftParams(lookup=12))
+
+    def step(source: str, chain: int, path: list[int]) -> int:
+        drafter.verified(DraftTree(chain=[1] * chain, siblings=[[2]] + [[] for _ in range(chain - 1)], source=source), path)
+        return drafter.length
+
+    assert drafter.length == 3
+    assert step("lookup", 3, [0, 1, 2]) == 7
+    assert step("skip", 7, []) == 7  # another drafter's step says nothing about lookups
+    assert step("lookup", 7, list(range(7))) == 12  # 15, capped at swift.lookup
+    assert step("lookup", 12, list(range(12))) == 12
+    assert step("lookup", 12, [0, 1, 2]) == 3  # cut short
+    assert step("lookup", 3, [0, 1, 2]) == 7
+    assert step("lookup", 3, [3]) == 3  # a sibling accepted instead of the continuation's first token
+    assert LookupDrafter(run, SwiftParams(lookup=2)).length == 2
+
+
+def test_lookup_steps_offer_3_then_7_then_15_tokens_on_a_copied_span(monkeypatch):
+    import swiftlab.drafters as drafters
+
+    model = tiny_model("llama")
+    prompt = [1, 5, 9, 14, 3, 7, 22, 40]
+    reference = decode(model, prompt, method="ar", max_new_tokens=60).token_ids
+
+    def truth(context, n, ngrams):  # a lookup that always continues the model's own output
+        done = len(context) - len(prompt)
+        return reference[done:done + n]
+
+    monkeypatch.setattr(drafters, "lookup_continuation", truth)
+    r = decode(model, prompt, method="swift", skip_set=SkipSet.uniform(num_layers(model), 0.4), max_new_tokens=60,
+               swift=SwiftParams(lookup=15, fallback=False))
+    assert r.token_ids == reference
+    lookups = [n for kind, n in zip(r.step_kinds, r.drafted_per_step) if kind == "lookup"]
+    assert lookups[:4] == [3, 7, 15, 15]
