@@ -172,6 +172,7 @@ def test_ctrl_c_during_start_up_is_one_line(local_llama_dir):
 def test_ctrl_c_during_the_heavy_imports_exits_at_once_and_leaves_other_handlers_alone():
     """Deterministic twin of the test above: SIGINT inside the import phase, where a KeyboardInterrupt raised
     in torch's C++ import code would abort the process (-6), exits 130 with the one line."""
+    import signal
     import subprocess
     import sys
 
@@ -181,7 +182,11 @@ def test_ctrl_c_during_the_heavy_imports_exits_at_once_and_leaves_other_handlers
             "    os.kill(os.getpid(), signal.SIGINT)\n"
             "    import time; time.sleep(5)\n"
             "print('not reached')\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    def at_a_terminal():  # a suite started in the background (`cmd &`) inherits SIGINT ignored
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          preexec_fn=at_a_terminal)
     assert proc.returncode == 130 and proc.stderr == "swiftlab: interrupted\n" and proc.stdout == ""
     # outside it, Python's own handler again; where SIGINT was ignored (a background job), still ignored
     code = ("import signal\n"
@@ -194,7 +199,8 @@ def test_ctrl_c_during_the_heavy_imports_exits_at_once_and_leaves_other_handlers
             "with _interrupt_exits_now():\n"
             "    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN\n"
             "print('ok')\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          preexec_fn=at_a_terminal)
     assert proc.returncode == 0 and proc.stdout == "ok\n", proc.stderr
 
 
