@@ -12,7 +12,9 @@ decoding added over what the process held before it (KV cache, activations, logi
 the search's batched scoring passes, allocator slack), and the whole process's peak (torch itself,
 the weights, and that) as a ratio to autoregressive decoding. Methods: `ar`; `swift` with the skip
 set the search found (the acceleration phase); `swift+search`, a cold-start stream (`SwiftStream`, its
-budgeted search running, as `bench` runs it). With --data the tasks are Spec-Bench categories.
+budgeted search running, as `bench` runs it); `swift+lookup` and `swift+lookup+search`, the same two
+drafting by prompt lookup too (up to harness.LOOKUP_TOKENS tokens, as `bench`'s swift+lookup). With
+--data the tasks are Spec-Bench categories.
 Linux only (it reads /proc).
 """
 
@@ -23,7 +25,7 @@ import json
 import subprocess
 import sys
 
-METHODS = ("ar", "swift", "swift+search")
+METHODS = ("ar", "swift", "swift+search", "swift+lookup", "swift+lookup+search")
 
 
 def _kib(field: str) -> int:
@@ -35,10 +37,14 @@ def _kib(field: str) -> int:
 
 def child(args) -> None:
     """Measure one method on one task; print one JSON line."""
+    from dataclasses import replace
+
     from swiftlab import SkipSet, decode, load_model, num_layers
     from swiftlab.api import encode_prompt
+    from swiftlab.decoding import SwiftParams
+    from swiftlab.harness import LOOKUP_TOKENS
     from swiftlab.search import SearchConfig, SkipSearch
-    from swiftlab.stream import SwiftStream
+    from swiftlab.stream import StreamSettings, SwiftStream
     from swiftlab.tasks import task_source
 
     model, tokenizer = load_model(args.model)
@@ -49,12 +55,17 @@ def child(args) -> None:
     search = SkipSearch(L, SearchConfig())
     decode(model, ids[0], method="swift", max_new_tokens=args.max_new_tokens, search=search)
     found = search.best
-    stream = SwiftStream(model, SearchConfig(ratios=(0.15, 0.25, 0.35, 0.45, 0.55)), SkipSet.uniform(L, 0.45))
-    run = {
-        "ar": lambda p: decode(model, p, method="ar", max_new_tokens=args.max_new_tokens),
-        "swift": lambda p: decode(model, p, method="swift", skip_set=found, max_new_tokens=args.max_new_tokens),
-        "swift+search": lambda p: stream.decode(p, max_new_tokens=args.max_new_tokens),
-    }[args.child]
+    lookup = "lookup" in args.child
+    params = SwiftParams(lookup=LOOKUP_TOKENS) if lookup else SwiftParams()
+    stream = SwiftStream(model, SearchConfig(ratios=(0.15, 0.25, 0.35, 0.45, 0.55)), SkipSet.uniform(L, 0.45),
+                         settings=replace(StreamSettings(), swift=params))
+    if args.child.endswith("search"):
+        run = lambda p: stream.decode(p, max_new_tokens=args.max_new_tokens)
+    elif args.child == "ar":
+        run = lambda p: decode(model, p, method="ar", max_new_tokens=args.max_new_tokens)
+    else:
+        run = lambda p: decode(model, p, method="swift", skip_set=found, max_new_tokens=args.max_new_tokens,
+                               swift=params)
     run(ids[0])  # warm-up: the allocator and the kernels' scratch space, as a served model would have
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the peak-RSS counter (VmHWM) to the current RSS
@@ -80,7 +91,7 @@ def main() -> int:
 
     print(f"# {args.model}: peak resident memory, {args.prompts} held-out prompts per task, "
           f"{args.max_new_tokens} new tokens, each method in a fresh process")
-    print(f"{'task':<14} {'method':<13} {'added MiB':>10} {'process MiB':>12} {'process x ar':>13}")
+    print(f"{'task':<14} {'method':<20} {'added MiB':>10} {'process MiB':>12} {'process x ar':>13}")
     for task in args.tasks.split(","):
         got = {}
         for method in METHODS:
@@ -91,7 +102,7 @@ def main() -> int:
             got[method] = json.loads(out.strip().splitlines()[-1])
         for method, m in got.items():
             added = (m["peak_kib"] - m["before_kib"]) / 1024
-            print(f"{task:<14} {method:<13} {added:10.1f} {m['peak_kib'] / 1024:12.1f} "
+            print(f"{task:<14} {method:<20} {added:10.1f} {m['peak_kib'] / 1024:12.1f} "
                   f"{m['peak_kib'] / got['ar']['peak_kib']:12.3f}x", flush=True)
     return 0
 

@@ -74,5 +74,5 @@ def test_clasp_costs_and_bench_run_on_spec_bench_categories(tmp_path):
 
 def test_memory():
     out = run_script("memory.py", "--tasks", "story", "--prompts", "1", "--max-new-tokens", "8")
-    for method in ("ar", "swift", "swift+search"):
+    for method in ("ar", "swift", "swift+search", "swift+lookup", "swift+lookup+search"):
         assert re.search(rf"^story\s+{re.escape(method)}\s+-?[\d.]+\s+[\d.]+\s+[\d.]+x$", out, re.M), out
