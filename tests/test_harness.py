@@ -112,3 +112,25 @@ def test_pass_cost_bound_prices_each_kind_of_step():
     assert pass_cost_bound([swift], full, draft) == pytest.approx(11 * full(1) / cost)
     old = line("swift", "p1", 0, 12, 0.5, [1, 4], [0, 3])  # a results file from before step kinds were kept
     assert pass_cost_bound([old], full, draft) is None
+
+
+def test_a_bench_line_times_the_whole_call():
+    """A decode's clock starts at its prompt pass; what a runner does before or after it (setting up
+    drafters, a stream's round of pass costs after a short prompt) must still count in the line."""
+    import time
+
+    from swiftlab.harness import decode_turns
+    from swiftlab.records import DecodeResult
+    from swiftlab.tasks.base import Example
+
+    def run(ids, n):
+        time.sleep(0.05)  # work outside the decode's own clock
+        timings = {"prefill": 0.001, "draft": 0.0, "verify": 0.002, "optimize": 0.0, "other": 0.0}
+        return DecodeResult(method="swift", prompt_ids=list(ids), token_ids=[5, 6], wall_s=0.003, timings_s=timings)
+
+    _, tokenizer = load_model("lab")
+
+    [result] = decode_turns(run, tokenizer, Example(task="t", id="a", prompt="hi", reference=""), 2, chat="off")
+    assert result.wall_s >= 0.05
+    assert abs(sum(result.timings_s.values()) - result.wall_s) < 1e-9  # the difference is "other" time
+    assert result.timings_s["prefill"] == 0.001 and result.timings_s["other"] >= 0.047
