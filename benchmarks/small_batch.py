@@ -5,7 +5,8 @@
 For each verify width k, a full pass over k tokens on `context` cached positions, timed through
 swiftlab.budget.time_passes (the timing the streams use) two ways in alternating rounds: every linear
 layer through `F.linear` (what transformers does), and through `smallbatch.PRODUCTS` (what decoding
-does: per weight shape and k, the faster of two equal products, measured on first use). Prints medians
+does: per weight shape and k, the faster of two equal products, measured on first use; its own instance
+here, not the process's). Prints medians
 in ms and as multiples of the one-token pass (which both ways run through `F.linear`), then, per
 weight shape, which way was chosen at each k. Not a test: only ratios side by side mean anything on a
 shared machine.
@@ -19,7 +20,7 @@ import statistics
 import torch
 import torch.nn.functional as F
 
-from swiftlab import load_model, smallbatch
+from swiftlab import load_model
 from swiftlab.budget import time_passes
 from swiftlab.smallbatch import SmallBatchProducts
 
@@ -34,8 +35,7 @@ class PlainLinear(SmallBatchProducts):
 
 
 def medians(model, context: int, repeats: int, products: SmallBatchProducts) -> dict[int, float]:
-    smallbatch.PRODUCTS = products
-    rounds = time_passes(model, context, {k: (k, None, None) for k in WIDTHS}, repeats, warmup=2)
+    rounds = time_passes(model, context, {k: (k, None, None) for k in WIDTHS}, repeats, warmup=2, products=products)
     return {k: statistics.median(r[k] for r in rounds) for k in WIDTHS}
 
 

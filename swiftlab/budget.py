@@ -236,12 +236,13 @@ PassCase = tuple[int, "SkipSet | None", "str | None"]
 
 @torch.inference_mode()
 def time_passes(model, context: int, cases: dict[str, PassCase], rounds: int, *, cache=None, warmup: int = 0,
-                lean_fallback: bool = False) -> list[dict[str, float]]:
+                lean_fallback: bool = False, products=None) -> list[dict[str, float]]:
     """`rounds` rounds of one pass per case, interleaved (drift hits every case alike), seconds each.
     Every pass runs on `context` positions in the cache and is cropped off again: a running decode's
     `cache` (no prefill paid), or else `context` random tokens prefilled first. A lean case the model has
     no lean drafter for runs through transformers with `lean_fallback`, else is left out. On a GPU each
-    pass is timed between synchronisations (kernels run asynchronously: the clock would time launches)."""
+    pass is timed between synchronisations (kernels run asynchronously: the clock would time launches).
+    The timed passes take their few-token products as decoding does (smallbatch.py; `products`: whose)."""
     from .cache import SkipAwareCache
     from .leandraft import lean_drafter
     from .skipping import skipping
@@ -287,7 +288,7 @@ def time_passes(model, context: int, cases: dict[str, PassCase], rounds: int, *,
     was_training = model.training
     model.eval()
     try:
-        with small_batch_products(model):  # as decoding runs its verify passes
+        with small_batch_products(model, products=products):  # as decoding runs its verify passes
             return _timed_rounds(timed, runnable, rounds, warmup)
     finally:
         model.train(was_training)

@@ -241,25 +241,14 @@ def decode_turns(run, tokenizer, example, max_new_tokens: int, chat="auto") -> l
     for k in range(len(turns)):
         ids = encode_prompt(tokenizer, turns[0], chat) if k == 0 else encode_turns(tokenizer, turns[:k + 1],
                                                                                      answers, chat)
+        # timed around the call, as `generate` is: a decode's own clock starts at its prompt pass, so a run's
+        # set-up (its drafters) would go uncounted
         started = time.perf_counter()
-        result = timed_whole(run(ids, max_new_tokens), time.perf_counter() - started)
+        result = run(ids, max_new_tokens)
+        result = result.plus(time.perf_counter() - started - result.wall_s)
         answers.append(decode_continuation(tokenizer, result.prompt_ids, result.token_ids).strip())
         results.append(result)
     return results
-
-
-def timed_whole(result: DecodeResult, seconds: float) -> DecodeResult:
-    """`result` with the wall time of the whole call that made it: a decode's own clock starts at its prompt
-    pass, so setting a run up (its drafters, the lean drafter's matrices) and a stream's work around the
-    decode (a round of pass costs after a prompt too short to take one inside it) would go uncounted;
-    `generate` is timed around its call too. The difference is counted as "other" time."""
-    extra = seconds - result.wall_s
-    if extra <= 0:
-        return result
-    timings = dict(result.timings_s)
-    if "other" in timings:
-        timings["other"] += extra
-    return replace(result, wall_s=seconds, timings_s=timings)
 
 
 def read_lines(path: str | Path) -> list[BenchLine]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 
 
 class JsonRecord:
@@ -65,6 +65,15 @@ class DecodeResult:
     @property
     def tokens_per_s(self) -> float:
         return self.new_tokens / self.wall_s if self.wall_s else 0.0
+
+    def plus(self, seconds: float, phase: str = "other") -> "DecodeResult":
+        """This result with `seconds` more of `phase` in its wall time: work that was part of the run but
+        happened outside the decode's own clock (which starts at the prompt pass)."""
+        if seconds <= 0:
+            return self
+        timings = dict(self.timings_s)
+        timings[phase] = timings.get(phase, 0.0) + seconds
+        return replace(self, wall_s=self.wall_s + seconds, timings_s=timings)
 
     def to_dict(self) -> dict:
         d = asdict(self)

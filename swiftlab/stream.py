@@ -171,8 +171,11 @@ class SwiftStream:
             if not self._pass_s and len(result.step_kinds) > 1:  # no probe ran: the prompt's mean verify pass
                 self._pass_s = result.timings_s["verify"] / (len(result.step_kinds) - 1)
             if phase == "optimize" and self._wants_costs(prefill_s=result.timings_s["prefill"]):
-                # the prompt ended before a round was affordable: prefill a context of its size
+                # the prompt ended before a round was affordable: prefill a context of its size (the prompt's
+                # search time, and its wall time: it was served when this is done)
+                started = time.perf_counter()
                 self._measure_costs(len(result.prompt_ids) + result.new_tokens // 2)
+                result = result.plus(time.perf_counter() - started, "optimize")
         finally:
             self._in_prompt = False
             if self.budget is not None:

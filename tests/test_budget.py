@@ -466,3 +466,26 @@ def test_a_stream_can_score_confident_matchness_and_scores_plain_matchness_by_de
         thresholds.clear()
         SwiftStream(model, SearchConfig(window=4), settings=plain).decode(PROMPTS[0], max_new_tokens=20)
         assert thresholds and set(thresholds) == {None}
+
+
+def test_a_round_after_a_short_prompt_counts_in_that_prompts_time(monkeypatch):
+    """A prompt that ends before the search can score leaves its round of pass costs to after the decode:
+    that round is still the prompt's search time and wall time (the user waited for it)."""
+    import swiftlab.stream as stream_module
+
+    calls = []
+
+    def recording(model, context, **kw):
+        calls.append(kw.get("cache"))
+        return pass_cost_rounds(model, context, **kw)
+
+    monkeypatch.setattr(stream_module, "pass_cost_rounds", recording)
+    model = tiny_model("llama")
+    model.generation_config.eos_token_id = None
+    stream = SwiftStream(model, SearchConfig(window=8), settings=StreamSettings(search_share=1.0))
+    result = stream.decode(PROMPTS[0], max_new_tokens=4)  # fewer tokens than the window: no round inside
+    assert calls == [None]  # measured after the decode, on a prefilled context of its own
+    spent = stream.costs.seconds_spent
+    assert result.timings_s["optimize"] >= spent > 0
+    assert result.wall_s == pytest.approx(sum(result.timings_s.values()))
+    assert stream.records[0].wall_s == result.wall_s and stream.records[0].optimize_s >= spent
