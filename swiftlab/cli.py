@@ -61,7 +61,7 @@ def _add_skip_args(p: argparse.ArgumentParser) -> None:
                    help="verify a token tree (top-1 chain plus runner-ups) or the top-1 chain only")
     p.add_argument("--lookup", type=int, default=0, metavar="N",
                    help="where the last tokens occurred earlier, draft up to N of the tokens that followed "
-                        "(prompt lookup) instead of running the skipping model (default 0: off)")
+                        "(prompt lookup: 3 after a miss, growing while accepted whole; default 0: off)")
     p.add_argument("--no-fallback", action="store_true",
                    help="always draft, even while plain autoregressive steps are measured faster")
     p.add_argument("--draft-dtype", default="auto", choices=("auto", "model", "float16", "bfloat16"),
