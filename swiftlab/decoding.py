@@ -138,7 +138,8 @@ def prepare_prompt(model: nn.Module, input_ids, max_new_tokens: int) -> torch.Te
 def decode(model: nn.Module, input_ids, *, method: str = "swift", skip_set: SkipSet | None = None,
            max_new_tokens: int = 128, sampling: SamplingParams = SamplingParams(),
            swift: SwiftParams = SwiftParams(), seed: int | None = None, search=None,
-           pace: StepPolicy | None = None, stop_ids=None, selector=None) -> DecodeResult:
+           pace: StepPolicy | None = None, stop_ids=None, selector=None,
+           on_step: Callable | None = None) -> DecodeResult:
     """Decode one prompt with autoregressive ("ar") or SWIFT ("swift") decoding; return the record.
 
     With a `search` (a SkipSearch that is still running), SWIFT's optimization phase runs too: after
@@ -152,10 +153,12 @@ def decode(model: nn.Module, input_ids, *, method: str = "swift", skip_set: Skip
     Decoding stops after an end-of-text token of the model's generation config (swiftlab's loader adds a
     chat model's end-of-turn tokens there) or any of `stop_ids`.
     A `selector` (layerselect.LayerSelector) chooses the skip set after verifications instead of a search.
+    `on_step(event)` is called after every full-model pass with its StepEvent (`event.new_tokens`: the tokens
+    that pass emitted), while the model is as it was found: streaming hangs here.
     """
     session = DecodeSession(model, input_ids, method=method, skip_set=skip_set, max_new_tokens=max_new_tokens,
                             sampling=sampling, swift=swift, seed=seed, search=search, pace=pace, stop_ids=stop_ids,
-                            selector=selector)
+                            selector=selector, on_step=on_step)
     while not session.done:
         session.step()
     return session.result()
@@ -229,12 +232,14 @@ class DecodeSession:
 
     `observer(stage, run=session, **info)` is called at each phase of a step after the prompt pass
     (stages "start", "drafted", "verified", "kept"; info: tree, position, logits, path): the lab's
-    views of one step. It never changes a token."""
+    views of one step. It never changes a token. `on_step(event)` is called after each whole step (the
+    model restored, the event recorded): what a streamer needs."""
 
     def __init__(self, model: nn.Module, input_ids, *, method: str = "swift", skip_set: SkipSet | None = None,
                  max_new_tokens: int = 128, sampling: SamplingParams = SamplingParams(),
                  swift: SwiftParams = SwiftParams(), seed: int | None = None, search=None,
-                 pace: StepPolicy | None = None, observer: Callable | None = None, stop_ids=None, selector=None):
+                 pace: StepPolicy | None = None, observer: Callable | None = None, stop_ids=None, selector=None,
+                 on_step: Callable | None = None):
         skip_set = _checked(model, method, sampling, swift, skip_set, search, selector)
         self.selector = selector  # layerselect.LayerSelector: re-chooses the skip set after passes
         seed = validate.optional_integer("seed", seed)
@@ -244,7 +249,7 @@ class DecodeSession:
             self.generator = torch.Generator(device=self.prompt.device)
             self.generator.manual_seed(seed if seed is not None else torch.seed())
         self.model, self.method, self.skip_set, self.swift, self.search = model, method, skip_set, swift, search
-        self.max_new_tokens, self.sampling, self.observer = max_new_tokens, sampling, observer
+        self.max_new_tokens, self.sampling, self.observer, self.on_step = max_new_tokens, sampling, observer, on_step
         self.eos = eos_ids(model) | {int(t) for t in stop_ids or ()}
         self.cache = SkipAwareCache(model.config, rollback=method == "swift")  # plain steps never roll back
         self.tree = method == "swift" and swift.verify == "tree" and tree_supported(model)  # else chains
@@ -326,6 +331,8 @@ class DecodeSession:
             self._end = self.clock()
         event.seconds = self._end - t0
         self.events.append(event)
+        if self.on_step is not None:
+            self.on_step(event)
         return event
 
     def _prefill(self) -> StepEvent:

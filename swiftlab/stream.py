@@ -151,7 +151,8 @@ class SwiftStream:
         return "accelerate" if self.search.done else "optimize"
 
     def decode(self, input_ids, max_new_tokens: int = 128, sampling: SamplingParams = SamplingParams(),
-               seed: int | None = None) -> DecodeResult:
+               seed: int | None = None, on_step=None) -> DecodeResult:
+        """Decode one prompt of the stream (`on_step`: as decoding.decode's, e.g. a streamer)."""
         if self._frozen_at is not None and len(self.records) - self._frozen_at >= self.settings.retry_after:
             self.search.reopen()  # a re-try, at retry_share of the wall time: the text may have changed
             self._frozen_at = None
@@ -167,7 +168,7 @@ class SwiftStream:
                       if phase == "optimize" else None)
             result = decode(self.model, input_ids, method="swift", skip_set=self.search.best,
                             max_new_tokens=max_new_tokens, sampling=sampling, swift=self.settings.swift, seed=seed,
-                            search=search, pace=self.pace)
+                            search=search, pace=self.pace, on_step=on_step)
             if not self._pass_s and len(result.step_kinds) > 1:  # no probe ran: the prompt's mean verify pass
                 self._pass_s = result.timings_s["verify"] / (len(result.step_kinds) - 1)
             if phase == "optimize" and self._wants_costs(prefill_s=result.timings_s["prefill"]):

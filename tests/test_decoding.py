@@ -175,3 +175,33 @@ def test_the_prompt_pass_computes_the_last_logits_only(model, method):
     assert widths[0] == 1
     reference = model.generate(torch.tensor([list(range(5, 45))]), max_new_tokens=6, do_sample=False)
     assert result.token_ids == reference[0, 40:].tolist()
+
+
+@pytest.mark.parametrize("method", ["ar", "swift"])
+def test_on_step_sees_every_token_as_it_is_emitted(model, method):
+    seen, lengths = [], []
+
+    def on_step(event):
+        seen.extend(event.new_tokens)
+        lengths.append(len(seen))
+
+    result = decode(model, [1, 2, 3, 4], method=method, skip_set=uniform(model) if method == "swift" else None,
+                    max_new_tokens=24, on_step=on_step)
+    assert seen == result.token_ids
+    assert len(lengths) == result.steps  # once per full-model pass, the prompt pass included
+    assert lengths == sorted(lengths) and lengths[0] == 1
+
+
+def test_on_step_that_raises_leaves_the_model_as_found(model):
+    before = {name: dict(module.__dict__).keys() for name, module in model.named_modules()}
+
+    def on_step(event):
+        if event.index == 2:
+            raise RuntimeError("streamer broke")
+
+    with pytest.raises(RuntimeError, match="streamer broke"):
+        decode(model, [1, 2, 3, 4], skip_set=uniform(model), max_new_tokens=24, on_step=on_step)
+    after = {name: dict(module.__dict__).keys() for name, module in model.named_modules()}
+    assert before == after  # no instance forward left behind
+    assert decode(model, [1, 2, 3, 4], skip_set=uniform(model), max_new_tokens=24).token_ids == \
+        decode(model, [1, 2, 3, 4], method="ar", max_new_tokens=24).token_ids
