@@ -31,16 +31,19 @@ def encode_prompt(tokenizer, prompt: str, chat: str | bool = "auto") -> list[int
 def generate(model, tokenizer, prompt: str, *, method: str = "swift", skip_set: SkipSet | None = None,
              skip_ratio: float = 0.45, max_new_tokens: int = 128, temperature: float = 0.0,
              top_p: float = 1.0, top_k: int = 0, seed: int | None = None,
-             swift: SwiftParams = SwiftParams(), chat: str | bool = "auto") -> DecodeResult:
+             swift: SwiftParams = SwiftParams(), chat: str | bool = "auto", streamer=None) -> DecodeResult:
     """Decode `prompt` (sent as a chat turn where the tokenizer has a template, see `encode_prompt`);
-    for SWIFT without a skip set, the uniform set at `skip_ratio` is used."""
+    for SWIFT without a skip set, the uniform set at `skip_ratio` is used. A `streamer` (transformers'
+    TextStreamer, TextIteratorStreamer, ...) gets each verified chunk of tokens as it is accepted (streaming.py)."""
     from .adapters import num_layers
+    from .streaming import streamed
 
     if method == "swift" and skip_set is None:
         skip_set = SkipSet.uniform(num_layers(model), skip_ratio)
-    result = decode(model, encode_prompt(tokenizer, prompt, chat), method=method, skip_set=skip_set,
-                    max_new_tokens=max_new_tokens, sampling=SamplingParams(temperature, top_k, top_p),
-                    swift=swift, seed=seed)
+    prompt_ids = encode_prompt(tokenizer, prompt, chat)
+    result = streamed(streamer, prompt_ids, lambda on_step: decode(
+        model, prompt_ids, method=method, skip_set=skip_set, max_new_tokens=max_new_tokens,
+        sampling=SamplingParams(temperature, top_k, top_p), swift=swift, seed=seed, on_step=on_step))
     result.text = decode_continuation(tokenizer, result.prompt_ids, result.token_ids)
     return result
 
