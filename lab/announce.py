@@ -3,7 +3,9 @@
 Jupyter prints a token it was given hidden (`?token=...`), so a user could not log in from its banner. The server
 writes its connection file (`jpserver-<pid>.json`: URL, port, token) into JUPYTER_RUNTIME_DIR when it listens;
 reading the port from there rather than from our arguments gives the right URL when a busy port made Jupyter
-move on to the next one. Usage: python announce.py SERVER_PID TOKEN
+move on to the next one. The token is read from the file JUPYTER_TOKEN_FILE names (bin/lab writes it, readable by
+this user only), never from the command line, where every local user could read it in `ps`.
+Usage: python announce.py SERVER_PID
 """
 
 import json
@@ -43,7 +45,17 @@ def answers(url: str, token: str) -> bool:
         return False
 
 
-def main(pid: int, token: str) -> None:
+def remove_ended_tokens(runtime: Path) -> None:
+    """Token files of labs that have ended (bin/lab names them by its process id)."""
+    for path in runtime.glob("swiftlab-token-*"):
+        suffix = path.name.rsplit("-", 1)[-1]
+        if suffix.isdigit() and not alive(int(suffix)):
+            path.unlink(missing_ok=True)
+
+
+def main(pid: int) -> None:
+    token = Path(os.environ["JUPYTER_TOKEN_FILE"]).read_text().strip()
+    remove_ended_tokens(Path(os.environ["JUPYTER_RUNTIME_DIR"]))
     while alive(pid):
         info = server_info(pid)
         if info and answers(info["url"], token):
@@ -54,4 +66,4 @@ def main(pid: int, token: str) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), sys.argv[2])
+    main(int(sys.argv[1]))

@@ -34,6 +34,22 @@ def test_prints_one_line_with_the_whole_url_that_logs_in(lab_server):
     assert "JupyterLab" in page.read().decode()
 
 
+def test_the_token_is_on_no_command_line(lab_server):
+    """Every local user can read every process's command line (`ps`); the token must not be in any of them:
+    bin/lab hands it to Jupyter and to its announcer in a file only this user can read."""
+    listed = subprocess.run(["ps", "-eww", "-o", "args="], capture_output=True, text=True, check=True).stdout
+    assert "jupyter" in listed  # the server is in the list: the check below looks where the token would be
+    assert lab_server["token"] not in listed
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            assert lab_server["token"].encode() not in cmdline.read_bytes()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            pass  # a process that ended while we looked
+    token_files = list((ROOT / ".lab" / "runtime").glob("swiftlab-token-*"))
+    assert any(f.read_text() == lab_server["token"] for f in token_files)
+    assert all(f.stat().st_mode & 0o077 == 0 for f in token_files)  # this user's only
+
+
 def test_token_is_required(lab_server):
     with pytest.raises(urllib.error.HTTPError) as err:
         get(f"{lab_server['base']}/api/contents")
