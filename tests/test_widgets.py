@@ -2,7 +2,7 @@
 
 import pytest
 
-from swiftlab import SkipSet, decode, load_model
+from swiftlab import SkipSet, SwiftlabError, decode, load_model
 from swiftlab.search import SearchConfig
 from swiftlab.widgets import ModelPicker, OptimizationMonitor, SkipSetEditor, TokenStepper
 
@@ -178,3 +178,48 @@ def test_with_model_picker_rebuilds_on_load(local_long_llama_dir):
     first = box.area.children[0]
     box.picker.load()
     assert box.area.children[0] is not first
+
+
+WIDGETS_WITH_A_SKIP_SET = ["TokenStepper", "Race", "LogitLens", "DraftTreeView", "KVCacheView", "RejectionSampling",
+                           "SpeedupCalculator"]
+
+
+@pytest.mark.parametrize("name", WIDGETS_WITH_A_SKIP_SET)
+def test_every_widget_checks_its_skip_set_when_it_is_built(lab, name):
+    """A skip set for another layer count fails in the constructor with the one-line reason, not at the
+    first click (where Race, clicked through its button, showed nothing)."""
+    import swiftlab.widgets as widgets
+
+    model, tokenizer = lab
+    with pytest.raises(SwiftlabError, match="skip set is for a 30-layer model, this model has 6 layers"):
+        getattr(widgets, name)(model, tokenizer, skip_set=SkipSet.uniform(30, 0.45))
+    with pytest.raises(SwiftlabError, match="skip_set must be a SkipSet, got dict"):
+        getattr(widgets, name)(model, tokenizer, skip_set={"attention": [1], "mlp": []})
+
+
+def test_an_error_inside_a_button_callback_shows_in_the_widget(lab, monkeypatch):
+    import swiftlab.widgets.race as race_module
+    from swiftlab.widgets import Race
+
+    model, tokenizer = lab
+    view = Race(model, tokenizer, max_new_tokens=8)
+    assert view.errors in view.children and view.errors.value == ""
+
+    def broken(*args, **kwargs):
+        raise SwiftlabError("prompt too long: 9000 prompt tokens")
+
+    monkeypatch.setattr(race_module, "race", broken)
+    view.start_button.click()  # as the browser's click arrives: through the button's handlers
+    assert "error: prompt too long: 9000 prompt tokens" in view.errors.value
+    assert not view.start_button.disabled  # usable again
+    monkeypatch.undo()
+    view.start_button.click()
+    assert view.errors.value == "" and view.record is not None  # the next success clears it
+
+
+def test_an_unexpected_error_in_a_slider_callback_shows_its_type(lab, monkeypatch):
+    model, tokenizer = lab
+    stepper = TokenStepper(model, tokenizer, max_new_tokens=8)
+    monkeypatch.setattr(stepper, "reset", lambda: (_ for _ in ()).throw(RuntimeError("cache gone\nmore")))
+    stepper.fallback.value = not stepper.fallback.value
+    assert stepper.errors.value.endswith("error: RuntimeError: cache gone</span>")

@@ -7,18 +7,20 @@ import plotly.graph_objects as go
 
 from ..figures import skip_sets_heatmap, transfer_matrix
 from ..probes import TaskSparsityRecord
+from .common import ErrorLine
 
 
 class TaskSparsityComparison(w.VBox):
     """A view over a TaskSparsityRecord (run `swiftlab probe task-sparsity`, or probes.task_sparsity)."""
 
     def __init__(self, record: TaskSparsityRecord):
+        self.errors = ErrorLine()  # a failed click or slider shows here (common.py)
         self.record = record
         self.tasks = w.SelectMultiple(options=record.tasks, value=tuple(record.tasks), description="tasks")
         self.sets_figure = go.FigureWidget(skip_sets_heatmap(record.sets()))
         self.transfer_figure = go.FigureWidget(self._transfer(record.tasks))
-        super().__init__([self.tasks, self.sets_figure, self.transfer_figure])
-        self.tasks.observe(lambda _: self._update(), "value")
+        super().__init__([self.tasks, self.sets_figure, self.transfer_figure, self.errors])
+        self.tasks.observe(self.errors.guard(lambda _: self._update()), "value")
 
     def _transfer(self, tasks) -> go.Figure:
         return transfer_matrix(self.record.speedups(tasks), self.record.spread(tasks))

@@ -7,13 +7,13 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from ..adapters import num_layers
 from ..api import encode_prompt
 from ..decoding import SwiftParams
 from ..errors import SwiftlabError
 from ..inside import StepTrace, trace_steps
 from ..skipset import SkipSet
 from ..tree import tree_mask
+from .common import ErrorLine, widget_skip_set
 
 STATUS_COLOURS = {"root": "#777", "accepted": "#1a7f37", "rejected": "#cf222e", "bonus": "#0550ae"}
 
@@ -85,8 +85,9 @@ class DraftTreeView(w.VBox):
 
     def __init__(self, model, tokenizer, prompt: str = "Story: Once upon a time, there was a little girl named Anna.",
                  skip_set: SkipSet | None = None, max_new_tokens: int = 32):
+        self.errors = ErrorLine()  # a failed click or slider shows here (common.py)
         self.tokenizer = tokenizer
-        skip_set = skip_set or SkipSet.uniform(num_layers(model), 0.45)
+        skip_set = widget_skip_set(model, skip_set)
         self.prompt_ids = encode_prompt(tokenizer, prompt)
         self.traces = [t for t in trace_steps(model, self.prompt_ids, skip_set, max_new_tokens=max_new_tokens,
                                               swift=SwiftParams(verify="tree", fallback=False)) if t.chain]
@@ -97,8 +98,8 @@ class DraftTreeView(w.VBox):
                                        style={"description_width": "initial"})
         self.info = w.HTML()
         self.figure = go.FigureWidget()
-        super().__init__([self.pass_slider, self.info, self.figure])
-        self.pass_slider.observe(lambda _: self.show(), "value")
+        super().__init__([self.pass_slider, self.info, self.figure, self.errors])
+        self.pass_slider.observe(self.errors.guard(lambda _: self.show()), "value")
         self.show()
 
     @property

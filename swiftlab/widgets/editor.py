@@ -14,6 +14,7 @@ from ..matchness import matchness_scores
 from ..probes import skip_set_for
 from ..skipset import SkipSet
 from ..tasks import get_examples
+from .common import ErrorLine
 
 PRESETS = ("uniform", "early exit", "none", "cached")
 
@@ -21,6 +22,7 @@ PRESETS = ("uniform", "early exit", "none", "cached")
 class SkipSetEditor(w.VBox):
     def __init__(self, model, tokenizer, task: str = "story", prompts: int = 2, window: int = 24,
                  store=None, model_name: str = "lab"):
+        self.errors = ErrorLine()  # a failed click or slider shows here (common.py)
         self.model, self.tokenizer, self.task, self.window = model, tokenizer, task, window
         self.L = num_layers(model)
         self.store, self.model_name = store, model_name
@@ -37,7 +39,7 @@ class SkipSetEditor(w.VBox):
                 b = w.ToggleButton(description=str(i), layout=w.Layout(width="42px", padding="0"),
                                    tooltip=f"{kind} {i}" + (" (SWIFT never skips it)" if i in (0, self.L - 1)
                                                             else ""))
-                b.observe(lambda change, b=b: self._toggled(b), "value")
+                b.observe(self.errors.guard(lambda change, b=b: self._toggled(b)), "value")
                 self.toggles[(kind, i)] = b
                 buttons.append(b)
             rows.append(w.HBox([w.Label("attn" if kind == "attention" else "MLP", layout=w.Layout(width="40px"))]
@@ -57,11 +59,11 @@ class SkipSetEditor(w.VBox):
         self.figure.update_layout(height=180, margin=dict(t=40, b=30), title="skipped sub-layers",
                                   xaxis_title="layer")
         super().__init__([w.HBox([self.preset, self.ratio, self.apply_button]), self.notice, *rows, self.matchness,
-                          self.figure, w.HBox([self.decode_button]), self.decode_progress, self.decode_out])
+                          self.figure, w.HBox([self.decode_button]), self.decode_progress, self.decode_out, self.errors])
         self.add_class("swiftlab-skipset-editor")  # a stable hook for the browser test and custom CSS
         self.matchness.add_class("swiftlab-matchness")
-        self.apply_button.on_click(lambda _: self.apply_preset())
-        self.decode_button.on_click(lambda _: self.decode())
+        self.apply_button.on_click(self.errors.guard(lambda _: self.apply_preset()))
+        self.decode_button.on_click(self.errors.guard(lambda _: self.decode()))
         self._quiet = False
         self.apply_preset()
 

@@ -12,6 +12,7 @@ from ..figures import COLOURS, sweep_figure
 from ..matchness import matchness_scores
 from ..probes import ratio_sweep, skip_set_for
 from ..tasks import get_examples
+from .common import ErrorLine
 
 RATIOS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 MEASURED_RATIOS = (0.2, 0.4, 0.6)  # decoding every set at every ratio would take minutes on a CPU
@@ -20,6 +21,7 @@ CHEAP = ("uniform", "random", "early_exit")  # no search needed: matchness for a
 
 class SkipRatioExplorer(w.VBox):
     def __init__(self, model, tokenizer, task: str = "story", prompts: int = 2, window: int = 24):
+        self.errors = ErrorLine()  # a failed click or slider shows here (common.py)
         self.model, self.tokenizer, self.task, self.window = model, tokenizer, task, window
         self.prompt_ids = [encode_prompt(tokenizer, ex.prompt) for ex in get_examples(task, prompts)]
         self.curves = self._matchness_curves()
@@ -39,10 +41,10 @@ class SkipRatioExplorer(w.VBox):
         self.progress = w.Output()  # the sweep's tqdm bar lands here
         self.sweep_area = w.VBox()
         super().__init__([w.HBox([self.ratio]), self.strategy, self.figure, self.info, self.measure_button,
-                          self.progress, self.sweep_area])
-        self.ratio.observe(lambda _: self._update(), "value")
-        self.strategy.observe(lambda _: self._update(), "value")
-        self.measure_button.on_click(lambda _: self.measure())
+                          self.progress, self.sweep_area, self.errors])
+        self.ratio.observe(self.errors.guard(lambda _: self._update()), "value")
+        self.strategy.observe(self.errors.guard(lambda _: self._update()), "value")
+        self.measure_button.on_click(self.errors.guard(lambda _: self.measure()))
         self._update()
 
     def _matchness_curves(self) -> dict[str, list[float]]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import ipywidgets as w
 import plotly.graph_objects as go
 
-from ..adapters import num_layers
 from ..api import encode_prompt
 from ..decoding import SwiftParams
 from ..errors import SwiftlabError
 from ..inside import StepTrace, trace_steps
 from ..skipset import SkipSet
+from .common import ErrorLine, widget_skip_set
 
 STAGE_NAMES = {"drafted": "after drafting", "verified": "after verification", "kept": "after rollback"}
 STAGE_COLOURS = {"drafted": "#8250df", "verified": "#0550ae", "kept": "#1a7f37"}
@@ -37,7 +37,8 @@ class KVCacheView(w.VBox):
 
     def __init__(self, model, tokenizer, prompt: str = "Story: Once upon a time, there was a little girl named Anna.",
                  skip_set: SkipSet | None = None, max_new_tokens: int = 32):
-        self.skip_set = skip_set or SkipSet.uniform(num_layers(model), 0.45)
+        self.errors = ErrorLine()  # a failed click or slider shows here (common.py)
+        self.skip_set = widget_skip_set(model, skip_set)
         traces = trace_steps(model, encode_prompt(tokenizer, prompt), self.skip_set, max_new_tokens=max_new_tokens,
                              swift=SwiftParams(verify="tree", fallback=False))
         self.traces = [t for t in traces if t.chain]  # the passes that drafted
@@ -50,8 +51,8 @@ class KVCacheView(w.VBox):
                                        description="drafted pass", style={"description_width": "initial"})
         self.info = w.HTML()
         self.figure = go.FigureWidget()
-        super().__init__([self.pass_slider, self.figure, self.info])
-        self.pass_slider.observe(lambda _: self.show(), "value")
+        super().__init__([self.pass_slider, self.figure, self.info, self.errors])
+        self.pass_slider.observe(self.errors.guard(lambda _: self.show()), "value")
         self.show()
 
     @property

@@ -8,10 +8,10 @@ import html
 import ipywidgets as w
 import plotly.graph_objects as go
 
-from ..adapters import num_layers
 from ..api import encode_prompt
 from ..inside import LensRecord, logit_lens
 from ..skipset import SkipSet
+from .common import ErrorLine, widget_skip_set
 
 COLOURS = {"kept": "#0550ae", "skipped": "#cf222e", "embedding": "#777"}
 
@@ -46,15 +46,16 @@ class LogitLens(w.VBox):
 
     def __init__(self, model, tokenizer, prompt: str = "Story: Once upon a time, there was a little girl named Anna.",
                  skip_set: SkipSet | None = None):
+        self.errors = ErrorLine()  # a failed click or slider shows here (common.py)
         self.model, self.tokenizer = model, tokenizer
-        self.skip_set = skip_set or SkipSet.uniform(num_layers(model), 0.45)
+        self.skip_set = widget_skip_set(model, skip_set)
         self.ids = encode_prompt(tokenizer, prompt)
         self.position = w.IntSlider(value=len(self.ids) - 1, min=0, max=len(self.ids) - 1, description="position",
                                     continuous_update=False)
         self.context = w.HTML()
         self.figure = go.FigureWidget()
-        super().__init__([self.position, self.context, self.figure])
-        self.position.observe(lambda _: self.show(), "value")
+        super().__init__([self.position, self.context, self.figure, self.errors])
+        self.position.observe(self.errors.guard(lambda _: self.show()), "value")
         self.show()
 
     def show(self) -> LensRecord:

@@ -13,11 +13,13 @@ from ..figures import skip_sets_heatmap, stream_figure, trajectory_figure
 from ..search import SearchConfig
 from ..stream import REFERENCE_SETTINGS, StreamSettings, SwiftStream
 from ..tasks import get_examples
+from .common import ErrorLine
 
 
 class OptimizationMonitor(w.VBox):
     def __init__(self, model, tokenizer, task: str = "story", prompts: int = 10, max_new_tokens: int = 96,
                  config: SearchConfig = SearchConfig(), settings: StreamSettings = REFERENCE_SETTINGS):
+        self.errors = ErrorLine()  # a failed click or slider shows here (common.py)
         self.model, self.tokenizer, self.max_new_tokens = model, tokenizer, max_new_tokens
         self.stream = SwiftStream(model, config, settings=settings)  # a step after every verification: watchable
         self.prompts = [encode_prompt(tokenizer, ex.prompt) for ex in get_examples(task, prompts, seed=1)]
@@ -35,15 +37,15 @@ class OptimizationMonitor(w.VBox):
         self.speed_figure = go.FigureWidget(stream_figure([]))
         self.speed_figure.update_layout(height=460)
         super().__init__([w.HBox([self.start_button, self.pause_button, self.step_button]), self.status,
-                          self.figure, self.best_figure, self.speed_figure])
+                          self.figure, self.best_figure, self.speed_figure, self.errors])
         self.add_class("swiftlab-optimization-monitor")  # a stable hook for the browser test and custom CSS
         self.status.add_class("swiftlab-status")
         self._stop = threading.Event()
         self._thread = None
         self.error: Exception | None = None  # what stopped a background run; shown in the status line too
-        self.start_button.on_click(lambda _: self.start())
-        self.pause_button.on_click(lambda _: self.pause())
-        self.step_button.on_click(lambda _: self.step())
+        self.start_button.on_click(self.errors.guard(lambda _: self.start()))
+        self.pause_button.on_click(self.errors.guard(lambda _: self.pause()))
+        self.step_button.on_click(self.errors.guard(lambda _: self.step()))
         self._refresh()
 
     @property

@@ -8,18 +8,20 @@ import ipywidgets as w
 from ..errors import SwiftlabError
 from ..loading import load_model
 from ..registry import KNOWN
+from .common import ErrorLine
 
 
 class ModelPicker(w.HBox):
     def __init__(self, name: str = "lab", on_load=None):
+        self.errors = ErrorLine()  # a failed click or slider shows here (common.py)
         self.name = w.Combobox(value=name, options=list(KNOWN), placeholder="hub id or local folder",
                                description="model", layout=w.Layout(width="360px"))
         self.button = w.Button(description="load", icon="download")
         self.status = w.HTML()
-        super().__init__([self.name, self.button, self.status])
+        super().__init__([self.name, self.button, self.status, self.errors])
         self.model = self.tokenizer = None
         self._callbacks = [on_load] if on_load else []
-        self.button.on_click(lambda _: self.load())
+        self.button.on_click(self.errors.guard(lambda _: self.load()))
 
     def on_load(self, callback) -> None:
         self._callbacks.append(callback)

@@ -6,10 +6,10 @@ import html
 
 import ipywidgets as w
 
-from ..adapters import num_layers
 from ..api import decode_continuation, encode_prompt
 from ..inside import RaceRecord, race
 from ..skipset import SkipSet
+from .common import ErrorLine, widget_skip_set
 
 NAMES = {"ar": "plain decoding", "swift": "SWIFT"}
 TICK_MS = 50  # the replay's frame interval
@@ -22,8 +22,9 @@ class Race(w.VBox):
 
     def __init__(self, model, tokenizer, prompt: str = "Story: Once upon a time, there was a little girl named Anna.",
                  skip_set: SkipSet | None = None, max_new_tokens: int = 64, slowdown: int = 10):
+        self.errors = ErrorLine()  # a failed click or slider shows here (common.py)
         self.model, self.tokenizer = model, tokenizer
-        self.skip_set = skip_set or SkipSet.uniform(num_layers(model), 0.45)
+        self.skip_set = widget_skip_set(model, skip_set)
         self.prompt_ids, self.max_new_tokens = encode_prompt(tokenizer, prompt), max_new_tokens
         self.start_button = w.Button(description="start", icon="flag-checkered")
         self.slowdown = w.Dropdown(options=[("real time", 1), ("10× slower", 10), ("50× slower", 50)],
@@ -34,10 +35,10 @@ class Race(w.VBox):
         self.panes = {m: w.HTML(layout=w.Layout(width="48%", border="1px solid #ddd", padding="4px")) for m in NAMES}
         self.record: RaceRecord | None = None
         super().__init__([w.HBox([self.start_button, self.slowdown, self.play, self.clock]),
-                          w.HBox(list(self.panes.values()))])
-        self.start_button.on_click(lambda _: self.start())
-        self.clock.observe(lambda _: self.show(), "value")
-        self.slowdown.observe(lambda _: self._set_length(), "value")
+                          w.HBox(list(self.panes.values())), self.errors])
+        self.start_button.on_click(self.errors.guard(lambda _: self.start()))
+        self.clock.observe(self.errors.guard(lambda _: self.show()), "value")
+        self.slowdown.observe(self.errors.guard(lambda _: self._set_length()), "value")
         self.show()
 
     def start(self) -> RaceRecord:

@@ -10,10 +10,10 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from ..adapters import num_layers
 from ..api import encode_prompt
 from ..inside import RejectionRecord, draw_once, rejection_position
 from ..skipset import SkipSet
+from .common import ErrorLine, widget_skip_set
 
 COLOURS = {"q": "#8250df", "p": "#0550ae", "min": "#1a7f37", "residual": "#cf222e", "emitted": "#777"}
 
@@ -53,8 +53,9 @@ class RejectionSampling(w.VBox):
 
     def __init__(self, model, tokenizer, prompt: str = "Story: Once upon a time, there was a little girl named Anna.",
                  skip_set: SkipSet | None = None, temperature: float = 1.0, seed: int = 0, max_new_tokens: int = 32):
+        self.errors = ErrorLine()  # a failed click or slider shows here (common.py)
         self.tokenizer = tokenizer
-        skip_set = skip_set or SkipSet.uniform(num_layers(model), 0.45)
+        skip_set = widget_skip_set(model, skip_set)
         self.record = rejection_position(model, encode_prompt(tokenizer, prompt), skip_set, temperature=temperature,
                                          seed=seed, max_new_tokens=max_new_tokens)
         self.tokens = shown_tokens(self.record)
@@ -68,9 +69,9 @@ class RejectionSampling(w.VBox):
         self.figure = go.FigureWidget()
         context = html.escape(tokenizer.decode(self.record.context_ids[-24:]))
         super().__init__([w.HTML(f"position after: <code>…{context}</code>"),
-                          w.HBox([self.draw_button, self.many_button]), self.outcome, self.figure])
-        self.draw_button.on_click(lambda _: self.draw())
-        self.many_button.on_click(lambda _: self.draw(500))
+                          w.HBox([self.draw_button, self.many_button]), self.outcome, self.figure, self.errors])
+        self.draw_button.on_click(self.errors.guard(lambda _: self.draw()))
+        self.many_button.on_click(self.errors.guard(lambda _: self.draw(500)))
         self.draw()
 
     def draw(self, times: int = 1) -> tuple[int, int, bool]:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import ipywidgets as w
 import plotly.graph_objects as go
 
-from ..adapters import num_layers
 from ..api import encode_prompt
 from ..inside import SpeedupRecord, expected_speedup, expected_tokens_per_pass, measure_speedup
 from ..skipset import SkipSet
 from ..tasks import get_examples
+from .common import ErrorLine, widget_skip_set
 
 GAMMAS = list(range(1, 17))
 
@@ -41,8 +41,9 @@ def speedup_figure(alpha: float, gamma: int, cost: float, measured: SpeedupRecor
 class SpeedupCalculator(w.VBox):
     def __init__(self, model, tokenizer, skip_set: SkipSet | None = None, task: str = "story", prompts: int = 3,
                  repeats: int = 2, max_new_tokens: int = 48):
+        self.errors = ErrorLine()  # a failed click or slider shows here (common.py)
         self.model = model
-        self.skip_set = skip_set or SkipSet.uniform(num_layers(model), 0.45)
+        self.skip_set = widget_skip_set(model, skip_set)
         self.prompt_ids = [encode_prompt(tokenizer, ex.prompt) for ex in get_examples(task, prompts)]
         self.repeats, self.max_new_tokens = repeats, max_new_tokens
         style = {"description_width": "initial"}
@@ -54,10 +55,10 @@ class SpeedupCalculator(w.VBox):
         self.result = w.HTML()
         self.measured: SpeedupRecord | None = None
         self.figure = go.FigureWidget()
-        super().__init__([w.HBox([self.alpha, self.gamma, self.cost]), self.measure_button, self.result, self.figure])
+        super().__init__([w.HBox([self.alpha, self.gamma, self.cost]), self.measure_button, self.result, self.figure, self.errors])
         for slider in (self.alpha, self.gamma, self.cost):
-            slider.observe(lambda _: self.update(), "value")
-        self.measure_button.on_click(lambda _: self.use_measured())
+            slider.observe(self.errors.guard(lambda _: self.update()), "value")
+        self.measure_button.on_click(self.errors.guard(lambda _: self.use_measured()))
         self.update()
 
     @property

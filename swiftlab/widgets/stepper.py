@@ -11,10 +11,10 @@ import html
 
 import ipywidgets as w
 
-from ..adapters import num_layers
 from ..api import encode_prompt
 from ..decoding import DecodeSession, StepEvent, SwiftParams
 from ..skipset import SkipSet
+from .common import ErrorLine, widget_skip_set
 
 COLOURS = {"prompt": "#777", "accepted": "#1a7f37", "rejected": "#cf222e", "discarded": "#aaa",
            "bonus": "#0550ae", "sibling": "#8250df"}
@@ -43,8 +43,9 @@ def pass_cells(event: StepEvent) -> list[tuple[str, int, int]]:
 class TokenStepper(w.VBox):
     def __init__(self, model, tokenizer, prompt: str = "Story: Once upon a time,", skip_set: SkipSet | None = None,
                  max_new_tokens: int = 64, verify: str = "tree", fallback: bool = False):
+        self.errors = ErrorLine()  # a failed click or slider shows here (common.py)
         self.model, self.tokenizer = model, tokenizer
-        self.skip_set = skip_set or SkipSet.uniform(num_layers(model), 0.45)
+        self.skip_set = widget_skip_set(model, skip_set)
         self.max_new_tokens, self.verify = max_new_tokens, verify
         self.prompt = w.Textarea(value=prompt, layout=w.Layout(width="100%"))
         self.step_button = w.Button(description="draft + verify", icon="step-forward")
@@ -60,11 +61,11 @@ class TokenStepper(w.VBox):
         legend = " ".join(f"<span style='color:{COLOURS[k]}' title='{v}'>■ {k}: {v}</span> &nbsp;"
                           for k, v in MEANING.items())
         super().__init__([self.prompt, w.HBox([self.step_button, self.run_button, self.reset_button, self.fallback]),
-                          w.HTML(f"<small>{legend}</small>"), self.text, self.counters, self.table])
-        self.step_button.on_click(lambda _: self.step())
-        self.run_button.on_click(lambda _: self.run_to_end())
-        self.reset_button.on_click(lambda _: self.reset())
-        self.fallback.observe(lambda _: self.reset(), "value")
+                          w.HTML(f"<small>{legend}</small>"), self.text, self.counters, self.table, self.errors])
+        self.step_button.on_click(self.errors.guard(lambda _: self.step()))
+        self.run_button.on_click(self.errors.guard(lambda _: self.run_to_end()))
+        self.reset_button.on_click(self.errors.guard(lambda _: self.reset()))
+        self.fallback.observe(self.errors.guard(lambda _: self.reset()), "value")
         self.reset()
 
     @property
