@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SwiftlabError
+from .storage import free_space, human_size, make_folder, write_failure
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,11 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    make_folder(target.parent, "model cache folder")
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as e:
+        raise write_failure(e, target, "converted model") from None
     umask = os.umask(0)
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)  # mkdtemp's folder is private; the converted model is an ordinary folder
@@ -118,8 +122,15 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
         model.load_state_dict(loaded.state_dict())
         model.generation_config = loaded.generation_config
         add_end_of_turn(model, tokenizer)
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
+        _check_room(model, target)
+        try:
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+        except Exception:  # safetensors reports a full disk as its own SafetensorError, not an OSError
+            if _room(target) < _size(model):
+                raise SwiftlabError(f"cannot write the converted model {target}: no space left on the device "
+                                    f"({free_space(target)}; it needs {human_size(_size(model))})") from None
+            raise
         try:
             os.replace(tmp, target)  # atomic: the folder appears whole or not at all
         except OSError:
@@ -130,6 +141,25 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _size(model) -> int:
+    return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+def _room(path: Path) -> int:
+    folder = path
+    while not folder.exists():
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
+
+
+def _check_room(model, target: Path) -> None:
+    """Fail before writing half a model: the weights plus a tenth for the tokenizer and the headers."""
+    needed = int(_size(model) * 1.1)
+    if _room(target) < needed:
+        raise SwiftlabError(f"cannot convert into {target}: it needs about {human_size(needed)}, "
+                            f"{free_space(target)} (set SWIFTLAB_HOME to a folder with room)")
 
 
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "<|endoftext|>")

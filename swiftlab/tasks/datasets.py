@@ -96,6 +96,8 @@ def _read_jsonl(path: Path) -> _Records:
             row = json.loads(line)
         except json.JSONDecodeError as e:
             raise SwiftlabError(f"corrupt dataset file {path}: line {lineno} is not valid JSON ({e.msg})") from None
+        except RecursionError:
+            raise SwiftlabError(f"corrupt dataset file {path}: line {lineno} is JSON nested too deeply") from None
         if not isinstance(row, dict):
             raise SwiftlabError(f"dataset file {path}: line {lineno} is a JSON {type(row).__name__}, "
                                 f"not an object")
