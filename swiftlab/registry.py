@@ -42,8 +42,9 @@ KNOWN = {m.name: m for m in (LAB, SMOLLM2)}
 
 def models_home() -> Path:
     """The cache of converted models: $SWIFTLAB_HOME/models, else ~/.cache/swiftlab/models."""
-    home = os.environ.get("SWIFTLAB_HOME")
-    return (Path(home).expanduser() if home else Path.home() / ".cache" / "swiftlab") / "models"
+    from .settings import home
+
+    return home() / "models"
 
 
 def source_file(model: KnownModel) -> Path:
