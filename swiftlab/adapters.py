@@ -179,6 +179,31 @@ def num_layers(model: nn.Module) -> int:
     return len(adapter_for(model).layers(model))
 
 
+def dispatched(model: nn.Module) -> bool:
+    """Is the model spread by accelerate (a `device_map` load putting layers on several devices, or offloading
+    them to CPU or disk; a map onto one device installs no hooks)? Its modules then carry hooks (`_hf_hook`,
+    an instance `forward`) that move weights and activations as each module runs, and an offloaded module's
+    parameters wait on the meta device between calls."""
+    return any(hasattr(m, "_hf_hook") for m in model.modules())
+
+
+def input_device(model: nn.Module) -> torch.device:
+    """The device a pass's inputs (token ids, positions, masks) go to, and where its logits come back: where
+    the input embedding runs. That is its weight's device, except under accelerate's dispatch, where an
+    offloaded embedding's weight waits on the meta device and its hook names the device it runs on."""
+    embedding = model.get_input_embeddings()
+    hook = getattr(embedding, "_hf_hook", None)
+    for each in getattr(hook, "hooks", (hook,)):  # a SequentialHook holds several
+        device = getattr(each, "execution_device", None)
+        if device is not None:
+            return torch.device(device)
+    device = embedding.weight.device
+    if device.type == "meta":
+        raise SwiftlabError("the model's input embedding has no weights (meta device) and no accelerate hook "
+                            "to load them: load the model with swiftlab.load_model or from_pretrained")
+    return device
+
+
 def last_logits_only(model: nn.Module) -> dict:
     """Forward keywords that make a pass compute the logits of its last position only, where the
     model takes them: a prompt pass needs one token's logits, and the output head over every prompt

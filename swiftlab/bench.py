@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
+from .adapters import input_device
 from .decoding import SwiftParams, decode
 from .records import DecodeResult
 from .skipset import SkipSet
@@ -102,7 +103,7 @@ def hf_generate(model, ids: list[int], max_new_tokens: int, **generate_kwargs) -
 
     import torch
 
-    prompt = torch.tensor([ids], device=model.get_input_embeddings().weight.device)
+    prompt = torch.tensor([ids], device=input_device(model))
     start = time.perf_counter()
     with torch.inference_mode():
         out = model.generate(prompt, max_new_tokens=max_new_tokens, do_sample=False, **generate_kwargs)

@@ -23,7 +23,7 @@ from typing import Callable
 
 import torch
 
-from .adapters import last_logits_only
+from .adapters import input_device, last_logits_only
 from .errors import SwiftlabError
 from .skipset import SkipSet
 
@@ -248,8 +248,7 @@ def time_passes(model, context: int, cases: dict[str, PassCase], rounds: int, *,
     from .skipping import skipping
     from .smallbatch import small_batch_products
 
-    weight = model.get_input_embeddings().weight
-    vocab, device = weight.shape[0], weight.device
+    vocab, device = model.get_input_embeddings().num_embeddings, input_device(model)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     generator = torch.Generator().manual_seed(0)
     if cache is None:

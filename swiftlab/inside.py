@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .adapters import adapter_for, num_layers
+from .adapters import adapter_for, input_device, num_layers
 from .bench import compare
 from .decoding import DecodeSession, SwiftParams
 from .errors import SwiftlabError
@@ -151,7 +151,7 @@ def logit_lens(model: nn.Module, ids: list[int], skip_set: SkipSet | None = None
         i, out[0] if isinstance(out, tuple) else out)) for i, layer in enumerate(layers)]
     hooks.append(layers[0].register_forward_pre_hook(lambda _m, args, kwargs: captured.__setitem__(
         -1, args[0] if args else kwargs["hidden_states"]), with_kwargs=True))
-    batch = torch.tensor([ids] * len(rows), device=model.get_input_embeddings().weight.device)
+    batch = torch.tensor([ids] * len(rows), device=input_device(model))
     try:
         with torch.inference_mode(), skipping_rows(model, rows):
             model(input_ids=batch, use_cache=False)
@@ -162,7 +162,7 @@ def logit_lens(model: nn.Module, ids: list[int], skip_set: SkipSet | None = None
     for i in range(L):
         points += [captured[i][i], captured[i][L]]  # after attention (MLP i skipped), after the MLP
     with torch.inference_mode():
-        streams = torch.stack([h[position] for h in points])
+        streams = torch.stack([h[position].to(batch.device) for h in points])  # layers may sit on several devices
         probs = torch.softmax(model.get_output_embeddings()(adapter_for(model).final_norm(model)(streams)).float(), -1)
     final = int(probs[-1].argmax())
     skip = skip_set or SkipSet((), (), L, allow_edges=True)

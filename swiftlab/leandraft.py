@@ -30,13 +30,14 @@ nothing here names a family's modules. Anything else drafts through transformers
 from __future__ import annotations
 
 import os
+import warnings
 import weakref
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .adapters import LeanParts, adapter_for
+from .adapters import LeanParts, adapter_for, dispatched
 from .errors import SwiftlabError
 from .skipset import SkipSet
 
@@ -62,11 +63,24 @@ def lean_drafter(model: nn.Module, cache, dtype: str = "model") -> "LeanDrafter 
         return None
     if any(cache.is_sliding):  # windowed layers need their own masks: leave them to transformers
         return None
-    if any(hasattr(m, "_hf_hook") for m in model.modules()):  # accelerate offloading/dispatch hooks
+    if dispatched(model):  # accelerate's hooks move (or fetch from disk) each module's weights as it runs
         return None
     if getattr(model.config, "_attn_implementation", "sdpa") not in ("sdpa", "eager"):
         return None
     return LeanDrafter(model, draft_dtype(model, dtype))
+
+
+_STEP_ASIDE_SHOWN: set[str] = set()
+
+
+def note_step_aside(model: nn.Module) -> None:
+    """Say once (per model class) that a model spread by accelerate drafts through transformers: the lean pass
+    reads every weight itself, and an offloaded weight waits on the meta device until its module's hook fetches it."""
+    name = type(model).__name__
+    if name not in _STEP_ASIDE_SHOWN and adapter_for(model).lean_draft and dispatched(model):
+        _STEP_ASIDE_SHOWN.add(name)
+        warnings.warn(f"{name} is spread by accelerate (device_map): SWIFT drafts through transformers instead of "
+                      "the lean drafter (same output, slower drafts)", stacklevel=3)
 
 
 def draft_dtype(model: nn.Module, choice: str) -> torch.dtype:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .adapters import last_logits_only
+from .adapters import input_device, last_logits_only
 from .cache import SkipAwareCache
 from .skipping import skipping_rows
 from .skipset import SkipSet
@@ -50,7 +50,7 @@ def window_logits(model: nn.Module, cache: SkipAwareCache, tokens: list[int], wi
     start = n - 1 - window  # window positions start..n-2 are fed; each predicts its next token
     if start < 0:
         raise ValueError(f"need more than {window} tokens for a window of {window}, have {n}")
-    device = model.get_input_embeddings().weight.device
+    device = input_device(model)
     batch = len(skip_sets)
     view = cache.prefix_view(start, batch)
     if view is None:  # a sliding window dropped the prefix: recompute it with the full model

@@ -89,7 +89,8 @@ def redundancy(model, prompts: list[list[int]], task: str = "", window: int = 32
         hidden = window_logits(model, cache, tokens, window, sets, output_hidden_states=True).hidden_states
         attn, mlp = [], []
         for i in range(L):
-            before, after_mlp = hidden[i][0].float(), hidden[i + 1][0].float()
+            # each layer's output sits on that layer's device (several, under a multi-device device_map)
+            before, after_mlp = hidden[i][0].float().to(hidden[i + 1].device), hidden[i + 1][0].float()
             after_attn = hidden[i + 1][1 + i].float()
             attn.append(F.cosine_similarity(before, after_attn, dim=-1).mean().item())
             mlp.append(F.cosine_similarity(after_attn, after_mlp, dim=-1).mean().item())

@@ -119,7 +119,10 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
                                 f"(pip install gguf accelerate): {e}") from None
         # transformers marks a GGUF-loaded model as quantized and refuses save_pretrained on it:
         # rebuild the same architecture from its config and move the dequantized weights over.
-        model = AutoModelForCausalLM.from_config(loaded.config, dtype=torch.float32)
+        config = loaded.config
+        if hasattr(config, "quantization_config"):  # the weights are dequantized: no GGUF marker in the folder,
+            del config.quantization_config  # which would make transformers load it as quantized (no disk offload)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
         model.load_state_dict(loaded.state_dict())
         model.generation_config = loaded.generation_config
         add_end_of_turn(model, tokenizer)

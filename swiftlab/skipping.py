@@ -4,6 +4,13 @@ A skipped sub-layer gets an instance-level `forward` that returns zeros (see ada
 does no work and writes no KV-cache entries. The override exists only inside `skipping(...)`:
 on exit the module's own `forward` is back, whatever happened inside. Outside the context the
 model is exactly the model the user gave us: same modules, same state_dict, same outputs.
+
+Under accelerate's dispatch (a `device_map` load) a module's instance `forward` is its hook's: the
+override sets that very object aside for the block and puts it back after. A skipped module's hook
+does not run: it would only move inputs and fetch weights (from disk, for an offloaded layer) that a
+skipped sub-layer never reads; its zeros are made on its input's device, which the enclosing layer's
+hook already chose, and the next module's hook moves the stream on. `skipping_rows`' row masks wrap
+the module's forward as found, hook included.
 """
 
 from __future__ import annotations

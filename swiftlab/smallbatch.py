@@ -74,10 +74,12 @@ PRODUCTS = SmallBatchProducts()  # one per process: the choice belongs to the ma
 
 
 def _eligible(module: nn.Module) -> bool:
-    """Plain linear layers with floating-point weights on the CPU, whose `forward` nobody overrode."""
+    """Plain linear layers with floating-point weights on the CPU, whose `forward` nobody overrode. A module
+    accelerate dispatched (device_map) is left to its hook: the hook moves its inputs, and where the module is
+    offloaded fetches its weight, which waits on the meta device between calls (reading it here would bypass that)."""
     weight = getattr(module, "weight", None)
-    return (type(module) is nn.Linear and "forward" not in module.__dict__ and isinstance(weight, torch.Tensor)
-            and weight.device.type == "cpu" and weight.is_floating_point())
+    return (type(module) is nn.Linear and "forward" not in module.__dict__ and not hasattr(module, "_hf_hook")
+            and isinstance(weight, torch.Tensor) and weight.device.type == "cpu" and weight.is_floating_point())
 
 
 def linear_layers(model: nn.Module) -> list[nn.Module]:
