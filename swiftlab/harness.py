@@ -31,10 +31,11 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .adapters import num_layers
+from .adapters import input_device, num_layers
 from .bench import hf_generate
 from .decoding import SwiftParams, decode
 from .errors import SwiftlabError
+from .lookup import LOOKUP_TOKENS
 from .records import DecodeResult
 from .search import SearchConfig
 from .skipset import SkipSet
@@ -43,7 +44,6 @@ from .stream import StreamSettings, SwiftStream
 
 METHODS = ("ar", "swift", "swift+lookup", "swift-cached", "uniform", "early-exit", "hf-generate", "hf-early-exit",
            "hf-prompt-lookup", "clasp")
-LOOKUP_TOKENS = 15  # the most drafted by lookup in a pass (3 after a miss, growing: drafters.LookupDrafter)
 
 
 @dataclass
@@ -220,7 +220,7 @@ def machine_name(model) -> str:
 
     import torch
 
-    device = model.get_input_embeddings().weight.device
+    device = input_device(model)
     if device.type == "cuda":
         return f"cuda {torch.cuda.get_device_name(device)}"
     return f"{device.type} {platform.machine()} ({os.cpu_count()} cores)"
@@ -267,6 +267,8 @@ def read_lines(path: str | Path) -> list[BenchLine]:
                 warnings.warn(f"{path} line {number} is a truncated record (a run stopped mid-write); skipped")
                 continue
             raise SwiftlabError(f"{path} line {number} is not a bench result: invalid JSON ({e.msg})") from None
+        except RecursionError:
+            raise SwiftlabError(f"{path} line {number} is not a bench result: JSON nested too deeply") from None
         lines.append(_bench_line(data, path, number))
     if not lines:
         raise SwiftlabError(f"{path} holds no bench results")

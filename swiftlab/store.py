@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SwiftlabError
@@ -21,7 +22,10 @@ from .storage import atomic_write_json, check_writable, locked, read_json
 
 
 def default_store_path() -> Path:
-    return Path(os.environ.get("SWIFTLAB_STORE", Path.home() / ".cache" / "swiftlab" / "skip_layers.json"))
+    """$SWIFTLAB_STORE, else $SWIFTLAB_HOME/skip_layers.json, else ~/.cache/swiftlab/skip_layers.json."""
+    from .settings import store_path
+
+    return store_path()
 
 
 def model_key(name_or_path: str) -> str:
@@ -58,6 +62,25 @@ class SkipSetStore:
             return SkipSet.from_dict({"attention": entry["attention"], "mlp": entry["mlp"], **recorded}, num_layers)
         except SwiftlabError as e:
             raise SwiftlabError(f"stored skip set {model_key(model)}_{task} in {self.path}: {e}") from None
+
+    def for_model(self, model: str, num_layers: int) -> list["StoredEntry"]:
+        """Every entry stored for this model, whatever its task: the usable ones best first (by their stored
+        expected speedup, then matchness; entries without them last), then those that cannot be used on a
+        `num_layers`-layer model, each with why. Other models' entries are never among them (a model key has
+        no '_', so "<model>_" starts only this model's keys)."""
+        prefix = f"{model_key(model)}_"
+        found = []
+        for key, entry in self.entries().items():
+            if not key.startswith(prefix):
+                continue
+            recorded = {"num_layers": entry["num_layers"]} if "num_layers" in entry else {}
+            try:
+                skip_set = SkipSet.from_dict({"attention": entry["attention"], "mlp": entry["mlp"], **recorded},
+                                             num_layers)
+                found.append(StoredEntry(key, key[len(prefix):], entry, skip_set))
+            except SwiftlabError as e:
+                found.append(StoredEntry(key, key[len(prefix):], entry, None, str(e)))
+        return sorted(found, key=StoredEntry.rank)
 
     def put(self, model: str, task: str, skip_set: SkipSet, **meta) -> str:
         """Store (or replace) the entry for this model and task; returns its key."""
@@ -99,3 +122,32 @@ def _why_keep(stored: dict | None, skip_set: SkipSet, matchness: float) -> str |
     if matchness <= score:
         return f"the stored entry scored matchness {score:.3f}, this search {matchness:.3f}"
     return None
+
+
+@dataclass
+class StoredEntry:
+    """One stored entry of a model (SkipSetStore.for_model): its set, or why it cannot be used."""
+
+    key: str
+    task: str
+    entry: dict
+    skip_set: SkipSet | None
+    unusable: str | None = None
+
+    @property
+    def verdict(self) -> str | None:
+        return self.entry.get("verdict")
+
+    @property
+    def expected_speedup(self) -> float | None:
+        return _number(self.entry.get("expected_speedup"))
+
+    def rank(self) -> tuple:
+        """Sort key, best first: usable, then the highest expected speedup, then the highest matchness."""
+        speedup, matchness = self.expected_speedup, _number(self.entry.get("matchness"))
+        return (self.skip_set is None, -speedup if speedup is not None else float("inf"),
+                -matchness if matchness is not None else float("inf"))
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

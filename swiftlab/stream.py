@@ -85,8 +85,12 @@ class StreamSettings:
     # model guesses right AND is as sure as drafting needs (SwiftParams.epsilon) to go on; plain matchness
     # counts right guesses the draft stops at (lab code: matchness 1.00, 1.1 tokens drafted a step). Off by
     # default: within the run-to-run spread on every task but lab code with lookup, where the stream then
-    # gives up on skipping and its lookup drafts lose the skip drafter's gate (README, "Confident matchness")
+    # gives up on skipping and its lookup drafts lose the skip drafter's gate (docs/measurements.md, "Confident matchness")
     confident_matchness: bool = False
+    # Opt-in (plan.default_skip_plan, one-prompt runs): before a verdict, draft only with a set expected to
+    # pay (pays_above) at the pass costs measured here; not with the unscored start set, nor before the costs
+    # are measured. Off by default: a stream of many prompts can afford to try its start set
+    cautious: bool = False
 
 
 # SWIFT as the paper runs it: a search step after every verification, never giving up (the probes that
@@ -306,17 +310,21 @@ class SwiftStream:
         pass, about two plain steps, for a token or two."""
         if not self.settings.give_up or self.verdict is not None:
             return
-        why, pace, search = None, self.pace, self.search
+        why, pace, search, cautious = None, self.pace, self.search, self.settings.cautious
         if search.best_score is None:
             cost = pace.cost
             if "skip" in cost and "ar" in cost and pace.cheapest(("skip", "ar")) == "ar":
                 why = (f"the start set drafted {cost['skip'] / cost['ar']:.2f}x the time per token of plain steps: "
                        "plain steps until the search has scored it")
+            elif cautious:
+                why = "no set scored yet: plain steps until the search finds one expected to pay"
         elif self.costs is not None:
             speedup = self.costs.speedup(search.best, search.best_score)
-            if speedup < 1.0:
+            if speedup < (self.settings.pays_above if cautious else 1.0):
                 why = (f"the best set so far (matchness {search.best_score:.2f}) is expected at {speedup:.2f}x of "
                        "plain steps: plain steps until the search finds a better one")
+        elif cautious:
+            why = "pass costs not measured yet: plain steps until a set is expected to pay at them"
         if why is not None:
             pace.rule_out("skip", self.HOPELESS + why)
         elif pace.ruled_out.get("skip", "").startswith(self.HOPELESS):

@@ -76,3 +76,22 @@ def test_memory():
     out = run_script("memory.py", "--tasks", "story", "--prompts", "1", "--max-new-tokens", "8")
     for method in ("ar", "swift", "swift+search", "swift+lookup", "swift+lookup+search"):
         assert re.search(rf"^story\s+{re.escape(method)}\s+-?[\d.]+\s+[\d.]+\s+[\d.]+x$", out, re.M), out
+
+
+def test_search_gp_quick():
+    pytest.importorskip("skopt")  # the benchmark that measured it against the search's own GP
+    out = run_script("search_gp.py", "--quick")
+    cost = r"[\d.]+ \([\d.]+-[\d.]+\)"
+    assert re.search(rf"^\| 16 \| {cost} \| {cost} \| {cost} \| {cost} \| [\d.]+x \| [\d.]+x \| [\d.]+x \|$", out, re.M), out
+    # with every point inside today's history, skopt's GP on the same pool proposes the same sets
+    assert re.search(r"^\| 4 \| 0 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| 3 \| 3/3 \| 3/3 \| [\d.]+ / [\d.]+ / [\d.]+ / [\d.]+ \|$",
+                     out, re.M), out
+
+
+def test_one_prompt_quick():
+    # each run is a fresh `python -m swiftlab generate` process: one prompt, cold then warm, both methods
+    out = run_script("one_prompt.py", "--quick", "--models", "lab", "--prompts", "1", "--max-new-tokens", "8")
+    for phase in ("cold", "warm"):
+        assert re.search(rf"^\| {phase} \| 0 \| 8 \| [\d.]+ \| [\d.]+ \| [\d.]+x \|.*\| searching \| True \|$", out, re.M), out
+        assert re.search(rf"^\| lab \| {phase} \| [\d.]+x \([\d.]+-[\d.]+\) \| [\d.]+x \([\d.]+-[\d.]+\) \| True \|$",
+                         out, re.M), out
