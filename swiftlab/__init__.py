@@ -5,6 +5,7 @@
 _EXPORTS = {
     "ADAPTERS": "adapters", "Adapter": "adapters", "num_layers": "adapters", "generate": "api",
     "DecodeSession": "decoding", "StepEvent": "decoding", "SwiftParams": "decoding", "decode": "decoding",
+    "hf_generate": "hf",
     "SwiftlabError": "errors", "load_model": "loading", "DecodeResult": "records", "SamplingParams": "sampling",
     "is_pristine": "skipping", "skipping": "skipping", "SkipSet": "skipset",
     "load_reference_skip_sets": "skipset", "save_reference_skip_sets": "skipset",

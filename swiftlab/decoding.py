@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from .cache import SkipAwareCache
-from .adapters import last_logits_only
+from .adapters import input_device, last_logits_only
 from .drafters import GatedLookup, LookupDrafter, PlainStep, skip_drafter
 from .errors import SwiftlabError
 from .leandraft import check_draft_dtype
@@ -39,7 +39,7 @@ from .lookup import NGRAM_SIZES
 from .matchness import matchness_scores
 from .policy import Pace, StepPolicy
 from .records import DecodeResult
-from .sampling import SamplingParams, choose, probabilities
+from .sampling import SamplingParams, choose, probabilities, sample
 from .skipping import check_skip_set
 from .skipset import SkipSet
 from .smallbatch import linear_layers, small_batch_products
@@ -132,7 +132,7 @@ def prepare_prompt(model: nn.Module, input_ids, max_new_tokens: int) -> torch.Te
         raise SwiftlabError(
             f"prompt too long: {ids.numel()} prompt tokens + {max_new_tokens} new tokens exceed the "
             f"model's context of {limit} tokens")
-    return ids.unsqueeze(0).to(model.get_input_embeddings().weight.device)
+    return ids.unsqueeze(0).to(input_device(model))
 
 
 def decode(model: nn.Module, input_ids, *, method: str = "swift", skip_set: SkipSet | None = None,
@@ -170,7 +170,7 @@ def reference_continuation(model: nn.Module, prompt_ids: list[int], new_tokens: 
     token: the state a decoding run is in, ready for matchness over the generated tokens."""
     result = decode(model, prompt_ids, method="ar", max_new_tokens=new_tokens)
     tokens = result.prompt_ids + result.token_ids
-    device = model.get_input_embeddings().weight.device
+    device = input_device(model)
     cache = SkipAwareCache(model.config, rollback=False)
     model(input_ids=torch.tensor([tokens[:-1]], device=device),
           position_ids=torch.arange(len(tokens) - 1, device=device).unsqueeze(0), cache=cache, use_cache=True,
@@ -233,13 +233,23 @@ class DecodeSession:
     `observer(stage, run=session, **info)` is called at each phase of a step after the prompt pass
     (stages "start", "drafted", "verified", "kept"; info: tree, position, logits, path): the lab's
     views of one step. It never changes a token. `on_step(event)` is called after each whole step (the
-    model restored, the event recorded): what a streamer needs."""
+    model restored, the event recorded): what a streamer needs.
+
+    Hooks for callers that bring their own decoding rules (hf.py: transformers' logits processors and
+    stopping criteria); None costs nothing. `logits_transform(prefixes, logits)` maps the full model's
+    logits [rows, vocab] of the prompt pass and of every verify pass to the target's, row i read after
+    the tokens `prefixes[i]` (a tree node's prefix is its path): greedy takes their argmax, sampling
+    softmax(them) as p, unchanged (the warpers are the transform's), while `sampling` still shapes the
+    drafter's q, so rejection sampling stays lossless. `stop_check(ids)` is asked after every emitted
+    token with prompt and tokens so far; True ends the run there (the rest of the pass is dropped).
+    `eos`: the ids that end the run instead of the model's end-of-text tokens."""
 
     def __init__(self, model: nn.Module, input_ids, *, method: str = "swift", skip_set: SkipSet | None = None,
                  max_new_tokens: int = 128, sampling: SamplingParams = SamplingParams(),
                  swift: SwiftParams = SwiftParams(), seed: int | None = None, search=None,
                  pace: StepPolicy | None = None, observer: Callable | None = None, stop_ids=None, selector=None,
-                 on_step: Callable | None = None):
+                 on_step: Callable | None = None, logits_transform: Callable | None = None,
+                 stop_check: Callable | None = None, eos=None):
         skip_set = _checked(model, method, sampling, swift, skip_set, search, selector)
         self.selector = selector  # layerselect.LayerSelector: re-chooses the skip set after passes
         seed = validate.optional_integer("seed", seed)
@@ -250,7 +260,8 @@ class DecodeSession:
             self.generator.manual_seed(seed if seed is not None else torch.seed())
         self.model, self.method, self.skip_set, self.swift, self.search = model, method, skip_set, swift, search
         self.max_new_tokens, self.sampling, self.observer, self.on_step = max_new_tokens, sampling, observer, on_step
-        self.eos = eos_ids(model) | {int(t) for t in stop_ids or ()}
+        self.eos = (eos_ids(model) if eos is None else {int(t) for t in eos}) | {int(t) for t in stop_ids or ()}
+        self.logits_transform, self.stop_check = logits_transform, stop_check
         self.cache = SkipAwareCache(model.config, rollback=method == "swift")  # plain steps never roll back
         self.tree = method == "swift" and swift.verify == "tree" and tree_supported(model)  # else chains
         self.device = self.prompt.device
@@ -263,6 +274,7 @@ class DecodeSession:
         self.events: list[StepEvent] = []
         self.stop_reason = ""
         self.done = False
+        self.broken: str | None = None  # what stopped a step half-way, if anything did: the run cannot go on
         self._cur = None  # the pending token
         self._start = self._end = None
         if method == "swift":
@@ -314,6 +326,9 @@ class DecodeSession:
     def step(self) -> StepEvent:
         if self.done:
             raise SwiftlabError("this decoding run has finished")
+        if self.broken:
+            raise SwiftlabError(f"this decoding run was stopped in the middle of a step ({self.broken}): its cache no "
+                                "longer matches its tokens, so it cannot go on; start a new run (the model is as it was)")
         was_training = self.model.training
         if was_training:  # only then: train()/eval() walk every module, a large share of a small model's step
             self.model.eval()
@@ -325,6 +340,9 @@ class DecodeSession:
                 event = self._prefill() if self._cur is None else self._step()
                 if not self.done and self.selector is not None:
                     event.timings["optimize"] = event.timings.get("optimize", 0.0) + self._select_step(event)
+        except BaseException as e:  # Ctrl-C or an error half-way: the cache may hold a draft, the tokens not
+            self.broken = type(e).__name__
+            raise
         finally:
             if was_training:
                 self.model.train()
@@ -337,7 +355,11 @@ class DecodeSession:
 
     def _prefill(self) -> StepEvent:
         t0 = self.clock()
-        token = choose(self.forward(self.prompt[0], 0, last_only=True)[-1], self.sampling, self.generator)
+        logits = self.forward(self.prompt[0], 0, last_only=True)[-1:]
+        if self.logits_transform is None:
+            token = choose(logits[-1], self.sampling, self.generator)
+        else:
+            token = self._choose_target(self.logits_transform([self.prompt_ids], logits)[-1])
         seconds = self.clock() - t0
         return StepEvent(0, [], [], 0, self._emit([token]), None, kind="prefill",
                          reason="the prompt pass: the full model reads the prompt and picks the first token "
@@ -365,11 +387,15 @@ class DecodeSession:
         if rollback:
             self.cache.crop_to(n)  # drop the drafter's KV entries: the full model recomputes these positions
         logits = self._verify(cur, tree, n)
+        if self.logits_transform is not None:
+            logits = self.logits_transform(_row_prefixes(self.context(), tree), logits)
         self._stage("verified", tree=tree, position=n, logits=logits)
         if self.sampling.greedy:
             new, path = accept_greedy(tree, logits)
         else:
-            new, path = accept_sampled(tree, probabilities(logits, self.sampling), self.generator)
+            p = (probabilities(logits, self.sampling) if self.logits_transform is None
+                 else torch.softmax(logits.float(), -1))  # a transform's logits are the target as they are
+            new, path = accept_sampled(tree, p, self.generator)
         if rollback:  # keep cur and the accepted path (a chain prefix, maybe one sibling)
             self.cache.keep(n + 1, path, len(tree.chain))
         kept = self._stage("kept", tree=tree, position=n, path=path)
@@ -384,6 +410,12 @@ class DecodeSession:
                                     mask=tree_mask(tree, n, additive_dtype=self.additive_mask_dtype, device=self.device))
             return self.forward([cur] + tree.chain, n)
 
+    def _choose_target(self, logits: torch.Tensor) -> int:
+        """One token from one row of a logits_transform's logits: they are the target as they are."""
+        if self.sampling.greedy:
+            return int(logits.argmax())
+        return sample(torch.softmax(logits.float(), -1), self.generator)
+
     def _stage(self, stage: str, **info) -> float:
         """The clock at one phase boundary of a step, after the observer has seen it."""
         if self.observer is not None:
@@ -393,7 +425,7 @@ class DecodeSession:
     # --- the record
 
     def _emit(self, new: list[int]) -> list[int]:
-        """Append a pass's tokens, up to end-of-text or the length limit; the ones appended."""
+        """Append a pass's tokens, up to end-of-text, the length limit or a stop_check; the ones appended."""
         before = len(self.tokens)
         for token in new:
             self.tokens.append(token)
@@ -402,6 +434,9 @@ class DecodeSession:
                 break
             if len(self.tokens) >= self.max_new_tokens:
                 self.stop_reason = "max_new_tokens"
+                break
+            if self.stop_check is not None and self.stop_check(self.context()):
+                self.stop_reason = "stop_check"
                 break
         self._cur, self.done = new[-1], bool(self.stop_reason)
         return self.tokens[before:]
@@ -447,6 +482,14 @@ class DecodeSession:
             wall_s=wall, tree_size_per_step=[e.tree_size for e in self.events] if swift else [],
             verify=("tree" if self.tree else "chain") if swift else "", step_kinds=[e.kind for e in self.events],
             timings_s=timings, stop_reason=self.stop_reason)
+
+
+def _row_prefixes(context: list[int], tree: DraftTree) -> list[list[int]]:
+    """The tokens before each verify row: the context (ending with the pending token), then each node's path."""
+    tokens, prefixes = tree.tokens(), [context]
+    for i, (parent, _) in enumerate(tree.nodes()):  # a node's parent comes before it
+        prefixes.append(prefixes[parent + 1] + [tokens[i]])
+    return prefixes
 
 
 def _optimize(run: DecodeSession, search) -> SkipSet | None:

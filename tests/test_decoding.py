@@ -7,6 +7,7 @@ import torch
 from tiny_models import tiny_model
 
 from swiftlab import DecodeResult, SkipSet, SwiftlabError, decode, load_model, num_layers
+from swiftlab.decoding import DecodeSession
 from swiftlab.api import encode_prompt, generate
 
 
@@ -205,3 +206,23 @@ def test_on_step_that_raises_leaves_the_model_as_found(model):
     assert before == after  # no instance forward left behind
     assert decode(model, [1, 2, 3, 4], skip_set=uniform(model), max_new_tokens=24).token_ids == \
         decode(model, [1, 2, 3, 4], method="ar", max_new_tokens=24).token_ids
+
+
+def test_a_step_interrupted_half_way_refuses_to_go_on_with_a_clear_error(model, monkeypatch):
+    """Ctrl-C 10 ms into a step left the model pristine but the session's next step() failed deep in torch
+    ("size of tensor a (6) must match ... (12)"): now it refuses, saying why and what to do."""
+    session = DecodeSession(model, [1, 2, 3, 4], skip_set=uniform(model), max_new_tokens=24)
+    session.step()
+    session.step()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(session, "_verify", interrupted)  # after the draft wrote its KV entries
+    with pytest.raises(KeyboardInterrupt):
+        session.step()
+    monkeypatch.undo()
+    with pytest.raises(SwiftlabError, match=r"stopped in the middle of a step \(KeyboardInterrupt\).*start a new run"):
+        session.step()
+    fresh = decode(model, [1, 2, 3, 4], skip_set=uniform(model), max_new_tokens=24)
+    assert fresh.token_ids == decode(model, [1, 2, 3, 4], method="ar", max_new_tokens=24).token_ids

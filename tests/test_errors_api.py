@@ -172,3 +172,14 @@ def test_training_log_with_a_line_cut_short_still_reads(tmp_path):
     log.write_text('{"step": 1, "loss": 2.5}\n{"step": 2, "lo')  # killed mid-write
     append_line(log, '{"step": 2, "loss": 2.4}')  # the resumed run redoes step 2 on a line of its own
     assert read_log(tmp_path) == [{"step": 1, "loss": 2.5}, {"step": 2, "loss": 2.4}]
+
+
+@pytest.mark.parametrize("method", ["ar", "swift"])
+def test_a_model_on_the_meta_device_is_a_clear_error(method):
+    """A model built under `torch.device("meta")` (or loaded with its weights left out) has no weights to
+    compute with: decode says so instead of torch's raw NotImplementedError from deep inside a layer."""
+    with torch.device("meta"):
+        model = tiny_model("llama")
+    with pytest.raises(SwiftlabError, match="meta"):
+        decode(model, [1, 2, 3], method=method, skip_set=_skip(model) if method == "swift" else None,
+               max_new_tokens=4)
