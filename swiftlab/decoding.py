@@ -139,7 +139,8 @@ def decode(model: nn.Module, input_ids, *, method: str = "swift", skip_set: Skip
            max_new_tokens: int = 128, sampling: SamplingParams = SamplingParams(),
            swift: SwiftParams = SwiftParams(), seed: int | None = None, search=None,
            pace: StepPolicy | None = None, stop_ids=None, selector=None,
-           on_step: Callable | None = None) -> DecodeResult:
+           on_step: Callable | None = None, logits_transform: Callable | None = None,
+           stop_check: Callable | None = None, eos=None) -> DecodeResult:
     """Decode one prompt with autoregressive ("ar") or SWIFT ("swift") decoding; return the record.
 
     With a `search` (a SkipSearch that is still running), SWIFT's optimization phase runs too: after
@@ -154,11 +155,13 @@ def decode(model: nn.Module, input_ids, *, method: str = "swift", skip_set: Skip
     chat model's end-of-turn tokens there) or any of `stop_ids`.
     A `selector` (layerselect.LayerSelector) chooses the skip set after verifications instead of a search.
     `on_step(event)` is called after every full-model pass with its StepEvent (`event.new_tokens`: the tokens
-    that pass emitted), while the model is as it was found: streaming hangs here.
+    that pass emitted), while the model is as it was found: streaming hangs here. `logits_transform`,
+    `stop_check` and `eos` are DecodeSession's hooks for a caller's own decoding rules (hf.py).
     """
     session = DecodeSession(model, input_ids, method=method, skip_set=skip_set, max_new_tokens=max_new_tokens,
                             sampling=sampling, swift=swift, seed=seed, search=search, pace=pace, stop_ids=stop_ids,
-                            selector=selector, on_step=on_step)
+                            selector=selector, on_step=on_step, logits_transform=logits_transform,
+                            stop_check=stop_check, eos=eos)
     while not session.done:
         session.step()
     return session.result()

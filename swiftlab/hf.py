@@ -47,7 +47,7 @@ def hf_generate(model, input_ids: torch.LongTensor, logits_processor, stopping_c
 
     Its own arguments, given to generate() beside the usual ones: `skip_set` (a SkipSet, a skip-set JSON
     path, `path#key` of a reference skip_layers.json, or a store key "<model>_<task>"; None: what the
-    store knows about the model, else plain steps with lookup drafts: api.default_skip_plan), `swift`
+    store knows about the model, else plain steps with lookup drafts: plan.default_skip_plan), `swift`
     (SwiftParams), and `stop_strings` with `swift_tokenizer=` (transformers 5.24 does not pass `tokenizer=`
     on to a custom_generate callable). Returns what generate() returns: the ids (prompt + new), or with
     return_dict_in_generate a GenerateDecoderOnlyOutput whose `.swift` is swiftlab's DecodeResult.
@@ -167,18 +167,22 @@ def resolve_skip_set(model, skip_set) -> SkipSet | None:
     return found
 
 
-def _plan(model, skip_set: SkipSet | None, swift):
-    """(skip set, SwiftParams, step policy): the given set, or with none what swiftlab knows about the model
-    (api.default_skip_plan: a stored set or verdict from the default store, else plain steps with lookup
-    drafts; its search does not run here, and nothing is stored)."""
-    from .api import default_skip_plan
-    from .decoding import SwiftParams
-    from .policy import Pace
+def _runner(model, skip_set: SkipSet | None, swift):
+    """(decode(prompt, max_new_tokens, sampling, seed, on_step, **hooks), then-what): the given set, or with none
+    the plan swiftlab.generate takes (plan.default_skip_plan: a stored set or verdict from the default store,
+    else plain steps with lookup drafts while a budgeted search judges a set), whose save() then stores what
+    the run learned."""
+    from .decoding import SwiftParams, decode
+    from .plan import default_skip_plan
 
+    swift = swift or SwiftParams()
     if skip_set is not None:
-        return skip_set, swift or SwiftParams(), Pace()
-    plan = default_skip_plan(model, swift=swift or SwiftParams()).decode_kwargs()
-    return plan["skip_set"], plan["swift"], plan["pace"]
+        def given(prompt, max_new_tokens, sampling, seed, on_step, **hooks):
+            return decode(model, prompt, method="swift", skip_set=skip_set, max_new_tokens=max_new_tokens,
+                          sampling=sampling, swift=swift, seed=seed, on_step=on_step, **hooks)
+        return given, lambda: None
+    plan = default_skip_plan(model, swift=swift)
+    return plan.decode, plan.save
 
 
 # --- the loop
@@ -253,42 +257,37 @@ def _beyond_the_engine(criteria, max_length: int, eos: list[int]):
 
 
 def _decode(model, input_ids, processors, criteria, config, streamer, skip_set, swift):
-    from .decoding import DecodeSession
-
     prompt = input_ids[0].tolist()
     want_scores = bool(config.return_dict_in_generate and config.output_scores)
     want_logits = bool(config.return_dict_in_generate and config.output_logits)
     rules = _Rules(processors, keep=want_scores or want_logits)
     outputs = _Outputs(rules, streamer, want_scores, want_logits)
-    skip_set, swift, policy = _plan(model, skip_set, swift)
+    run, learned = _runner(model, skip_set, swift)
     eos = [] if config._eos_token_tensor is None else config._eos_token_tensor.view(-1).tolist()
     criteria = _beyond_the_engine(criteria, config.max_length, eos)
-    session = DecodeSession(
-        model, prompt, method="swift", skip_set=skip_set, max_new_tokens=config.max_length - len(prompt),
-        sampling=_drafter_sampling(config), swift=swift, pace=policy, on_step=outputs,
-        seed=int(torch.randint(0, 2 ** 62, (1,))) if config.do_sample else None,  # torch.manual_seed repeats a run
-        logits_transform=rules if (len(processors) or rules.keep) else None,
-        stop_check=(lambda ids: bool(criteria(torch.tensor([ids], device=input_ids.device), None).any()))
-        if criteria else None, eos=eos)
-    while not session.done:
-        session.step()
+    result = run(prompt, config.max_length - len(prompt), _drafter_sampling(config),
+                 int(torch.randint(0, 2 ** 62, (1,))) if config.do_sample else None,  # torch.manual_seed repeats a run
+                 outputs, logits_transform=rules if (len(processors) or rules.keep) else None,
+                 stop_check=(lambda ids: bool(criteria(torch.tensor([ids], device=input_ids.device), None).any()))
+                 if criteria else None, eos=eos)
+    learned()  # what a run without a given set learned goes to the store (a warning, never an error, if it cannot)
     if outputs.stream is not None:
         outputs.stream.finish()
-    return _returned(session, outputs, config, input_ids.device)
+    return _returned(result, outputs, config, input_ids.device)
 
 
-def _returned(session, outputs: _Outputs, config, device):
+def _returned(result, outputs: _Outputs, config, device):
     """What generate() returns: the ids, or its output record with swiftlab's DecodeResult as `.swift`."""
-    sequences = torch.tensor([session.prompt_ids + session.tokens], dtype=torch.long, device=device)
+    sequences = torch.tensor([result.prompt_ids + result.token_ids], dtype=torch.long, device=device)
     if not config.return_dict_in_generate:
         return sequences
     from transformers.generation.utils import GenerateDecoderOnlyOutput
 
-    result = GenerateDecoderOnlyOutput(sequences=sequences,
+    output = GenerateDecoderOnlyOutput(sequences=sequences,
                                        scores=tuple(outputs.scores) if outputs.want_scores else None,
                                        logits=tuple(outputs.logits) if outputs.want_logits else None)
-    result.swift = session.result()
-    return result
+    output.swift = result
+    return output
 
 
 # --- a folder transformers runs as remote code

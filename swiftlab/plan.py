@@ -54,14 +54,15 @@ class SkipPlan:
         return {"method": "swift", "skip_set": self.skip_set, "swift": self.swift, "pace": self.pace}
 
     def decode(self, input_ids, max_new_tokens: int = 128, sampling: SamplingParams = SamplingParams(),
-               seed: int | None = None, on_step=None) -> DecodeResult:
+               seed: int | None = None, on_step=None, **hooks) -> DecodeResult:
+        """Decode a prompt with this plan (`on_step` and `hooks`: as decoding.decode's)."""
         unsearched = self._why_no_search(max_new_tokens, sampling)
         if unsearched is not None:  # plain steps and lookup drafts, as the stream's first steps would be
             self.why = _with_notes(f"{self.why_base} ({unsearched})", self.notes)
             return decode(self.stream.model, input_ids, max_new_tokens=max_new_tokens, sampling=sampling, seed=seed,
-                          on_step=on_step, **self.decode_kwargs())
+                          on_step=on_step, **self.decode_kwargs(), **hooks)
         return self.stream.decode(input_ids, max_new_tokens=max_new_tokens, sampling=sampling, seed=seed,
-                                  on_step=on_step)
+                                  on_step=on_step, **hooks)
 
     def _why_no_search(self, max_new_tokens, sampling: SamplingParams) -> str | None:
         """Why this prompt is decoded without the search (None: with it, where it still runs)."""

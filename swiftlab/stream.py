@@ -31,7 +31,6 @@ from .records import DecodeResult
 from .sampling import SamplingParams
 from .search import SearchConfig, SkipSearch
 from .skipset import SkipSet
-from . import validate
 
 
 @dataclass
@@ -155,8 +154,9 @@ class SwiftStream:
         return "accelerate" if self.search.done else "optimize"
 
     def decode(self, input_ids, max_new_tokens: int = 128, sampling: SamplingParams = SamplingParams(),
-               seed: int | None = None, on_step=None) -> DecodeResult:
-        """Decode one prompt of the stream (`on_step`: as decoding.decode's, e.g. a streamer)."""
+               seed: int | None = None, on_step=None, **hooks) -> DecodeResult:
+        """Decode one prompt of the stream (`on_step` and the `hooks` logits_transform, stop_check, eos: as
+        decoding.decode's, e.g. a streamer, transformers' logits processors)."""
         if self._frozen_at is not None and len(self.records) - self._frozen_at >= self.settings.retry_after:
             self.search.reopen()  # a re-try, at retry_share of the wall time: the text may have changed
             self._frozen_at = None
@@ -172,7 +172,7 @@ class SwiftStream:
                       if phase == "optimize" else None)
             result = decode(self.model, input_ids, method="swift", skip_set=self.search.best,
                             max_new_tokens=max_new_tokens, sampling=sampling, swift=self.settings.swift, seed=seed,
-                            search=search, pace=self.pace, on_step=on_step)
+                            search=search, pace=self.pace, on_step=on_step, **hooks)
             if not self._pass_s and len(result.step_kinds) > 1:  # no probe ran: the prompt's mean verify pass
                 self._pass_s = result.timings_s["verify"] / (len(result.step_kinds) - 1)
             if phase == "optimize" and self._wants_costs(prefill_s=result.timings_s["prefill"]):

@@ -185,7 +185,7 @@ def test_streamer_chunks_and_a_streamer_that_raises(lab):
 
 
 def test_no_skip_set_takes_plain_steps_and_lookup_drafts(lab, tmp_path, monkeypatch):
-    monkeypatch.setenv("SWIFTLAB_STORE", str(tmp_path / "empty.json"))  # nothing known: api.default_skip_plan's start
+    monkeypatch.setenv("SWIFTLAB_STORE", str(tmp_path / "empty.json"))  # nothing known: plan.default_skip_plan's start
     model, tokenizer, _ = lab
     inputs = _inputs(tokenizer, "Once upon a time, there was a little girl named Lily. She liked to play. "
                                 "Once upon a time, there was a little")  # the text repeats: lookup drafts
@@ -194,6 +194,29 @@ def test_no_skip_set_takes_plain_steps_and_lookup_drafts(lab, tmp_path, monkeypa
                          return_dict_in_generate=True)
     assert got.sequences.tolist() == want.tolist()
     assert "skip" not in got.swift.step_kinds and "lookup" in got.swift.step_kinds
+
+
+def test_no_skip_set_stores_what_the_run_learned_and_the_next_run_uses_it(lab, tmp_path, monkeypatch):
+    """As swiftlab.generate does: a cold generate() call searches within its budget and stores what it found;
+    the next call starts from it (no search)."""
+    import swiftlab.plan as plan_module
+    from swiftlab.store import SkipSetStore
+
+    monkeypatch.setenv("SWIFTLAB_STORE", str(tmp_path / "store.json"))
+    monkeypatch.setattr(plan_module, "PLAN_SEARCH_SHARE", 1.0)  # let a short run's search score, so it learns
+    model, tokenizer, _ = lab
+    inputs = _inputs(tokenizer)
+    want = model.generate(**inputs, do_sample=False, max_new_tokens=64)
+    cold = model.generate(**inputs, custom_generate=swiftlab.hf_generate, max_new_tokens=64,
+                          return_dict_in_generate=True)
+    assert cold.sequences.tolist() == want.tolist() and cold.swift.timings_s["optimize"] > 0  # it searched
+    entry = SkipSetStore().entries()["lab_generate"]
+    assert entry["iterations"] > 0
+    warm = model.generate(**inputs, custom_generate=swiftlab.hf_generate, max_new_tokens=64,
+                          return_dict_in_generate=True)
+    assert warm.sequences.tolist() == want.tolist()
+    assert warm.swift.timings_s["optimize"] == 0 or entry.get("verdict") is None  # a judged set: no search again
+    assert is_pristine(model)
 
 
 def test_skip_set_as_file_key_and_store_entry(lab, tmp_path, monkeypatch):
