@@ -1,7 +1,7 @@
 """One prompt, one fresh process: `swiftlab generate` with no skip set given against `--method ar`.
 
 What a person sees who runs `python -m swiftlab generate --model M --prompt "..."` once: the process
-starts, loads the model, decodes the prompt with the default plan (api.default_skip_plan: what the
+starts, loads the model, decodes the prompt with the default plan (plan.default_skip_plan: what the
 skip-set store knows about the model, else plain steps with lookup drafts while a budgeted search looks
 for a set) and exits. Each run is its own process (`python -m swiftlab generate ... --json`), SWIFT and
 `--method ar` alternated prompt by prompt (which goes first alternates too), so drift hits both alike.

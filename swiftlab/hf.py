@@ -357,9 +357,13 @@ def export_folder(folder: str | os.PathLike, skip_set: SkipSet, *, model: str, t
     folder = Path(folder)
     if folder.exists():
         raise SwiftlabError(f"{folder} already exists: give a new folder")
-    if not folder.parent.is_dir():
-        raise SwiftlabError(f"cannot write {folder}: its parent folder {folder.parent} does not exist")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    from .storage import make_folder, write_failure
+
+    make_folder(folder.parent)  # `export-hf runs/x` makes runs/ as a file writer would
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    except OSError as e:
+        raise write_failure(e, folder, "folder") from None
     try:
         (tmp / "custom_generate").mkdir()
         d = skip_set.to_dict()

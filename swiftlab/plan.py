@@ -150,7 +150,7 @@ def default_skip_plan(model, model_name: str | None = None, store=None, swift: S
     name = _store_name(model_name) if model_name else model_name_of(model)
     search_share = PLAN_SEARCH_SHARE if search_share is None else search_share
     swift = swift if swift.lookup else replace(swift, lookup=LOOKUP_TOKENS)
-    settings = StreamSettings(swift=swift, search_share=search_share, cautious=True)
+    settings = StreamSettings(swift=swift, search_share=search_share, cautious=True, costs_after_prompt=False)
     config = SearchConfig(ratios=RATIOS)
     store, entries, notes = _known_entries(_plan_store(store), name, num_layers(model))
     best = entries[0] if entries else None

@@ -90,6 +90,10 @@ class StreamSettings:
     # pay (pays_above) at the pass costs measured here; not with the unscored start set, nor before the costs
     # are measured. Off by default: a stream of many prompts can afford to try its start set
     cautious: bool = False
+    # A prompt that ended before the budget afforded a round of pass costs gets one after its answer (the next
+    # prompt's search values sets by them). Off for a one-prompt run (the default plan): there is no next prompt
+    # in that process, so the round would only make the user wait for a prefill of the whole context
+    costs_after_prompt: bool = True
 
 
 # SWIFT as the paper runs it: a search step after every verification, never giving up (the probes that
@@ -175,7 +179,8 @@ class SwiftStream:
                             search=search, pace=self.pace, on_step=on_step, **hooks)
             if not self._pass_s and len(result.step_kinds) > 1:  # no probe ran: the prompt's mean verify pass
                 self._pass_s = result.timings_s["verify"] / (len(result.step_kinds) - 1)
-            if phase == "optimize" and self._wants_costs(prefill_s=result.timings_s["prefill"]):
+            if phase == "optimize" and self.settings.costs_after_prompt and self._wants_costs(
+                    prefill_s=result.timings_s["prefill"]):
                 # the prompt ended before a round was affordable: prefill a context of its size (the prompt's
                 # search time, and its wall time: it was served when this is done)
                 started = time.perf_counter()

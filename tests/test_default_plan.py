@@ -75,6 +75,24 @@ def test_a_cold_run_stores_what_its_search_learned(lab, prompt_ids, tmp_path):
     assert again.used == "lab_generate"
 
 
+@pytest.mark.parametrize("after", [True, False])
+def test_an_answer_that_ends_early_takes_no_round_of_pass_costs_after_it(lab, after):
+    """A stream measures pass costs after a prompt too short to take them inside, for its next prompt; a
+    one-prompt run has no next prompt, and that round cost a SmolLM2 user 12 s after an 18-token answer:
+    the plan's stream leaves it out (the stream's default keeps it, for the prompts after)."""
+    from swiftlab.search import SearchConfig
+    from swiftlab.stream import StreamSettings, SwiftStream
+
+    model, tokenizer = lab
+    ids = encode_prompt(tokenizer, "Summarize: The cat sat.\nSummary:")  # a 36-token answer
+    stream = SwiftStream(model, SearchConfig(window=64), settings=StreamSettings(search_share=1.0,
+                                                                                 costs_after_prompt=after))
+    result = stream.decode(ids, 128)
+    assert result.new_tokens < 64  # ended before the search's window filled: nothing measured inside it
+    assert bool(stream._cost_rounds) is after  # the round, a prefill of the whole context and 5 passes
+    assert default_skip_plan(model, store=False).stream.settings.costs_after_prompt is False
+
+
 def test_a_pays_set_of_another_task_is_drafted_with(lab, prompt_ids, tmp_path):
     model, _ = lab
     store = store_with(tmp_path, ("lab", "qa", 16, 0.3, {"verdict": "pays", "expected_speedup": 1.3, "matchness": 0.8}),
