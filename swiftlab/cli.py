@@ -17,6 +17,11 @@ DEMO_PROMPTS = [
     "Tom and his dog went to the park. They",
     "One day, a big bird flew over the house and",
 ]
+DEMO_QUESTIONS = [  # for a chat model (SmolLM2-135M-Instruct)
+    "Explain in two sentences why the sky is blue.",
+    "Give three short tips for staying focused while studying.",
+    "What is the difference between weather and climate?",
+]
 
 
 def _add_model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -52,7 +57,9 @@ def _task(args):
 
 def _add_skip_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--skip-ratio", type=float, default=None,
-                   help="uniform skip set at this ratio of the 2(L-2) middle sub-layers (default 0.45)")
+                   help="uniform skip set at this ratio of the 2(L-2) middle sub-layers (default: with no skip set "
+                        "given, what the store knows about the model, else plain steps and lookup drafts while a "
+                        "search looks for a set)")
     p.add_argument("--skip-set", default=None, metavar="FILE[#KEY]",
                    help="skip set JSON (swiftlab's, or the reference skip_layers.json with #KEY)")
     p.add_argument("--epsilon", type=float, default=0.8, help="stop drafting below this confidence")
@@ -61,7 +68,8 @@ def _add_skip_args(p: argparse.ArgumentParser) -> None:
                    help="verify a token tree (top-1 chain plus runner-ups) or the top-1 chain only")
     p.add_argument("--lookup", type=int, default=0, metavar="N",
                    help="where the last tokens occurred earlier, draft up to N of the tokens that followed "
-                        "(prompt lookup: 3 after a miss, growing while accepted whole; default 0: off)")
+                        "(prompt lookup: 3 after a miss, growing while accepted whole; default 0: off, but 15 "
+                        "where no skip set is given)")
     p.add_argument("--no-fallback", action="store_true",
                    help="always draft, even while plain autoregressive steps are measured faster")
     p.add_argument("--draft-dtype", default="auto", choices=("auto", "model", "float16", "bfloat16"),
@@ -124,8 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="SWIFT vs autoregressive on a few prompts: same tokens, measured ratio")
     _add_model_args(d, required=False)
     _add_skip_args(d)
-    d.add_argument("--max-new-tokens", type=int, default=96)
-    d.add_argument("--repeats", type=int, default=3)
+    d.add_argument("--max-new-tokens", type=int, default=None,
+                   help="new tokens per prompt (default 96; 48 on smollm2-135m)")
+    d.add_argument("--repeats", type=int, default=None, help="runs of each prompt (default 3; 1 on smollm2-135m)")
+    d.add_argument("--store", default=None, help="skip-set store file (default ~/.cache/swiftlab/skip_layers.json)")
     t = sub.add_parser("tasks", help="the task suite: list tasks, show examples")
     tsub = t.add_subparsers(dest="tasks_command", required=True)
     tsub.add_parser("list", help="the registered tasks")
@@ -203,9 +213,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="the models swiftlab knows by name, where each comes from, whether it is here")
 
+    ch = sub.add_parser("chat", help="a multi-turn chat in the terminal, each answer streamed as SWIFT verifies it",
+                        description="Chat with a model through its chat template, each verified chunk printed as it "
+                                    "is accepted. /reset forgets the conversation, /exit or Ctrl-D quits, Ctrl-C stops "
+                                    "an answer (its printed part stays in the history). The turns share one SWIFT "
+                                    "stream: the skip-set search learns across them, and what it learned is stored "
+                                    "for the model and task 'chat' at the end. After each answer one line: tokens, "
+                                    "tokens per full-model pass, tokens/s, and its speed against plain steps at this "
+                                    "chat's measured cost of one. --model defaults to smollm2-135m where installed, "
+                                    "else lab.")
+    _add_model_args(ch, required=False)  # default: smollm2-135m where installed, else lab
+    ch.add_argument("--max-new-tokens", type=int, default=256, help="per answer")
+    ch.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    ch.add_argument("--top-p", type=float, default=1.0)
+    ch.add_argument("--top-k", type=int, default=0)
+    ch.add_argument("--seed", type=int, default=None, help="sampling seed (answer t of a chat uses seed + t)")
+    ch.add_argument("--no-lookup", action="store_true", help="draft with the skipping model only (no lookup drafts)")
+    ch.add_argument("--system", default=None, help="a system message first in the conversation")
+    ch.add_argument("--store", default=None,
+                    help="skip-set store file (default ~/.cache/swiftlab/skip_layers.json): the chat starts from the "
+                         "set stored for the model's chats and stores what its search learned at the end")
+
     rp = sub.add_parser("report", help="rebuild the summary table from a results file, without re-running")
     rp.add_argument("results")
     rp.add_argument("--json", action="store_true")
+    _add_export_hf_parser(sub)
     from .clicheck import harden
 
     return harden(parser)  # value rules per option, one-line usage errors
@@ -509,13 +541,43 @@ def _skip_set(args, model):
         store = SkipSetStore(args.store)
         cached = store.get(args.model, args.task, n)
         if cached is None:
-            raise SwiftlabError(f"no cached skip set for model {args.model!r} and task {args.task!r} in {store.path}; "
-                                f"run `swiftlab optimize --model {args.model} --task {args.task}` first")
+            raise SwiftlabError(_nothing_stored(store, args.model, args.task, n))
         return cached
     if args.skip_set:
         path, _, key = args.skip_set.partition("#")
         return SkipSet.load(path, n, key or None)
-    return SkipSet.uniform(n, 0.45 if args.skip_ratio is None else args.skip_ratio)
+    if args.skip_ratio is not None:
+        return SkipSet.uniform(n, args.skip_ratio)
+    return None  # none given: the default plan (api.default_skip_plan) decides
+
+
+def _nothing_stored(store, model: str, task: str, layers: int) -> str:
+    """Why --task found no set, with what is stored for the model and a next step that works: `optimize` for
+    a task it can search, else where to find those (a store label such as "generate" is no such task)."""
+    from .tasks import task_names
+
+    stored = [e.task for e in store.for_model(model, layers) if e.skip_set is not None]
+    message = (f"no cached skip set for model {model!r} and task {task!r} in {store.path}"
+               + (f" (stored for this model: {', '.join(stored)})" if stored else ""))
+    if task in task_names():
+        return f"{message}; run `swiftlab optimize --model {model} --task {task}` first"
+    category = task.removeprefix("specbench-")
+    if category != task and category.replace("_", "").isalnum():
+        return (f"{message}; run `swiftlab optimize --model {model} --task specbench --data question.jsonl "
+                f"--category {category}` first")
+    return f"{message}; {task!r} is not a task `optimize` can search (`swiftlab tasks list` names those)"
+
+
+def _given_set_why(args, skip_set) -> str:
+    """The drafters of a run with a skip set the user gave, and why (for the stderr line)."""
+    if getattr(args, "task", None):
+        source = f"the set stored for task {args.task} (--task)"
+    elif args.skip_set:
+        source = f"the set given with --skip-set {args.skip_set}"
+    else:
+        source = f"the uniform set at --skip-ratio {args.skip_ratio}"
+    lookup = ", lookup drafts where the text repeats" if args.lookup else ""
+    return f"skip drafts with {source} (r={skip_set.ratio:.2f}){lookup}, plain steps while drafting is measured slower"
 
 
 def _load(args):
@@ -524,60 +586,227 @@ def _load(args):
     return load_model(args.model, dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code)
 
 
-def cmd_generate(args) -> int:
-    from .api import generate
+def _add_export_hf_parser(sub) -> None:
+    x = sub.add_parser("export-hf", help="write a folder transformers' generate() runs as custom_generate (SWIFT)",
+                       description="Write DIR with custom_generate/generate.py, the skip set and a README: then "
+                                   "model.generate(**inputs, custom_generate=DIR, trust_remote_code=True) decodes "
+                                   "with SWIFT wherever swiftlab is installed (push DIR to the Hub to share it).")
+    x.add_argument("dir", metavar="DIR", help="the folder to write (must not exist yet)")
+    _add_model_args(x)
+    x.add_argument("--task", default=None, help="take the skip set stored for --model and this task (with --skip-set: "
+                                                "only its name in the README)")
+    x.add_argument("--skip-set", default=None, metavar="FILE[#KEY]",
+                   help="take this skip set JSON instead (swiftlab's, or the reference skip_layers.json with #KEY)")
+    x.add_argument("--store", default=None, help="skip-set store file (default ~/.cache/swiftlab/skip_layers.json)")
 
-    model, tokenizer = _load(args)
-    swift = _swift_params(args)
-    skip_set = _skip_set(args, model) if args.method == "swift" else None
-    result = generate(model, tokenizer, args.prompt, method=args.method, skip_set=skip_set,
-                      max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
-                      top_k=args.top_k, seed=args.seed, swift=swift, chat=args.chat)
-    if args.json:
-        d = result.to_dict()
-        d["skip_set"] = d["skip_set"] or {"attention": [], "mlp": []}
-        print(json.dumps(d))
+
+def cmd_export_hf(args) -> int:
+    """`swiftlab export-hf DIR`: the skip set of --task (or --skip-set) in a folder for custom_generate (hf.py)."""
+    from pathlib import Path
+
+    from .adapters import num_layers
+    from .hf import export_folder
+    from .skipset import SkipSet
+    from .store import SkipSetStore
+
+    if Path(args.dir).exists():
+        raise SwiftlabError(f"{args.dir} already exists: give a new folder")
+    if not args.task and not args.skip_set:
+        raise SwiftlabError("give --task T (the skip set stored for --model and T) or --skip-set FILE")
+    model, _ = _load(args)
+    n = num_layers(model)
+    if args.skip_set:
+        path, _, key = args.skip_set.partition("#")
+        skip_set, source = SkipSet.load(path, n, key or None), f"from {args.skip_set}"
     else:
-        print(args.prompt + result.text)
-        print(f"[{args.method}] {result.new_tokens} tokens in {result.wall_s:.2f} s "
-              f"({result.tokens_per_s:.1f} tok/s), {result.steps} full-model passes, "
-              f"{result.mean_accepted_tokens:.2f} tokens/pass, acceptance {result.acceptance_rate:.0%}",
-              file=sys.stderr)
+        store = SkipSetStore(args.store)
+        skip_set = store.get(args.model, args.task, n)
+        if skip_set is None:
+            raise SwiftlabError(f"no skip set for model {args.model!r} and task {args.task!r} in {store.path}, so "
+                                f"{args.dir} was not written: run `swiftlab optimize --model {args.model} --task "
+                                f"{args.task}` first, or give --skip-set FILE")
+        source = f"tuned for task {args.task}: store entry {store.key(args.model, args.task)}"
+    folder = export_folder(args.dir, skip_set, model=args.model, task=args.task or "any task", source=source)
+    print(f"wrote {folder}: model.generate(**inputs, custom_generate={str(folder)!r}, trust_remote_code=True)")
     return 0
 
 
-def _demo_model(args):
-    from .train import LAB_DIR
+def cmd_generate(args) -> int:
+    from .api import default_skip_plan, encode_prompt, generate
+    from .tasks.chat import uses_chat
 
-    if not args.model and (LAB_DIR / "config.json").exists():
-        args.model = "lab"  # the model this project trains and ships
+    model, tokenizer = _load(args)
+    encode_prompt(tokenizer, args.prompt, args.chat)  # a bad prompt is its one-line error before anything is printed
+    swift = _swift_params(args)
+    skip_set = _skip_set(args, model) if args.method == "swift" else None
+    plan = None
+    if args.method == "swift" and skip_set is None:
+        plan = default_skip_plan(model, model_name=args.model, store=args.store, swift=swift)
+    chat = uses_chat(tokenizer, args.chat)
+    streamer = None
+    if not args.json:  # the text as it is verified; a chat answer on its own line, a continuation on the prompt's
+        from transformers import TextStreamer
+
+        print(args.prompt, end="\n" if chat else "", flush=True)
+        streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    with _store_warnings_as_lines():
+        result = generate(model, tokenizer, args.prompt, method=args.method, skip_set=skip_set, plan=plan,
+                          max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
+                          top_k=args.top_k, seed=args.seed, swift=swift, chat=args.chat, streamer=streamer)
+    why = _run_why(args, skip_set, plan)
+    if args.json:
+        d = result.to_dict()
+        d["skip_set"] = d["skip_set"] or {"attention": [], "mlp": []}
+        d["plan"] = {"why": why, "kind": plan.kind if plan else ("ar" if args.method == "ar" else "given"),
+                     "store_entry": plan.used if plan else None, "stored": plan.note if plan else None}
+        print(json.dumps(d))
+    else:
+        print(f"[{args.method}] {result.new_tokens} tokens in {result.wall_s:.2f} s "
+              f"({result.tokens_per_s:.1f} tok/s), {result.steps} full-model passes, "
+              f"{result.mean_accepted_tokens:.2f} tokens/pass, acceptance {result.acceptance_rate:.0%}; "
+              f"{_steps_taken(result)}: {why}", file=sys.stderr)
+    if plan is not None and plan.note and (not args.json or plan.note.startswith("warning")):
+        print(f"swiftlab: {plan.note}", file=sys.stderr)  # what the run learned, and where it went
+    return 0
+
+
+def _run_why(args, skip_set, plan) -> str:
+    if args.method == "ar":
+        return "plain steps: autoregressive decoding (--method ar)"
+    return plan.why if plan is not None else _given_set_why(args, skip_set)
+
+
+def _steps_taken(result) -> str:
+    """'57 plain, 2 lookup, 0 skip steps': the full-model passes after the prompt's, by drafter."""
+    kinds = result.drafters or {"ar": result.steps - 1}
+    return ", ".join(f"{kinds.get(k, 0)} {name}" for k, name in (("ar", "plain"), ("lookup", "lookup"), ("skip", "skip"))
+                     if k in kinds) + " steps"
+
+
+@contextmanager
+def _store_warnings_as_lines():
+    """A store that cannot be written is reported by the command as one line (the plan's note), not as
+    Python's two-line warning."""
+    import warnings
+
+    from .api import StoreWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StoreWarning)
+        yield
+
+
+def _demo_choice(args) -> tuple[str | None, str]:
+    """Which model the demo runs on, and why: --model, else the real model where it is installed, else the
+    bundled lab model, else (None) a random one."""
+    from . import registry
+
     if args.model:
-        return _load(args)
+        return args.model, "given with --model"
+    if registry.is_present(registry.SMOLLM2):
+        return registry.SMOLLM2.name, "the real model, installed here: SmolLM2-135M-Instruct, a chat model"
+    try:
+        registry.source_file(registry.SMOLLM2)
+        return registry.SMOLLM2.name, "the real model's package is installed: SmolLM2-135M-Instruct, converted once"
+    except SwiftlabError:
+        pass
+    if registry.is_present(registry.LAB):
+        return "lab", (f"the real model is not installed ({registry.SMOLLM2.install}): the bundled lab model, small "
+                       "and trained on this project's tasks")
+    return None, "no real model and no bundled lab model"
+
+
+def _demo_model(args):
+    """(model, tokenizer, why): the chosen model loaded, `args.model` set to its name (None: the random one)."""
+    args.model, why = _demo_choice(args)
+    if args.model:
+        model, tokenizer = _load(args)
+        return model, tokenizer, why
     from .demo import random_demo_model
 
     print("No --model given and no bundled lab model: using a small randomly initialised Llama (its text is "
           "gibberish, but the equality check and the speed ratio are real).", file=sys.stderr)
-    return random_demo_model()
+    return (*random_demo_model(), why)
+
+
+def _demo_prompts(args, tokenizer) -> list[str]:
+    """Prompts that suit the model: questions for a chat model, its own tasks' prompts for the lab model."""
+    from .tasks.chat import uses_chat
+
+    if uses_chat(tokenizer, "auto"):
+        return DEMO_QUESTIONS
+    if args.model == "lab":
+        from .tasks import get_examples
+
+        return [ex.prompt for task in ("story", "reasoning") for ex in get_examples(task, 2, seed=0)]
+    return DEMO_PROMPTS
 
 
 def cmd_demo(args) -> int:
-    from .api import decode_continuation, encode_prompt
-    from .bench import compare
+    from .api import decode_continuation, default_skip_plan, encode_prompt
+    from .bench import Comparison, compare, interleaved
+    from .decoding import decode
+    from .tasks.chat import uses_chat
 
-    model, tokenizer = _demo_model(args)
-    skip_set = _skip_set(args, model)
-    prompts = [encode_prompt(tokenizer, p) for p in DEMO_PROMPTS]
-    comparison = compare(model, prompts, skip_set, max_new_tokens=args.max_new_tokens,
-                         repeats=args.repeats, swift=_swift_params(args))
+    model, tokenizer, chosen = _demo_model(args)
+    real = args.model == "smollm2-135m"  # a CPU pass costs ~50x the lab model's: fewer, shorter runs
+    max_new = args.max_new_tokens or (48 if real else 96)
+    repeats = args.repeats or (1 if real else 3)
+    texts = _demo_prompts(args, tokenizer)[:3 if real else 4]
+    prompts = [encode_prompt(tokenizer, p) for p in texts]
+    skip_set, swift = _skip_set(args, model), _swift_params(args)
+    plan = None
+    if skip_set is not None:
+        comparison = compare(model, prompts, skip_set, max_new_tokens=max_new, repeats=repeats, swift=swift)
+    else:  # what `swiftlab generate` uses with no skip set given
+        plan = default_skip_plan(model, model_name=args.model, store=args.store if args.model else False, swift=swift)
+        with _store_warnings_as_lines():
+            results = interleaved({"ar": lambda ids, n: decode(model, ids, method="ar", max_new_tokens=n),
+                                   "swift": lambda ids, n: plan.decode(ids, n)},
+                                  prompts, max_new_tokens=max_new, repeats=repeats)
+            plan.save()
+        comparison = Comparison(results["ar"], results["swift"])
     s = comparison.summary()
-    print(f"model: {args.model or 'random demo Llama'}   skip set: {skip_set}")
+    steps = {k: sum(r.drafters.get(k, 0) for r in comparison.swift) for k in ("skip", "lookup", "ar")}
+    print(f"model: {args.model or 'random demo Llama'} ({chosen})")
+    print(f"drafted: {steps['skip']} skip, {steps['lookup']} lookup, {steps['ar']} plain steps: "
+          + (plan.why if plan else f"skip drafts with {skip_set}"))
     print(f"autoregressive  {s['ar_tokens_per_s']:8.1f} tok/s (median of {s['runs']} runs)")
     print(f"SWIFT           {s['swift_tokens_per_s']:8.1f} tok/s   "
           f"{s['mean_accepted_tokens']:.2f} tokens/pass, acceptance {s['acceptance_rate']:.0%}")
     print(f"speedup         {s['speedup']:8.2f}x   output identical to autoregressive: {s['identical']}")
+    if plan is not None and plan.note:
+        print(plan.note)
     first = comparison.swift[0]
-    print("\nsample (SWIFT):", DEMO_PROMPTS[0] + decode_continuation(tokenizer, first.prompt_ids, first.token_ids))
+    answer = decode_continuation(tokenizer, first.prompt_ids, first.token_ids)
+    shown = texts[0] if len(texts[0]) <= 160 else "..." + texts[0][-160:]  # a lab task's prompt is a whole story
+    print("\nsample (SWIFT):", shown + ("\n" if uses_chat(tokenizer, "auto") else "") + answer)
     return 0 if s["identical"] else 1
+
+
+def cmd_chat(args) -> int:
+    from .chat import LOOKUP, Chat, Terminal, banner, chat_stream, default_model, run_chat, save_stream, start_note
+    from .sampling import SamplingParams
+    from .store import SkipSetStore
+
+    store = SkipSetStore(args.store)
+    store.check()  # a corrupt or unwritable store fails now, not when the chat ends
+    args.model = args.model or default_model()
+    model, tokenizer = _load(args)
+    stream = chat_stream(model, store, args.model, lookup=0 if args.no_lookup else LOOKUP)
+    terminal = Terminal()
+    chat = Chat(model, tokenizer, stream, system=args.system, max_new_tokens=args.max_new_tokens,
+                sampling=SamplingParams(args.temperature, args.top_k, args.top_p), seed=args.seed, notify=terminal.note)
+    terminal.note(banner(args.model, chat))
+    if start_note(stream):
+        terminal.note(start_note(stream))
+    if sys.stdin.isatty():
+        import readline  # noqa: F401  (line editing and history for input())
+    try:
+        run_chat(chat, terminal)
+    finally:
+        terminal.note(save_stream(stream, store, args.model))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -601,19 +830,35 @@ def main(argv: list[str] | None = None) -> int:
         hf_logging.disable_progress_bar()
         return {"generate": cmd_generate, "demo": cmd_demo, "tasks": cmd_tasks, "train-lab": cmd_train_lab,
                 "optimize": cmd_optimize, "bench": cmd_bench, "report": cmd_report,
-                "probe": cmd_probe, "figures": cmd_figures, "models": cmd_models}[args.command](args)
+                "probe": cmd_probe, "figures": cmd_figures, "models": cmd_models,
+                "chat": cmd_chat, "export-hf": cmd_export_hf}[args.command](args)
     except SwiftlabError as e:
+        _close_progress_bars()
         print(f"swiftlab: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's last flush does not fail again
+        return 141
     except KeyboardInterrupt:
+        _close_progress_bars()
         print("swiftlab: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # anything unforeseen: one line, the traceback only on request
         if os.environ.get("SWIFTLAB_DEBUG"):
             raise
+        _close_progress_bars()
         print(f"swiftlab: internal error: {type(e).__name__}: {e} (set SWIFTLAB_DEBUG=1 for the traceback)",
               file=sys.stderr)
         return 1
+
+
+def _close_progress_bars() -> None:
+    """An error that stops a command mid-loop leaves its tqdm bar open, drawn without a newline: close every
+    bar first, so the error prints on a line of its own instead of glued onto the bar."""
+    tqdm = sys.modules.get("tqdm.std")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        bar.close()
 
 
 @contextmanager
