@@ -1,6 +1,7 @@
 """A full disk or a folder that cannot be made: one `swiftlab: error:` line naming the file and the free
 space, exit 2, and nothing already recorded lost. The full disk is real: a 64 KiB tmpfs, filled up."""
 
+import contextlib
 import json
 import re
 import os
@@ -20,27 +21,41 @@ LINE = json.dumps({"line": 1, "pad": "p" * (4096 - 23)})  # with its newline one
 KEPT = {"lab_story": {"attention": [2], "mlp": [3], "num_layers": 16}}  # a skip-set store with one entry
 
 
-@pytest.fixture
-def full_disk(tmp_path):
-    """A mounted 64 KiB tmpfs holding `kept.json` and `kept.jsonl`, then filled to the last byte."""
-    mount = tmp_path / "disk"
+@contextlib.contextmanager
+def mounted_tmpfs(folder: Path):
+    """A 64 KiB tmpfs mounted at folder/disk (None where this machine lets no test mount one), unmounted after."""
+    mount = folder / "disk"
     mount.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip() or 'not root'})")
+        yield None
+        return
     try:
-        atomic_write_json(mount / "kept.json", KEPT)
-        append_line(mount / "kept.jsonl", LINE)
-        with open(mount / "filler", "wb", buffering=0) as f:
-            for size in (4096, 1):  # whole pages, then the last bytes
-                try:
-                    while True:
-                        f.write(b"x" * size)
-                except OSError:
-                    pass
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill_up(mount: Path) -> None:
+    with open(mount / "filler", "wb", buffering=0) as f:
+        for size in (4096, 1):  # whole pages, then the last bytes
+            try:
+                while True:
+                    f.write(b"x" * size)
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A mounted 64 KiB tmpfs holding `kept.json` and `kept.jsonl`, then filled to the last byte."""
+    with mounted_tmpfs(tmp_path) as mount:
+        if mount is None:
+            pytest.skip("cannot mount a tmpfs here (not root?)")
+        atomic_write_json(mount / "kept.json", KEPT)
+        append_line(mount / "kept.jsonl", LINE)
+        fill_up(mount)
+        yield mount
 
 
 def test_an_atomic_write_on_a_full_disk_names_the_file_and_the_free_space(full_disk):

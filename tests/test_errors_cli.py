@@ -89,6 +89,15 @@ CASES = {
     "train-lab mix nan": ("train-lab --out {files}/run --mix story=nan", "share of 'story' must be a finite number"),
     "no command": ("", "the following arguments are required: command"),
     "unknown option": ("generate --model {model} --prompt hi --warp 9", "unrecognized arguments: --warp 9"),
+    # ----- issue 29's cases ({full}: a 64 KiB tmpfs holding a store and a results file, filled to the last byte)
+    "skip-set file nested 100k deep": ("generate --model {model} --prompt hi --skip-set {files}/deep.json",
+                                       "JSON nested too deeply"),
+    "generate --task a path": ("generate --model {model} --prompt hi --task ../../x --store {files}/store16.json",
+                               "'../../x' is not a task `optimize` can search"),
+    "optimize store on a full disk": ("optimize --model {long} --task story --prompts 2 --max-new-tokens 40 --window 8 "
+                                      "--unbudgeted --store {full}/store.json", "no space left on the device (0 bytes free"),
+    "bench out on a full disk": ("bench --model {long} --task story --prompts 1 --repeats 1 --methods ar "
+                                 "--max-new-tokens 4 --out {full}/results.jsonl", "no space left on the device (0 bytes free"),
     "bench early-exit layer text": ("bench --model {long} --task story --methods ar,early-exit:abc --out "
                                     "{files}/r.jsonl", "exit layer must be a whole number"),
 }
@@ -113,6 +122,7 @@ def make_bad_files(d, local_llama_dir):
     (d / "store16.json").write_text(json.dumps({f"{local_llama_dir.name}_story": {
         "attention": [2, 3], "mlp": [4], "num_layers": 16, "matchness": 0.97}}))  # indices that fit 6 layers too
     (d / "corrupt-store.json").write_text('{"x_story": {"attention": [1,')
+    (d / "deep.json").write_text("[" * 100_000)
     (d / "binary.jsonl").write_bytes(bytes(range(256)) * 4)
     (d / "wrong-types.jsonl").write_text(json.dumps(
         {"method": "ar", "task": "story", "prompt_id": "p1", "repeat": 0, "new_tokens": "ten", "wall_s": 1.0,
@@ -134,13 +144,30 @@ def unwritable_folder(tmp_path):
     return folder(tmp_path)
 
 
+@pytest.fixture(scope="module")
+def full_disk(tmp_path_factory):
+    """A 64 KiB tmpfs whose store and results file hold one record each, then filled to the last byte
+    (None where no tmpfs can be mounted here)."""
+    from test_disk_errors import KEPT, LINE, fill_up, mounted_tmpfs
+    from swiftlab.storage import append_line, atomic_write_json
+
+    with mounted_tmpfs(tmp_path_factory.mktemp("full")) as mount:
+        if mount is not None:
+            atomic_write_json(mount / "store.json", KEPT)
+            append_line(mount / "results.jsonl", LINE)
+            fill_up(mount)
+        yield mount
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_input_is_one_clear_error(capsys, case, files, local_llama_dir, local_long_llama_dir, tmp_path):
+def test_bad_input_is_one_clear_error(capsys, case, files, local_llama_dir, local_long_llama_dir, tmp_path, full_disk):
     template, message = CASES[case]
     if case == "device cuda without CUDA" and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
+    if "{full}" in template and full_disk is None:
+        pytest.skip("cannot mount a tmpfs here")
     fill = {"model": local_llama_dir, "long": local_long_llama_dir, "files": files,
-            "unwritable": unwritable_folder(tmp_path)}
+            "unwritable": unwritable_folder(tmp_path), "full": full_disk}
     argv = [part.format(**fill) for part in template.split()]
     code = main(argv)
     out, err = capsys.readouterr()
