@@ -85,7 +85,14 @@ def _swift_params(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="swiftlab", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="swiftlab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="environment:\n"
+               "  SWIFTLAB_HOME   the root of what swiftlab writes: converted models (models/) and the skip-set\n"
+               "                  store (skip_layers.json); default ~/.cache/swiftlab\n"
+               "  SWIFTLAB_STORE  the skip-set store file, where it should live apart from SWIFTLAB_HOME\n"
+               "  SWIFTLAB_QUICK  1: notebooks at smoke-test sizes; 0 or unset: full sizes\n"
+               "  SWIFTLAB_DEBUG  1: a traceback for an internal error")
     sub = parser.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="decode one prompt with SWIFT or autoregressively")
@@ -101,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true", help="print one JSON object")
     _add_chat_arg(g)
     g.add_argument("--task", default=None, help="use the skip set cached for this model and task")
-    g.add_argument("--store", default=None, help="skip-set store file (default ~/.cache/swiftlab/skip_layers.json)")
+    g.add_argument("--store", default=None, help="skip-set store file (default $SWIFTLAB_STORE, else $SWIFTLAB_HOME/skip_layers.json, else ~/.cache/swiftlab/skip_layers.json)")
 
     o = sub.add_parser("optimize", help="find a skip set on the fly over a stream of task prompts")
     _add_model_args(o)
@@ -135,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--max-new-tokens", type=int, default=None,
                    help="new tokens per prompt (default 96; 48 on smollm2-135m)")
     d.add_argument("--repeats", type=int, default=None, help="runs of each prompt (default 3; 1 on smollm2-135m)")
-    d.add_argument("--store", default=None, help="skip-set store file (default ~/.cache/swiftlab/skip_layers.json)")
+    d.add_argument("--store", default=None, help="skip-set store file (default $SWIFTLAB_STORE, else $SWIFTLAB_HOME/skip_layers.json, else ~/.cache/swiftlab/skip_layers.json)")
     t = sub.add_parser("tasks", help="the task suite: list tasks, show examples")
     tsub = t.add_subparsers(dest="tasks_command", required=True)
     tsub.add_parser("list", help="the registered tasks")
@@ -183,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--exit-layer", type=int, default=None, help="early-exit layer (default L/2)")
     b.add_argument("--store", default=None,
                    help="skip-set store file: swift streams start from the set it holds for this model and task, and "
-                        "the set they find goes there (default ~/.cache/swiftlab/skip_layers.json)")
+                        "the set they find goes there (default $SWIFTLAB_STORE, else $SWIFTLAB_HOME/skip_layers.json, else ~/.cache/swiftlab/skip_layers.json)")
     b.add_argument("--fresh", action="store_true",
                    help="swift streams start from scratch (a cold start), not from the set stored for this model and "
                         "task, and store nothing")
@@ -231,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--no-lookup", action="store_true", help="draft with the skipping model only (no lookup drafts)")
     ch.add_argument("--system", default=None, help="a system message first in the conversation")
     ch.add_argument("--store", default=None,
-                    help="skip-set store file (default ~/.cache/swiftlab/skip_layers.json): the chat starts from the "
+                    help="skip-set store file (default $SWIFTLAB_STORE, else $SWIFTLAB_HOME/skip_layers.json, else ~/.cache/swiftlab/skip_layers.json): the chat starts from the "
                          "set stored for the model's chats and stores what its search learned at the end")
 
     rp = sub.add_parser("report", help="rebuild the summary table from a results file, without re-running")
@@ -597,7 +604,7 @@ def _add_export_hf_parser(sub) -> None:
                                                 "only its name in the README)")
     x.add_argument("--skip-set", default=None, metavar="FILE[#KEY]",
                    help="take this skip set JSON instead (swiftlab's, or the reference skip_layers.json with #KEY)")
-    x.add_argument("--store", default=None, help="skip-set store file (default ~/.cache/swiftlab/skip_layers.json)")
+    x.add_argument("--store", default=None, help="skip-set store file (default $SWIFTLAB_STORE, else $SWIFTLAB_HOME/skip_layers.json, else ~/.cache/swiftlab/skip_layers.json)")
 
 
 def cmd_export_hf(args) -> int:

