@@ -95,3 +95,11 @@ def test_one_prompt_quick():
         assert re.search(rf"^\| {phase} \| 0 \| 8 \| [\d.]+ \| [\d.]+ \| [\d.]+x \|.*\| searching \| True \|$", out, re.M), out
         assert re.search(rf"^\| lab \| {phase} \| [\d.]+x \([\d.]+-[\d.]+\) \| [\d.]+x \([\d.]+-[\d.]+\) \| True \|$",
                          out, re.M), out
+
+
+def test_hf_generate():
+    out = run_script("hf_generate.py", "--prompts", "1", "--repeats", "1", "--max-new-tokens", "8")
+    assert "every output identical to generate()'s" in out  # a mismatch exits non-zero, naming the prompt
+    for variant in ("plain", "repetition_penalty=1.2"):
+        assert re.search(rf"^\| {re.escape(variant)} \| [\d.]+ \([\d.-]+\) \| [\d.]+ \([\d.-]+\) \| [\d.]+x \([\d.-]+\) \|$",
+                         out, re.M), out
