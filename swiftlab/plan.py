@@ -150,7 +150,10 @@ def default_skip_plan(model, model_name: str | None = None, store=None, swift: S
     name = _store_name(model_name) if model_name else model_name_of(model)
     search_share = PLAN_SEARCH_SHARE if search_share is None else search_share
     swift = swift if swift.lookup else replace(swift, lookup=LOOKUP_TOKENS)
-    settings = StreamSettings(swift=swift, search_share=search_share, cautious=True, costs_after_prompt=False)
+    # a one-prompt run scores a set or two at most: give up early after two (the start set and a proposal) where
+    # even the search's typical gain would not make either pay, so the next run takes plain steps, searching no more
+    settings = StreamSettings(swift=swift, search_share=search_share, cautious=True, costs_after_prompt=False,
+                              early_after=PLAN_EARLY_AFTER)
     config = SearchConfig(ratios=RATIOS)
     store, entries, notes = _known_entries(_plan_store(store), name, num_layers(model))
     best = entries[0] if entries else None
@@ -168,9 +171,6 @@ def default_skip_plan(model, model_name: str | None = None, store=None, swift: S
         return SkipPlan(stream, name, _with_notes(why, notes), "stored set" if pays else "stored verdict", store,
                         best.key, task, notes=notes)
     stream = SwiftStream(model, config, best.skip_set if best else None, settings)
-    # a one-prompt run scores a set or two at most: give up early after two (the start set and a proposal) where
-    # even the search's typical gain would not make either pay, so the next run takes plain steps, searching no more
-    stream.EARLY_AFTER = PLAN_EARLY_AFTER
     known = (f"the stored set {best.key} is not judged yet" if best else
              f"no skip set known for {name or 'this model'} yet")
     # from the first step (the stream steers drafting after verifications): cautious, its search lifts this

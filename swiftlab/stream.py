@@ -94,6 +94,7 @@ class StreamSettings:
     # prompt's search values sets by them). Off for a one-prompt run (the default plan): there is no next prompt
     # in that process, so the round would only make the user wait for a prefill of the whole context
     costs_after_prompt: bool = True
+    early_after: int = 3  # sets scored before the early verdict (`_judge_early`); a one-prompt run judges after 2
 
 
 # SWIFT as the paper runs it: a search step after every verification, never giving up (the probes that
@@ -335,15 +336,13 @@ class SwiftStream:
         elif pace.ruled_out.get("skip", "").startswith(self.HOPELESS):
             pace.allow("skip")
 
-    EARLY_AFTER = 3  # sets scored before the early verdict
-
     def _judge_early(self) -> None:
         """Give up at once where even the search's typical gain in matchness would not make any set
         scored so far pay (the full verdict comes after `judge_after` proposals and can overturn this)."""
         s, costs = self.settings, self.costs
         scored = [(SkipSet(step.attention, step.mlp, self.search.num_layers), step.matchness)
                   for step in self.search.trajectory.steps if step.matchness is not None]
-        if len(scored) < self.EARLY_AFTER:
+        if len(scored) < s.early_after:
             return
         hoped = max((costs.speedup(skip_set, m + s.search_gain * (1.0 - m)), skip_set.ratio, m)
                     for skip_set, m in scored)

@@ -173,8 +173,8 @@ def test_while_searching_a_best_set_not_expected_to_pay_is_not_drafted_with(gate
     model.generation_config.eos_token_id = None
     window = 8
     stream = SwiftStream(model, SearchConfig(window=window, max_steps=10_000, tolerance=10_000),
-                         settings=StreamSettings(search_share=None, judge_after=10_000, give_up=gate))
-    stream.EARLY_AFTER = 10**6  # no verdict: only the gate rules skip drafts out
+                         settings=StreamSettings(search_share=None, judge_after=10_000, give_up=gate,
+                                                 early_after=10**6))  # no verdict: only the gate rules skip drafts out
     stream.use_costs(costs(6, draft_share=1.0, no_attention=1.0, no_mlp=1.0))
     skips_after_scoring = 0
     for ids in PROMPTS:
