@@ -8,25 +8,7 @@ from .errors import SwiftlabError
 from .records import DecodeResult
 from .sampling import SamplingParams
 from .skipset import SkipSet
-
-
-def encode_prompt(tokenizer, prompt: str, chat: str | bool = "auto") -> list[int]:
-    """Token ids for a prompt: a user turn through the chat template where the tokenizer has one
-    (chat="auto"; "on" insists, "off" sends the raw text), else the text itself."""
-    from .tasks.chat import encode_turns, uses_chat
-
-    if not isinstance(prompt, str):
-        raise SwiftlabError(f"prompt must be a string, got {type(prompt).__name__}")
-    try:
-        prompt.encode("utf-8")
-    except UnicodeEncodeError as e:  # lone surrogates: undecodable bytes that reached us through argv or a file
-        raise SwiftlabError(f"prompt is not valid UTF-8 text (character {e.start}: {prompt[e.start]!r})") from None
-    if uses_chat(tokenizer, chat):
-        return encode_turns(tokenizer, [prompt], chat="on")
-    ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
-    if not ids and tokenizer.bos_token_id is not None:
-        ids = [tokenizer.bos_token_id]  # an empty prompt conditions on BOS alone
-    return ids
+from .tasks.chat import decode_continuation, encode_prompt  # noqa: F401 (the API's names)
 
 
 def generate(model, tokenizer, prompt: str, *, method: str = "swift", skip_set: SkipSet | None = None,
@@ -64,13 +46,3 @@ def generate(model, tokenizer, prompt: str, *, method: str = "swift", skip_set: 
         plan.save()  # never raises for the store's sake: a warning (StoreWarning) where it cannot be written
     result.text = decode_continuation(tokenizer, result.prompt_ids, result.token_ids)
     return result
-
-
-def decode_continuation(tokenizer, prompt_ids: list[int], new_ids: list[int]) -> str:
-    """The text the new tokens add to the prompt. Decoding them alone would lose the word
-    boundary (SentencePiece drops a leading space), so decode both and take the difference."""
-    before = tokenizer.decode(prompt_ids, skip_special_tokens=True)
-    after = tokenizer.decode(prompt_ids + new_ids, skip_special_tokens=True)
-    if after.startswith(before):
-        return after[len(before):]
-    return tokenizer.decode(new_ids, skip_special_tokens=True)

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from .cache import SkipAwareCache
-from .adapters import input_device, last_logits_only
+from .adapters import eos_ids, input_device, last_logits_only
 from .drafters import GatedLookup, LookupDrafter, PlainStep, skip_drafter
 from .errors import SwiftlabError
 from .leandraft import check_draft_dtype
@@ -86,16 +86,6 @@ def context_limit(model: nn.Module) -> int | None:
         if isinstance(value, int) and value > 0:
             return value
     return None
-
-
-def eos_ids(model: nn.Module) -> set[int]:
-    gen = getattr(model, "generation_config", None)
-    eos = getattr(gen, "eos_token_id", None) if gen is not None else None
-    if eos is None:
-        eos = getattr(model.config, "eos_token_id", None)
-    if eos is None:
-        return set()
-    return {int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])}
 
 
 _TREE_NOTICE_SHOWN: set[str] = set()

@@ -30,7 +30,7 @@ RECORDS = {"importance": ImportanceRecord, "redundancy": RedundancyRecord, "swee
 
 def _prompts(tokenizer, task, n: int, seed: int = 0, chat="auto") -> list[list[int]]:
     """Token ids of n held-out prompts of a task (a name or a TaskSource), through the chat template per `chat`."""
-    from .api import encode_prompt
+    from .tasks.chat import encode_prompt
     from .tasks import task_source
 
     return [encode_prompt(tokenizer, ex.prompt, chat) for ex in task_source(task).examples(n, seed=seed)]

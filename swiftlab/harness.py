@@ -158,7 +158,7 @@ def run_bench(model, tokenizer, *, task: str, prompts: int, methods, model_name:
     Spec-Bench category); prompts go through the chat template per `chat` (tasks.chat), and a
     multi-turn question runs turn by turn, as Spec-Bench runs it. With `save_found`, each swift
     stream's best set goes to the `store` afterwards (SwiftStream.save_to), for the next run to start from."""
-    from .api import encode_prompt
+    from .tasks.chat import encode_prompt
     from .tasks import task_source
 
     if not methods:
@@ -233,7 +233,7 @@ _FIELD_TYPES = {"method": str, "task": str, "prompt_id": str, "repeat": int, "ne
 def decode_turns(run, tokenizer, example, max_new_tokens: int, chat="auto") -> list[DecodeResult]:
     """One result per turn of the example: its prompt alone, or (Spec-Bench's multi-turn questions)
     each later turn after the method's own answer to the one before, as Spec-Bench runs them."""
-    from .api import decode_continuation, encode_prompt
+    from .tasks.chat import decode_continuation, encode_prompt
     from .tasks.chat import encode_turns
 
     turns = example.meta.get("turns") or [example.prompt]

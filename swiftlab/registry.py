@@ -183,7 +183,7 @@ def end_of_turn_ids(tokenizer) -> set[int]:
 def add_end_of_turn(model, tokenizer) -> None:
     """Make the model's generation config stop at end-of-turn tokens as at end-of-text, so swiftlab's
     engine and transformers' `generate` both stop where a chat answer ends."""
-    from .decoding import eos_ids
+    from .adapters import eos_ids
 
     stops = eos_ids(model) | end_of_turn_ids(tokenizer)
     if stops and stops != eos_ids(model):

@@ -16,7 +16,7 @@ import re
 import torch
 from tqdm.auto import tqdm
 
-from ..api import decode_continuation
+from .chat import decode_continuation
 from ..decoding import decode
 from .base import Example
 from .catalog import get_examples
