@@ -18,7 +18,7 @@ import torch
 
 from swiftlab import SkipSet, SwiftParams, load_model, num_layers
 from swiftlab.api import encode_prompt
-from swiftlab.bench import compare
+from swiftlab.analysis.bench import compare
 from swiftlab.cli import DEMO_PROMPTS
 
 

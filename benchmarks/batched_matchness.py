@@ -15,8 +15,8 @@ import time
 from swiftlab import SkipSet, load_model, num_layers
 from swiftlab.api import encode_prompt
 from swiftlab.cli import DEMO_PROMPTS
-from swiftlab.decoding import reference_continuation
-from swiftlab.matchness import matchness_scores
+from swiftlab.engine.decoding import reference_continuation
+from swiftlab.engine.matchness import matchness_scores
 
 
 def main() -> None:

@@ -43,12 +43,11 @@ def import_as(name: str, checkout: Path):
 
 
 def timed(package, model, ids, method, skip_set, lookup, max_new_tokens):
-    decoding = importlib.import_module(f"{package.__name__}.decoding")
-    skipset = importlib.import_module(f"{package.__name__}.skipset")
-    s = skipset.SkipSet.from_dict(skip_set.to_dict()) if skip_set else None
+    # the package's top-level names, which both the flat and the layered layouts export
+    s = package.SkipSet.from_dict(skip_set.to_dict()) if skip_set else None
     t0 = time.perf_counter()
-    result = decoding.decode(model, ids, method="ar" if method == "ar" else "swift", skip_set=s,
-                             max_new_tokens=max_new_tokens, swift=decoding.SwiftParams(lookup=lookup))
+    result = package.decode(model, ids, method="ar" if method == "ar" else "swift", skip_set=s,
+                            max_new_tokens=max_new_tokens, swift=package.SwiftParams(lookup=lookup))
     return result.token_ids, len(result.token_ids) / (time.perf_counter() - t0)
 
 

@@ -15,8 +15,8 @@ import statistics
 
 from swiftlab import SkipSet, SwiftParams, decode, load_model, num_layers
 from swiftlab.api import encode_prompt
-from swiftlab.bench import interleaved
-from swiftlab.store import SkipSetStore
+from swiftlab.analysis.bench import interleaved
+from swiftlab.search.store import SkipSetStore
 from swiftlab.tasks import get_examples
 
 

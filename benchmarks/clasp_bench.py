@@ -19,7 +19,7 @@ import statistics
 from pathlib import Path
 
 from swiftlab import load_model, num_layers
-from swiftlab.harness import read_lines, run_bench, summarize, summary_table
+from swiftlab.analysis.harness import read_lines, run_bench, summarize, summary_table
 from swiftlab.tasks import task_source
 
 METHODS = "ar,swift,clasp,clasp:1"

@@ -28,8 +28,8 @@ from step_costs import pass_costs  # benchmarks/, next to this script
 
 from swiftlab import SkipSet, SwiftParams, decode, load_model, num_layers
 from swiftlab.api import encode_prompt
-from swiftlab.cache import SkipAwareCache
-from swiftlab.layerselect import LayerSelector, SelectParams
+from swiftlab.engine.cache import SkipAwareCache
+from swiftlab.search.layerselect import LayerSelector, SelectParams
 from swiftlab.tasks import task_source
 
 BLOCKS = (1, 2, 4, 8, 16, 32)

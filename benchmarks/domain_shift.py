@@ -12,8 +12,8 @@ import argparse
 
 from swiftlab import load_model
 from swiftlab.api import encode_prompt
-from swiftlab.search import SearchConfig
-from swiftlab.stream import StreamSettings, SwiftStream
+from swiftlab.search.skipsearch import SearchConfig
+from swiftlab.search.stream import StreamSettings, SwiftStream
 from swiftlab.tasks import get_examples
 
 

@@ -25,7 +25,7 @@ run cut short keeps what it measured):
    the 7B and 13B shapes at full depth (32 and 40 layers: a skip ratio over two middle layers means
    nothing), through benchmarks/step_costs.py's `pass_costs`.
 3. SWIFT vs autoregressive decoding on the lab model: each task's searched skip set (the committed record
-   docs/figures/task-sparsity-all.json), prompts x repeats interleaved through swiftlab.bench.compare,
+   docs/figures/task-sparsity-all.json), prompts x repeats interleaved through swiftlab.analysis.bench.compare,
    median tokens/s and the per-prompt speedup's median [min-max].
 """
 
@@ -51,11 +51,11 @@ from step_costs import pass_costs  # noqa: E402
 
 from swiftlab import SkipSet, SwiftParams, decode, load_model, num_layers  # noqa: E402
 from swiftlab.api import encode_prompt  # noqa: E402
-from swiftlab.bench import compare, hf_generate  # noqa: E402
+from swiftlab.analysis.bench import compare, hf_generate  # noqa: E402
 from swiftlab.cli import DEMO_PROMPTS  # noqa: E402
-from swiftlab.decoding import eos_ids  # noqa: E402
-from swiftlab.errors import SwiftlabError  # noqa: E402
-from swiftlab.storage import atomic_write_json, check_writable  # noqa: E402
+from swiftlab.engine.decoding import eos_ids  # noqa: E402
+from swiftlab.support.errors import SwiftlabError  # noqa: E402
+from swiftlab.support.storage import atomic_write_json, check_writable  # noqa: E402
 from swiftlab.tasks import get_examples  # noqa: E402
 
 TASK_SETS = ROOT / "docs" / "figures" / "task-sparsity-all.json"  # the lab model's searched set per task

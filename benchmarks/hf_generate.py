@@ -18,7 +18,7 @@ import time
 
 import swiftlab
 from swiftlab import SkipSet
-from swiftlab.adapters import num_layers
+from swiftlab.models.adapters import num_layers
 from swiftlab.tasks import get_examples
 
 VARIANTS = {"plain": {}, "repetition_penalty=1.2": {"repetition_penalty": 1.2}}

@@ -41,10 +41,10 @@ def child(args) -> None:
 
     from swiftlab import SkipSet, decode, load_model, num_layers
     from swiftlab.api import encode_prompt
-    from swiftlab.decoding import SwiftParams
-    from swiftlab.harness import LOOKUP_TOKENS
-    from swiftlab.search import SearchConfig, SkipSearch
-    from swiftlab.stream import StreamSettings, SwiftStream
+    from swiftlab.engine.decoding import SwiftParams
+    from swiftlab.analysis.harness import LOOKUP_TOKENS
+    from swiftlab.search.skipsearch import SearchConfig, SkipSearch
+    from swiftlab.search.stream import StreamSettings, SwiftStream
     from swiftlab.tasks import task_source
 
     model, tokenizer = load_model(args.model)

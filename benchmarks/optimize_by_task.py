@@ -17,11 +17,11 @@ import statistics
 
 from swiftlab import SkipSet, load_model, num_layers
 from swiftlab.api import encode_prompt
-from swiftlab.bench import compare
-from swiftlab.decoding import reference_continuation
-from swiftlab.matchness import matchness_scores
-from swiftlab.search import SearchConfig
-from swiftlab.stream import SwiftStream
+from swiftlab.analysis.bench import compare
+from swiftlab.engine.decoding import reference_continuation
+from swiftlab.engine.matchness import matchness_scores
+from swiftlab.search.skipsearch import SearchConfig
+from swiftlab.search.stream import SwiftStream
 from swiftlab.tasks import get_examples
 
 

@@ -14,8 +14,8 @@ import argparse
 import time
 from pathlib import Path
 
-from swiftlab.experiments import draw, load_dir, run_probe, save
-from swiftlab.loading import load_model
+from swiftlab.analysis.experiments import draw, load_dir, run_probe, save
+from swiftlab.models.loading import load_model
 from swiftlab.tasks import task_source
 
 
@@ -70,9 +70,9 @@ def main() -> None:
 
 def searched(probe, model, tokenizer, sources, args):
     from swiftlab.api import encode_prompt
-    from swiftlab.probes import latency_breakdown, task_sparsity
-    from swiftlab.search import SearchConfig
-    from swiftlab.stream import SwiftStream
+    from swiftlab.analysis.probes import latency_breakdown, task_sparsity
+    from swiftlab.search.skipsearch import SearchConfig
+    from swiftlab.search.stream import SwiftStream
 
     config = SearchConfig(window=args.window)
     encode = lambda source, n, seed: [encode_prompt(tokenizer, ex.prompt) for ex in source.examples(n, seed=seed)]
@@ -93,7 +93,7 @@ def searched(probe, model, tokenizer, sources, args):
 
 def sweep(model, tokenizer, source, args):
     from swiftlab.api import encode_prompt
-    from swiftlab.probes import ratio_sweep
+    from swiftlab.analysis.probes import ratio_sweep
 
     prompts = [encode_prompt(tokenizer, ex.prompt) for ex in source.examples(args.prompts)]
     search_prompts = [encode_prompt(tokenizer, ex.prompt) for ex in source.examples(args.prompts, seed=1)]

@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from swiftlab.harness import read_lines, summarize
+from swiftlab.analysis.harness import read_lines, summarize
 
 
 def bench(code: Path, model: str, task: str, args, out: Path, fresh: bool) -> None:

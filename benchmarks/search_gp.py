@@ -8,7 +8,7 @@ On a shared machine run it with OMP_NUM_THREADS=1: under contention torch's thre
 
 Four ways to make SkipSearch's Bayesian proposal (every β-th proposal; the random ones are the same code):
 
-- today:      swiftlab.search as it is: GP with kernel exp(-hamming/l), l = dims/4, noise 1e-2, standardized
+- today:      swiftlab.search.skipsearch as it is: GP with kernel exp(-hamming/l), l = dims/4, noise 1e-2, standardized
               targets, fitted to the bounded history (best half + latest half, <= 64 points), UCB (κ = 2.5) over
               a pool of <= 256 random and neighbouring sets at the searched count of ones.
 - today-all:  today's GP fitted to every scored point (history unbounded), the data skopt's Optimizer
@@ -30,7 +30,7 @@ Four ways to make SkipSearch's Bayesian proposal (every β-th proposal; the rand
 
 Measures (a) ms per ask+tell (observe one point + make one Bayesian proposal) with 16, 64 and 200
 points observed, the arms alternating, median and interquartile range over repeats; and (b) the
-best matchness after N search steps on real matchness scores (swiftlab.matchness, as
+best matchness after N search steps on real matchness scores (swiftlab.engine.matchness, as
 decoding._optimize scores candidates: the last `window` tokens of the full model's greedy
 continuation of a prompt, on its cache), same seeds, same scoring (memoized: a set scores the same
 in every arm). Not a test: timings from one run on a shared machine; compare the ratios.
@@ -49,9 +49,9 @@ from dataclasses import replace
 from swiftlab import SkipSet, load_model, num_layers
 from swiftlab.api import encode_prompt
 from swiftlab.cli import DEMO_PROMPTS
-from swiftlab.decoding import reference_continuation
-from swiftlab.matchness import matchness_scores
-from swiftlab.search import SearchConfig, SkipSearch
+from swiftlab.engine.decoding import reference_continuation
+from swiftlab.engine.matchness import matchness_scores
+from swiftlab.search.skipsearch import SearchConfig, SkipSearch
 
 
 # ----- the two scikit-optimize arms ----------------------------------------------------------------

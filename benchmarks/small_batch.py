@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/small_batch.py [--model lab] [--context 300] [--repeats 20]
 
 For each verify width k, a full pass over k tokens on `context` cached positions, timed through
-swiftlab.budget.time_passes (the timing the streams use) two ways in alternating rounds: every linear
+swiftlab.search.budget.time_passes (the timing the streams use) two ways in alternating rounds: every linear
 layer through `F.linear` (what transformers does), and through `smallbatch.PRODUCTS` (what decoding
 does: per weight shape and k, the faster of two equal products, measured on first use; its own instance
 here, not the process's). Prints medians
@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from swiftlab import load_model
-from swiftlab.budget import time_passes
-from swiftlab.smallbatch import SmallBatchProducts
+from swiftlab.search.budget import time_passes
+from swiftlab.engine.smallbatch import SmallBatchProducts
 
 WIDTHS = (1, 2, 3, 4, 6, 8, 11, 16, 26, 32)
 

@@ -27,8 +27,8 @@ from step_costs import pass_costs  # benchmarks/, next to this script
 
 from swiftlab import SkipSet, load_model, num_layers
 from swiftlab.api import encode_prompt
-from swiftlab.harness import pass_cost_bound, read_lines, run_bench, search_notes, summarize, summary_table
-from swiftlab.search import RATIOS, SearchConfig
+from swiftlab.analysis.harness import pass_cost_bound, read_lines, run_bench, search_notes, summarize, summary_table
+from swiftlab.search.skipsearch import RATIOS, SearchConfig
 from swiftlab.tasks import task_source
 
 BLOCKS = (1, 2, 4, 8, 16, 32)  # verify-pass sizes whose cost is measured; others are interpolated

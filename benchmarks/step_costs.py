@@ -19,11 +19,11 @@ import statistics
 import torch
 
 from swiftlab import SkipSet, load_model, num_layers
-from swiftlab.budget import time_passes
+from swiftlab.search.budget import time_passes
 
 
 def pass_costs(model, context: int, cases: dict, repeats: int) -> dict[str, float]:
-    """Median seconds per case, interleaved, after three warm-up rounds (swiftlab.budget.time_passes, the
+    """Median seconds per case, interleaved, after three warm-up rounds (swiftlab.search.budget.time_passes, the
     timing the streams use: a case is (tokens, skip set or None, the lean drafter's precision or None for
     a transformers pass); every pass runs on the same `context` random tokens already in the cache; on a
     GPU each pass is timed between synchronisations). Lean cases the model has no lean drafter for are

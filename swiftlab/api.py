@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from .decoding import SwiftParams, decode
-from .plan import SkipPlan, StoreWarning, default_skip_plan, model_name_of  # noqa: F401 (the API's names)
-from .errors import SwiftlabError
-from .records import DecodeResult
-from .sampling import SamplingParams
-from .skipset import SkipSet
+from .engine.decoding import SwiftParams, decode
+from .search.plan import SkipPlan, StoreWarning, default_skip_plan, model_name_of  # noqa: F401 (the API's names)
+from .support.errors import SwiftlabError
+from .engine.records import DecodeResult
+from .engine.sampling import SamplingParams
+from .engine.skipset import SkipSet
 from .tasks.chat import decode_continuation, encode_prompt  # noqa: F401 (the API's names)
 
 
@@ -23,8 +23,8 @@ def generate(model, tokenizer, prompt: str, *, method: str = "swift", skip_set: 
     (None: the default store; False: neither read nor written) under `model_name` (default: the model's
     folder name). A `streamer` (transformers' TextStreamer, TextIteratorStreamer, ...) gets each verified
     chunk of tokens as it is accepted (streaming.py)."""
-    from .adapters import num_layers
-    from .streaming import streamed
+    from .models.adapters import num_layers
+    from .engine.streaming import streamed
 
     if plan is not None and (skip_set is not None or skip_ratio is not None or method != "swift"):
         raise SwiftlabError("give a plan, or a skip_set / skip_ratio, not both (a plan is for method='swift')")

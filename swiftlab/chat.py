@@ -35,12 +35,12 @@ from typing import Callable
 from transformers import TextStreamer
 
 from .api import decode_continuation
-from .decoding import SwiftParams, context_limit
-from .errors import SwiftlabError
-from .records import DecodeResult
-from .sampling import SamplingParams
-from .stream import DOES_NOT_PAY, PAYS
-from .streaming import streamed
+from .engine.decoding import SwiftParams, context_limit
+from .support.errors import SwiftlabError
+from .engine.records import DecodeResult
+from .engine.sampling import SamplingParams
+from .search.stream import DOES_NOT_PAY, PAYS
+from .engine.streaming import streamed
 from .tasks.chat import conversation, encode_turns, uses_chat
 
 TASK = "chat"  # the store's task name for chats
@@ -218,9 +218,9 @@ def chat_stream(model, store, model_name: str, lookup: int = LOOKUP):
     """The chat's SwiftStream: from the set (and verdict) stored for this model's chats, else a fresh search
     that also chooses the skip ratio. A stored search that had not finished (a short chat: no verdict, not
     stopped) resumes from its best set rather than freezing it, as `optimize` resumes from a stored set."""
-    from .adapters import num_layers
-    from .search import RATIOS, SearchConfig
-    from .stream import StreamSettings, SwiftStream
+    from .models.adapters import num_layers
+    from .search.skipsearch import RATIOS, SearchConfig
+    from .search.stream import StreamSettings, SwiftStream
 
     settings, config = StreamSettings(swift=SwiftParams(lookup=lookup)), SearchConfig(ratios=RATIOS)
     entry = store.entries().get(store.key(model_name, TASK))
@@ -311,7 +311,7 @@ def banner(model_name: str, chat: Chat) -> str:
 
 def default_model() -> str:
     """smollm2-135m (a real chat model) where its package is installed or it is converted, else the lab model."""
-    from .registry import describe
+    from .models.registry import describe
 
     smollm2 = {row["name"]: row for row in describe()}.get("smollm2-135m")
     return "smollm2-135m" if smollm2 and (smollm2["present"] or smollm2["installed"]) else "lab"

@@ -9,7 +9,7 @@ import os
 import sys
 from contextlib import contextmanager
 
-from .errors import SwiftlabError
+from .support.errors import SwiftlabError
 
 DEMO_PROMPTS = [
     "Once upon a time, there was a little girl named Lily.",
@@ -78,7 +78,7 @@ def _add_skip_args(p: argparse.ArgumentParser) -> None:
 
 
 def _swift_params(args):
-    from .decoding import SwiftParams
+    from .engine.decoding import SwiftParams
 
     return SwiftParams(args.epsilon, args.max_draft, verify=args.verify, lookup=args.lookup,
                        fallback=not args.no_fallback, draft_dtype=args.draft_dtype)
@@ -251,9 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_bench(args) -> int:
-    from .harness import run_bench, search_notes, summarize, summary_table, to_specbench
-    from .search import RATIOS, SearchConfig
-    from .store import SkipSetStore
+    from .analysis.harness import run_bench, search_notes, summarize, summary_table, to_specbench
+    from .search.skipsearch import RATIOS, SearchConfig
+    from .search.store import SkipSetStore
 
     task = _task(args)
     model, tokenizer = _load(args)
@@ -265,7 +265,7 @@ def cmd_bench(args) -> int:
                       search=search, store=SkipSetStore(args.store), reuse_store=not args.fresh,
                       save_found=not args.fresh)
     if args.specbench:
-        from .storage import atomic_write_text
+        from .support.storage import atomic_write_text
 
         atomic_write_text(args.specbench, "".join(json.dumps(r) + "\n" for r in to_specbench(lines, tokenizer, args.model)))
     rows = summarize(lines)
@@ -279,7 +279,7 @@ def cmd_bench(args) -> int:
 def cmd_probe(args) -> int:
     from pathlib import Path
 
-    from .experiments import run_probe, save
+    from .analysis.experiments import run_probe, save
 
     tasks = _tasks(args)
     model, tokenizer = _load(args)
@@ -292,7 +292,7 @@ def cmd_probe(args) -> int:
 def cmd_figures(args) -> int:
     from pathlib import Path
 
-    from .experiments import draw, load_dir, run_all
+    from .analysis.experiments import draw, load_dir, run_all
 
     if args.source:  # (clicheck.preflight has checked --from / --model and --out)
         records = load_dir(Path(args.source))
@@ -320,7 +320,7 @@ def _tasks(args) -> list:
 
 
 def cmd_models(args) -> int:
-    from .registry import describe
+    from .models.registry import describe
 
     for row in describe():
         state = "present" if row["present"] else (
@@ -332,7 +332,7 @@ def cmd_models(args) -> int:
 def cmd_report(args) -> int:
     import warnings
 
-    from .harness import by_run, read_lines, summarize, summary_table
+    from .analysis.harness import by_run, read_lines, summarize, summary_table
 
     with warnings.catch_warnings(record=True) as skipped:  # truncated lines: named, then left out
         warnings.simplefilter("always")
@@ -353,7 +353,7 @@ def cmd_report(args) -> int:
 def cmd_train_lab(args) -> int:
     from dataclasses import replace
 
-    from .train import TrainConfig, train
+    from .models.train import TrainConfig, train
 
     if args.export:
         return _export_lab(args.out, args.eval_n)
@@ -367,7 +367,7 @@ def cmd_train_lab(args) -> int:
 
 
 def _parse_mix(text: str) -> dict:
-    from .train import CORPUS_PARTS as known  # the built-in generators; real datasets are not training data
+    from .models.train import CORPUS_PARTS as known  # the built-in generators; real datasets are not training data
 
     mix = {}
     for part in text.split(","):
@@ -391,10 +391,10 @@ def _parse_mix(text: str) -> dict:
 def _export_lab(run_dir: str, eval_n: int) -> int:
     import platform
 
-    from .loading import load_model
-    from .modelcard import write_model_card
-    from .tasks.quality import evaluate, untrained_twin
-    from .train import export
+    from .models.loading import load_model
+    from .models.modelcard import write_model_card
+    from .analysis.quality import evaluate, untrained_twin
+    from .models.train import export
 
     target = export(run_dir)
     model, tokenizer = load_model(target, dtype="float32")
@@ -404,7 +404,7 @@ def _export_lab(run_dir: str, eval_n: int) -> int:
     samples = [{"task": row["task"], **sample} for row in trained for sample in row["samples"]]
     hardware = f"{platform.machine()} CPU, {os.cpu_count()} cores"
     card = write_model_card(target, run_dir, table, samples, {"hardware": hardware})
-    from .storage import atomic_write_json
+    from .support.storage import atomic_write_json
 
     atomic_write_json(target / "quality.json", {"trained": trained, "untrained": baseline})
     print(table)
@@ -435,7 +435,7 @@ def cmd_tasks(args) -> int:
 
 
 def _tasks_evaluate(args) -> int:
-    from .tasks.quality import evaluate, untrained_twin
+    from .analysis.quality import evaluate, untrained_twin
 
     model, tokenizer = _load(args)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
@@ -463,11 +463,11 @@ def quality_table(trained: list[dict], baseline: list[dict] | None) -> str:
 
 
 def cmd_optimize(args) -> int:
-    from .adapters import num_layers
+    from .models.adapters import num_layers
     from .api import encode_prompt
-    from .search import RATIOS, SearchConfig
-    from .store import SkipSetStore
-    from .stream import StreamSettings, SwiftStream
+    from .search.skipsearch import RATIOS, SearchConfig
+    from .search.store import SkipSetStore
+    from .search.stream import StreamSettings, SwiftStream
     from tqdm.auto import tqdm
 
     task = _task(args)
@@ -534,14 +534,14 @@ def _check_searched(search, args) -> None:
 
 
 def _skip_set(args, model):
-    from .adapters import num_layers
-    from .skipset import SkipSet
+    from .models.adapters import num_layers
+    from .engine.skipset import SkipSet
 
     if args.skip_set and args.skip_ratio is not None:
         raise SwiftlabError("give --skip-ratio or --skip-set, not both")
     n = num_layers(model)
     if getattr(args, "task", None):
-        from .store import SkipSetStore
+        from .search.store import SkipSetStore
 
         if args.skip_set or args.skip_ratio is not None:
             raise SwiftlabError("give --task (cached set) or --skip-set / --skip-ratio, not both")
@@ -588,7 +588,7 @@ def _given_set_why(args, skip_set) -> str:
 
 
 def _load(args):
-    from .loading import load_model
+    from .models.loading import load_model
 
     return load_model(args.model, dtype=args.dtype, device=args.device, trust_remote_code=args.trust_remote_code)
 
@@ -611,10 +611,10 @@ def cmd_export_hf(args) -> int:
     """`swiftlab export-hf DIR`: the skip set of --task (or --skip-set) in a folder for custom_generate (hf.py)."""
     from pathlib import Path
 
-    from .adapters import num_layers
+    from .models.adapters import num_layers
     from .hf import export_folder
-    from .skipset import SkipSet
-    from .store import SkipSetStore
+    from .engine.skipset import SkipSet
+    from .search.store import SkipSetStore
 
     if Path(args.dir).exists():
         raise SwiftlabError(f"{args.dir} already exists: give a new folder")
@@ -706,7 +706,7 @@ def _store_warnings_as_lines():
 def _demo_choice(args) -> tuple[str | None, str]:
     """Which model the demo runs on, and why: --model, else the real model where it is installed, else the
     bundled lab model, else (None) a random one."""
-    from . import registry
+    from .models import registry
 
     if args.model:
         return args.model, "given with --model"
@@ -729,7 +729,7 @@ def _demo_model(args):
     if args.model:
         model, tokenizer = _load(args)
         return model, tokenizer, why
-    from .demo import random_demo_model
+    from .models.demo import random_demo_model
 
     print("No --model given and no bundled lab model: using a small randomly initialised Llama (its text is "
           "gibberish, but the equality check and the speed ratio are real).", file=sys.stderr)
@@ -751,8 +751,8 @@ def _demo_prompts(args, tokenizer) -> list[str]:
 
 def cmd_demo(args) -> int:
     from .api import decode_continuation, default_skip_plan, encode_prompt
-    from .bench import Comparison, compare, interleaved
-    from .decoding import decode
+    from .analysis.bench import Comparison, compare, interleaved
+    from .engine.decoding import decode
     from .tasks.chat import uses_chat
 
     model, tokenizer, chosen = _demo_model(args)
@@ -793,8 +793,8 @@ def cmd_demo(args) -> int:
 
 def cmd_chat(args) -> int:
     from .chat import LOOKUP, Chat, Terminal, banner, chat_stream, default_model, run_chat, save_stream, start_note
-    from .sampling import SamplingParams
-    from .store import SkipSetStore
+    from .engine.sampling import SamplingParams
+    from .search.store import SkipSetStore
 
     store = SkipSetStore(args.store)
     store.check()  # a corrupt or unwritable store fails now, not when the chat ends

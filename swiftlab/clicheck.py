@@ -10,7 +10,7 @@ import sys
 import types
 from pathlib import Path
 
-from .errors import SwiftlabError
+from .support.errors import SwiftlabError
 
 
 def _integer(minimum: int):
@@ -78,8 +78,8 @@ def _one_line_error(parser: argparse.ArgumentParser, message: str):
 
 # ----- pre-flight: everything that can be checked before a model is loaded ----------------------
 def preflight(args) -> None:
-    from . import validate
-    from .storage import check_writable
+    from .support import validate
+    from .support.storage import check_writable
 
     if getattr(args, "device", None) is not None:
         validate.device(args.device)
@@ -93,7 +93,7 @@ def preflight(args) -> None:
         if args.specbench:
             check_writable(args.specbench, "--specbench file")
     if args.command == "probe":
-        from .experiments import PROBES
+        from .analysis.experiments import PROBES
 
         if args.name not in PROBES:
             raise SwiftlabError(f"unknown probe {args.name!r}; choose from {', '.join(PROBES)}")
@@ -104,7 +104,7 @@ def preflight(args) -> None:
         if args.out:
             check_writable(args.out, "skip-set file (--out)", must_exist_folder=False)
         else:
-            from .store import SkipSetStore
+            from .search.store import SkipSetStore
 
             SkipSetStore(args.store).check()  # a corrupt or unwritable store fails now, not after the search
 

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import SwiftlabError
-from .skipset import SkipSet
+from .support.errors import SwiftlabError
+from .engine.skipset import SkipSet
 
 __all__ = ["export_folder", "folder_generate", "hf_generate", "resolve_skip_set"]
 
@@ -142,8 +142,8 @@ def _with_stop_strings(criteria, stop_strings, tokenizer):
 def resolve_skip_set(model, skip_set) -> SkipSet | None:
     """A SkipSet for this model from a SkipSet, a skip-set JSON path (`path#key` for one entry of a reference
     skip_layers.json) or a store key ("<model>_<task>"); None stays None. A set for another layer count is an error."""
-    from .adapters import num_layers
-    from .skipping import check_skip_set
+    from .models.adapters import num_layers
+    from .engine.skipping import check_skip_set
 
     if skip_set is None or isinstance(skip_set, SkipSet):
         if skip_set is not None:
@@ -156,7 +156,7 @@ def resolve_skip_set(model, skip_set) -> SkipSet | None:
     path, _, key = str(skip_set).partition("#")
     if Path(path).is_file():
         return SkipSet.load(path, n, key or None)
-    from .store import SkipSetStore
+    from .search.store import SkipSetStore
 
     store = SkipSetStore()
     name, _, task = str(skip_set).partition("_")  # store.model_key leaves no "_" in a model's part of a key
@@ -172,8 +172,8 @@ def _runner(model, skip_set: SkipSet | None, swift):
     the plan swiftlab.generate takes (plan.default_skip_plan: a stored set or verdict from the default store,
     else plain steps with lookup drafts while a budgeted search judges a set), whose save() then stores what
     the run learned."""
-    from .decoding import SwiftParams, decode
-    from .plan import default_skip_plan
+    from .engine.decoding import SwiftParams, decode
+    from .search.plan import default_skip_plan
 
     swift = swift or SwiftParams()
     if skip_set is not None:
@@ -213,7 +213,7 @@ class _Outputs:
     """The on_step hook: each pass's emitted tokens to the streamer, and their rows of scores and logits."""
 
     def __init__(self, rules: _Rules, streamer, want_scores: bool, want_logits: bool):
-        from .streaming import StreamTo
+        from .engine.streaming import StreamTo
 
         self.rules, self.want_scores, self.want_logits = rules, want_scores, want_logits
         self.stream = StreamTo(streamer, []) if streamer is not None else None  # generate() sent the prompt
@@ -234,7 +234,7 @@ class _Outputs:
 def _drafter_sampling(config):
     """The drafter's q: generate()'s temperature / top-k / top-p where it samples (what p is made of, so
     drafts are accepted often); greedy otherwise."""
-    from .sampling import SamplingParams
+    from .engine.sampling import SamplingParams
 
     if not config.do_sample:
         return SamplingParams()
@@ -357,7 +357,7 @@ def export_folder(folder: str | os.PathLike, skip_set: SkipSet, *, model: str, t
     folder = Path(folder)
     if folder.exists():
         raise SwiftlabError(f"{folder} already exists: give a new folder")
-    from .storage import make_folder, write_failure
+    from .support.storage import make_folder, write_failure
 
     make_folder(folder.parent)  # `export-hf runs/x` makes runs/ as a file writer would
     try:

@@ -22,7 +22,7 @@ def stories_path():
 def _save_tiny_llama(path, **overrides):
     from tiny_models import tiny_model
 
-    from swiftlab.demo import byte_tokenizer
+    from swiftlab.models.demo import byte_tokenizer
 
     model = tiny_model("llama", vocab_size=258, **overrides)  # the byte tokenizer's vocabulary
     model.save_pretrained(path)  # safetensors by default

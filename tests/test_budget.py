@@ -9,9 +9,9 @@ import pytest
 from tiny_models import tiny_model
 
 from swiftlab import SkipSet, SwiftlabError, decode, is_pristine
-from swiftlab.budget import BudgetedSearch, PassCosts, ScoringBudget, pass_cost_rounds
-from swiftlab.search import SearchConfig, SkipSearch
-from swiftlab.stream import DOES_NOT_PAY, GIVE_UP_MESSAGE, PAYS, PromptRecord, StreamSettings, SwiftStream
+from swiftlab.search.budget import BudgetedSearch, PassCosts, ScoringBudget, pass_cost_rounds
+from swiftlab.search.skipsearch import SearchConfig, SkipSearch
+from swiftlab.search.stream import DOES_NOT_PAY, GIVE_UP_MESSAGE, PAYS, PromptRecord, StreamSettings, SwiftStream
 
 PROMPTS = [[1, 5, 9, 23, 40, 7], [1, 8, 3, 3, 60], [1, 44, 12, 9]]
 
@@ -304,7 +304,7 @@ def test_of_two_sets_that_both_lose_the_search_ranks_the_better_one_first():
 
 
 def test_a_stream_starts_from_the_stored_set_and_says_so(tmp_path):
-    from swiftlab.store import SkipSetStore
+    from swiftlab.search.store import SkipSetStore
 
     model = tiny_model("llama")
     model.generation_config.eos_token_id = None
@@ -338,8 +338,8 @@ def test_prompt_records_round_trip_through_json():
 
 
 def test_bench_lines_carry_the_search_facts_and_the_cli_note_says_when_skipping_does_not_pay(tmp_path):
-    from swiftlab.harness import BenchLine, read_lines, search_notes, summarize
-    from swiftlab.storage import append_line
+    from swiftlab.analysis.harness import BenchLine, read_lines, search_notes, summarize
+    from swiftlab.support.storage import append_line
 
     facts = {"search_share": 0.031, "verdict": DOES_NOT_PAY, "verdict_reason": f"{GIVE_UP_MESSAGE} (measured)",
              "ratio": 0.25, "ratio_reason": "r=0.25: the highest expected speedup", "expected_speedup": 0.97,
@@ -359,8 +359,8 @@ def test_bench_lines_carry_the_search_facts_and_the_cli_note_says_when_skipping_
 
 def test_a_bench_stream_reuses_the_store(local_long_llama_dir, tmp_path):
     from swiftlab import load_model
-    from swiftlab.harness import run_bench
-    from swiftlab.store import SkipSetStore
+    from swiftlab.analysis.harness import run_bench
+    from swiftlab.search.store import SkipSetStore
 
     model, tokenizer = load_model(local_long_llama_dir)
     store = SkipSetStore(tmp_path / "store.json")
@@ -376,8 +376,8 @@ def test_a_bench_stream_reuses_the_store(local_long_llama_dir, tmp_path):
 
 def test_a_bench_stream_stores_what_it_found_and_the_next_run_starts_from_it(local_long_llama_dir, tmp_path):
     from swiftlab import load_model
-    from swiftlab.harness import run_bench, search_notes, summarize
-    from swiftlab.store import SkipSetStore
+    from swiftlab.analysis.harness import run_bench, search_notes, summarize
+    from swiftlab.search.store import SkipSetStore
 
     model, tokenizer = load_model(local_long_llama_dir)
     store = SkipSetStore(tmp_path / "store.json")
@@ -405,7 +405,7 @@ def test_a_bench_stream_stores_what_it_found_and_the_next_run_starts_from_it(loc
 
 
 def test_pass_costs_are_measured_mid_prompt_on_its_own_cache_and_charged_to_the_budget(monkeypatch):
-    import swiftlab.stream as stream_module
+    import swiftlab.search.stream as stream_module
 
     calls = []
 
@@ -432,7 +432,7 @@ def test_pass_costs_are_measured_mid_prompt_on_its_own_cache_and_charged_to_the_
 def test_the_early_verdict_hopes_for_a_share_of_the_gap_to_matchness_one(matchness, gives_up):
     # SmolLM2-like costs (verify passes grow with width, drafts cost most of a full pass): a set at 0.66
     # stayed hopeful under "+0.35 matchness" (1.0 would pay), under "40% of the gap" (0.80) it does not
-    from swiftlab.search import StepRecord
+    from swiftlab.search.skipsearch import StepRecord
 
     model = tiny_model("llama")  # 6 layers
     stream = SwiftStream(model, SearchConfig(window=8))
@@ -445,10 +445,10 @@ def test_the_early_verdict_hopes_for_a_share_of_the_gap_to_matchness_one(matchne
 
 
 def test_a_stream_can_score_confident_matchness_and_scores_plain_matchness_by_default(monkeypatch):
-    import swiftlab.decoding as decoding_module
-    from swiftlab.decoding import SwiftParams
-    from swiftlab.matchness import matchness_scores
-    from swiftlab.stream import REFERENCE_SETTINGS
+    import swiftlab.engine.decoding as decoding_module
+    from swiftlab.engine.decoding import SwiftParams
+    from swiftlab.engine.matchness import matchness_scores
+    from swiftlab.search.stream import REFERENCE_SETTINGS
 
     thresholds = []
 
@@ -471,7 +471,7 @@ def test_a_stream_can_score_confident_matchness_and_scores_plain_matchness_by_de
 def test_a_round_after_a_short_prompt_counts_in_that_prompts_time(monkeypatch):
     """A prompt that ends before the search can score leaves its round of pass costs to after the decode:
     that round is still the prompt's search time and wall time (the user waited for it)."""
-    import swiftlab.stream as stream_module
+    import swiftlab.search.stream as stream_module
 
     calls = []
 

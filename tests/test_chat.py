@@ -13,13 +13,13 @@ import torch
 
 from swiftlab import DecodeResult, SamplingParams, SkipSet, SwiftlabError, is_pristine, load_model
 from swiftlab.api import decode_continuation, encode_prompt
-from swiftlab.bench import hf_generate
+from swiftlab.analysis.bench import hf_generate
 from swiftlab.chat import (Chat, ChatPrinter, MessageTooLong, Terminal, Turn, chat_stream, default_model,
                            encode_conversation, run_chat, save_stream)
 from swiftlab.cli import main
-from swiftlab.search import SearchConfig
-from swiftlab.store import SkipSetStore
-from swiftlab.stream import DOES_NOT_PAY, StreamSettings, SwiftStream
+from swiftlab.search.skipsearch import SearchConfig
+from swiftlab.search.store import SkipSetStore
+from swiftlab.search.stream import DOES_NOT_PAY, StreamSettings, SwiftStream
 from swiftlab.tasks.chat import encode_turns
 
 # a search step after every verification on a short window: the search visibly runs within a few short answers
@@ -339,7 +339,7 @@ def test_the_chat_command_refuses_a_corrupt_store_before_loading(tmp_path, capsy
 def test_default_model_is_the_real_chat_model_where_installed(monkeypatch, present, installed, expected):
     rows = [{"name": "lab", "present": True, "installed": True},
             {"name": "smollm2-135m", "present": present, "installed": installed}]
-    monkeypatch.setattr("swiftlab.registry.describe", lambda: rows)
+    monkeypatch.setattr("swiftlab.models.registry.describe", lambda: rows)
     assert default_model() == expected
 
 

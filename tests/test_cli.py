@@ -118,7 +118,7 @@ def test_verify_flag(capsys, local_llama_dir):
 
 
 def test_speed_flags_reach_the_engine_and_keep_the_output(capsys, local_llama_dir, monkeypatch):
-    import swiftlab.drafters as drafters
+    import swiftlab.engine.drafters as drafters
 
     seen = []
     real = drafters.lean_drafter
@@ -133,7 +133,7 @@ def test_speed_flags_reach_the_engine_and_keep_the_output(capsys, local_llama_di
 
 def test_draft_dtype_choices_are_the_engines():
     from swiftlab.cli import build_parser
-    from swiftlab.leandraft import DRAFT_DTYPES
+    from swiftlab.engine.leandraft import DRAFT_DTYPES
 
     generate = build_parser()._subparsers._group_actions[0].choices["generate"]
     assert tuple(next(a for a in generate._actions if a.dest == "draft_dtype").choices) == DRAFT_DTYPES

@@ -7,7 +7,7 @@ import torch
 from tiny_models import tiny_model
 
 from swiftlab import DecodeResult, SkipSet, SwiftlabError, decode, load_model, num_layers
-from swiftlab.decoding import DecodeSession
+from swiftlab.engine.decoding import DecodeSession
 from swiftlab.api import encode_prompt, generate
 
 
@@ -142,7 +142,7 @@ def test_real_weights_identity(stories_path):
 
 def test_session_steps_one_pass_at_a_time(model):
     from swiftlab import SwiftParams, is_pristine
-    from swiftlab.decoding import DecodeSession
+    from swiftlab.engine.decoding import DecodeSession
 
     s = uniform(model, 0.75)
     session = DecodeSession(model, [1, 5, 9], method="swift", skip_set=s, max_new_tokens=30,

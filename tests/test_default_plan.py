@@ -8,8 +8,8 @@ import pytest
 from swiftlab import SkipSet, load_model
 from swiftlab.api import StoreWarning, default_skip_plan, encode_prompt, generate, model_name_of
 from swiftlab.cli import main
-from swiftlab.decoding import decode
-from swiftlab.store import SkipSetStore
+from swiftlab.engine.decoding import decode
+from swiftlab.search.store import SkipSetStore
 
 PROMPT = "Question: Sam has 3 apples and buys 4 more. How many apples does he have?\nAnswer:"
 COLD_WHY = "lookup drafts where the text repeats, plain steps elsewhere: no skip set known for lab yet"
@@ -37,7 +37,7 @@ def store_with(tmp_path, *entries) -> SkipSetStore:
 
 
 def test_the_store_key_of_a_loaded_model_is_the_clis_name(lab):
-    from swiftlab import registry
+    from swiftlab.models import registry
 
     class Named:  # smollm2-135m's folder, without loading it
         class config:
@@ -80,8 +80,8 @@ def test_an_answer_that_ends_early_takes_no_round_of_pass_costs_after_it(lab, af
     """A stream measures pass costs after a prompt too short to take them inside, for its next prompt; a
     one-prompt run has no next prompt, and that round cost a SmolLM2 user 12 s after an 18-token answer:
     the plan's stream leaves it out (the stream's default keeps it, for the prompts after)."""
-    from swiftlab.search import SearchConfig
-    from swiftlab.stream import StreamSettings, SwiftStream
+    from swiftlab.search.skipsearch import SearchConfig
+    from swiftlab.search.stream import StreamSettings, SwiftStream
 
     model, tokenizer = lab
     ids = encode_prompt(tokenizer, "Summarize: The cat sat.\nSummary:")  # a 36-token answer
@@ -212,7 +212,7 @@ def test_generate_says_what_it_drafted_with_and_why(capsys, tmp_path):
 
 
 def test_generate_json_names_the_plan_and_stores_the_verdict_where_it_can(capsys, tmp_path, monkeypatch):
-    import swiftlab.plan as plan_module
+    import swiftlab.search.plan as plan_module
 
     monkeypatch.setattr(plan_module, "PLAN_SEARCH_SHARE", 1.0)  # let the search score, so the run has something to store
     (tmp_path / "a-file").write_text("")
@@ -250,9 +250,9 @@ def test_a_chat_answer_prints_on_its_own_line_a_continuation_on_the_prompts(caps
 def test_demo_runs_on_the_real_model_where_it_is_installed(monkeypatch):
     from argparse import Namespace
 
-    from swiftlab import registry
+    from swiftlab.models import registry
     from swiftlab.cli import _demo_choice
-    from swiftlab.errors import SwiftlabError
+    from swiftlab.support.errors import SwiftlabError
 
     def missing(model):
         raise SwiftlabError("not installed")

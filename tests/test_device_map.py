@@ -12,17 +12,17 @@ import warnings
 import pytest
 import torch
 
-import swiftlab.leandraft as leandraft
+import swiftlab.engine.leandraft as leandraft
 from swiftlab import SkipSet, SwiftlabError, decode, load_model
-from swiftlab.adapters import dispatched, input_device
+from swiftlab.models.adapters import dispatched, input_device
 from swiftlab.api import encode_prompt
-from swiftlab.budget import pass_cost_rounds
-from swiftlab.cache import SkipAwareCache
-from swiftlab.decoding import SwiftParams, reference_continuation
-from swiftlab.matchness import matchness_scores
-from swiftlab.sampling import SamplingParams
-from swiftlab.skipping import is_pristine, skipping, skipping_rows
-from swiftlab.smallbatch import linear_layers, small_batch_products
+from swiftlab.search.budget import pass_cost_rounds
+from swiftlab.engine.cache import SkipAwareCache
+from swiftlab.engine.decoding import SwiftParams, reference_continuation
+from swiftlab.engine.matchness import matchness_scores
+from swiftlab.engine.sampling import SamplingParams
+from swiftlab.engine.skipping import is_pristine, skipping, skipping_rows
+from swiftlab.engine.smallbatch import linear_layers, small_batch_products
 
 LAB_DISK_LAYERS = (1, 8)
 # layer 1 (on disk) has both sub-layers off: the whole hooked layer is replaced by the identity; layer 8 (on
@@ -235,7 +235,7 @@ def test_all_on_disk_when_the_caller_allows_it(tmp_path, lab):
 
 
 def test_probes_through_hooks_equal_the_whole_models(lab):
-    from swiftlab.probes import redundancy
+    from swiftlab.analysis.probes import redundancy
 
     records = [redundancy(model, [lab.prompt], window=4) for model in (lab.plain, lab.model)]
     assert records[1].attention_cosine == pytest.approx(records[0].attention_cosine, abs=1e-5)
@@ -243,7 +243,7 @@ def test_probes_through_hooks_equal_the_whole_models(lab):
 
 
 def test_per_step_layer_selection_refuses_a_dispatched_model_clearly(lab):
-    from swiftlab.layerselect import LayerSelector
+    from swiftlab.search.layerselect import LayerSelector
 
     before = snapshot(lab.model)
     with pytest.raises(SwiftlabError, match="needs the lean drafter's conditions.*no offloading hooks"):

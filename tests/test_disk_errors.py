@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from swiftlab import SkipSet, SwiftlabError
-from swiftlab.storage import append_line, atomic_write_json, read_json
-from swiftlab.store import SkipSetStore
+from swiftlab.support.storage import append_line, atomic_write_json, read_json
+from swiftlab.search.store import SkipSetStore
 
 ROOT = Path(__file__).resolve().parents[1]
 LINE = json.dumps({"line": 1, "pad": "p" * (4096 - 23)})  # with its newline one whole page: any append needs another

@@ -150,8 +150,8 @@ def test_skip_set_file_that_is_not_utf8(tmp_path):
 
 
 def test_harness_and_probes_refuse_empty_or_out_of_range_runs(model):
-    from swiftlab.experiments import run_probe
-    from swiftlab.harness import make_runners, run_bench
+    from swiftlab.analysis.experiments import run_probe
+    from swiftlab.analysis.harness import make_runners, run_bench
 
     with pytest.raises(SwiftlabError, match="exit layer 0 out of range"):  # not silently L/2
         make_runners(model, ["early-exit"], task="story", model_name="tiny", exit_layer=0)
@@ -165,8 +165,8 @@ def test_harness_and_probes_refuse_empty_or_out_of_range_runs(model):
 
 
 def test_training_log_with_a_line_cut_short_still_reads(tmp_path):
-    from swiftlab.storage import append_line
-    from swiftlab.train import read_log
+    from swiftlab.support.storage import append_line
+    from swiftlab.models.train import read_log
 
     log = tmp_path / "log.jsonl"
     log.write_text('{"step": 1, "loss": 2.5}\n{"step": 2, "lo')  # killed mid-write

@@ -149,7 +149,7 @@ def full_disk(tmp_path_factory):
     """A 64 KiB tmpfs whose store and results file hold one record each, then filled to the last byte
     (None where no tmpfs can be mounted here)."""
     from test_disk_errors import KEPT, LINE, fill_up, mounted_tmpfs
-    from swiftlab.storage import append_line, atomic_write_json
+    from swiftlab.support.storage import append_line, atomic_write_json
 
     with mounted_tmpfs(tmp_path_factory.mktemp("full")) as mount:
         if mount is not None:
@@ -327,15 +327,15 @@ def test_records_name_model_and_machine_and_report_keeps_models_apart(capsys, tm
     assert sorted(r["model"] for r in rows if r["method"] == "uniform") == sorted(
         [str(local_llama_dir), str(local_long_llama_dir)])
     from swiftlab import SwiftlabError
-    from swiftlab.harness import read_lines, summarize
+    from swiftlab.analysis.harness import read_lines, summarize
 
     with pytest.raises(SwiftlabError, match="these results mix"):
         summarize(read_lines(out))
 
 
 def test_figures_from_names_every_unreadable_record(capsys, tmp_path):
-    from swiftlab.experiments import save
-    from swiftlab.probes import ImportanceRecord
+    from swiftlab.analysis.experiments import save
+    from swiftlab.analysis.probes import ImportanceRecord
 
     records = tmp_path / "records"
     good = ImportanceRecord("story", 6, 2, 8, [0.1] * 6, [0.2] * 6, [0.0] * 6, [0.0] * 6)

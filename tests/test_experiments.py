@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from swiftlab.cli import main
-from swiftlab.experiments import PROBES
+from swiftlab.analysis.experiments import PROBES
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,7 @@ def test_greedy_identity(family, verify):
 
 def test_sliding_window_models_say_they_verify_chains():
     with pytest.warns(UserWarning, match="sliding-window attention layers: SWIFT verifies draft chains"):
-        import swiftlab.decoding as d
+        import swiftlab.engine.decoding as d
 
         d._TREE_NOTICE_SHOWN.clear()
         decode(tiny_model("gemma2"), PROMPT, method="swift", skip_set=SkipSet.uniform(6, 0.5), max_new_tokens=4)

@@ -5,11 +5,11 @@ import math
 
 import pytest
 
-from swiftlab.figures import (bench_figure, importance_heatmap, latency_figure, redundancy_figure, skip_sets_heatmap,
+from swiftlab.analysis.figures import (bench_figure, importance_heatmap, latency_figure, redundancy_figure, skip_sets_heatmap,
                               stream_figure, sweep_figure, trajectory_figure, transfer_matrix)
-from swiftlab.probes import ImportanceRecord, RedundancyRecord, SweepRecord, SweepRow
-from swiftlab.search import StepRecord, Trajectory
-from swiftlab.stream import PromptRecord
+from swiftlab.analysis.probes import ImportanceRecord, RedundancyRecord, SweepRecord, SweepRow
+from swiftlab.search.skipsearch import StepRecord, Trajectory
+from swiftlab.search.stream import PromptRecord
 
 
 def test_importance_and_redundancy():

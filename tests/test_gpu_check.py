@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import gpu_check  # noqa: E402
-from swiftlab.bench import hf_generate  # noqa: E402
+from swiftlab.analysis.bench import hf_generate  # noqa: E402
 
 # packages the GPU machine does not have and bin/gpu-wheels does not bring
 ABSENT_THERE = ("skopt", "sklearn", "scipy", "plotly", "anywidget", "ipywidgets", "gguf", "kaleido", "IPython")

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from swiftlab import SwiftlabError, load_model
-from swiftlab.search import SearchConfig
-from swiftlab.harness import BenchLine, read_lines, run_bench, summarize, summary_table, to_specbench
+from swiftlab.search.skipsearch import SearchConfig
+from swiftlab.analysis.harness import BenchLine, read_lines, run_bench, summarize, summary_table, to_specbench
 
 
 def line(method, prompt, repeat, tokens, wall, lengths=None, drafted=None, ids=(1, 2, 3)):
@@ -87,7 +87,7 @@ def test_acceleration_phase_row_compares_on_its_own_prompts():
 
 
 def test_exit_layer_per_method():
-    from swiftlab.harness import make_runners
+    from swiftlab.analysis.harness import make_runners
     from tiny_models import tiny_model
 
     model = tiny_model("llama")
@@ -101,7 +101,7 @@ def test_exit_layer_per_method():
 
 
 def test_pass_cost_bound_prices_each_kind_of_step():
-    from swiftlab.harness import pass_cost_bound
+    from swiftlab.analysis.harness import pass_cost_bound
 
     full = lambda k: 0.010 * (1 + 0.05 * (k - 1))  # a full pass over k tokens: 10 ms, +5% per extra token
     draft = 0.004
@@ -119,8 +119,8 @@ def test_a_bench_line_times_the_whole_call():
     drafters, a stream's round of pass costs after a short prompt) must still count in the line."""
     import time
 
-    from swiftlab.harness import decode_turns
-    from swiftlab.records import DecodeResult
+    from swiftlab.analysis.harness import decode_turns
+    from swiftlab.engine.records import DecodeResult
     from swiftlab.tasks.base import Example
 
     def run(ids, n):

@@ -14,7 +14,7 @@ from transformers import (LogitsProcessor, LogitsProcessorList, StoppingCriteria
 
 import swiftlab
 from swiftlab import SkipSet, SwiftlabError, SwiftParams, is_pristine
-from swiftlab.adapters import num_layers
+from swiftlab.models.adapters import num_layers
 from swiftlab.hf import export_folder
 
 from test_sampling import chi_square_p
@@ -199,8 +199,8 @@ def test_no_skip_set_takes_plain_steps_and_lookup_drafts(lab, tmp_path, monkeypa
 def test_no_skip_set_stores_what_the_run_learned_and_the_next_run_uses_it(lab, tmp_path, monkeypatch):
     """As swiftlab.generate does: a cold generate() call searches within its budget and stores what it found;
     the next call starts from it (no search)."""
-    import swiftlab.plan as plan_module
-    from swiftlab.store import SkipSetStore
+    import swiftlab.search.plan as plan_module
+    from swiftlab.search.store import SkipSetStore
 
     monkeypatch.setenv("SWIFTLAB_STORE", str(tmp_path / "store.json"))
     monkeypatch.setattr(plan_module, "PLAN_SEARCH_SHARE", 1.0)  # let a short run's search score, so it learns
@@ -222,7 +222,7 @@ def test_no_skip_set_stores_what_the_run_learned_and_the_next_run_uses_it(lab, t
 
 
 def test_skip_set_as_file_key_and_store_entry(lab, tmp_path, monkeypatch):
-    from swiftlab.store import SkipSetStore
+    from swiftlab.search.store import SkipSetStore
 
     monkeypatch.setenv("SWIFTLAB_STORE", str(tmp_path / "store.json"))
 
@@ -434,7 +434,7 @@ def test_folder_without_a_skip_set_names_the_folder(lab, tmp_path, modules_cache
 
 def test_cli_export_hf(tmp_path, capsys, modules_cache):
     from swiftlab.cli import main
-    from swiftlab.store import SkipSetStore
+    from swiftlab.search.store import SkipSetStore
 
     store = tmp_path / "store.json"
     model, tokenizer = swiftlab.load_model("lab")

@@ -1,5 +1,6 @@
-"""No import cycles inside swiftlab: the graph of its modules' imports (those inside functions too, which
-only hide a cycle until run time) has no loop, so every module can be imported first, in any order."""
+"""No import cycles inside swiftlab and no import against the layers: the graph of its modules' imports (those
+inside functions too, which only hide a cycle until run time) has no loop, so every module can be imported first,
+in any order, and no module imports one from a layer above its own."""
 
 import ast
 import subprocess
@@ -77,7 +78,7 @@ def test_the_graph_sees_imports_inside_functions():
     """The check can fail: the cycle decoding <-> matchness was two imports inside functions."""
     graph = {"a": {"b"}, "b": {"a"}, "c": {"a"}}
     assert cycles(graph) == [["a", "b"]]
-    assert "swiftlab.matchness" in import_graph()["swiftlab.decoding"]
+    assert "swiftlab.engine.matchness" in import_graph()["swiftlab.engine.decoding"]
 
 
 def test_swiftlab_has_no_import_cycles():
@@ -86,6 +87,41 @@ def test_swiftlab_has_no_import_cycles():
 
 def test_the_engine_modules_import_first_in_a_fresh_interpreter():
     """Each of the modules that once sat on a cycle, imported before anything else of swiftlab."""
-    for name in ("swiftlab.matchness", "swiftlab.decoding", "swiftlab.tasks.datasets", "swiftlab.tasks.generators"):
+    for name in ("swiftlab.engine.matchness", "swiftlab.engine.decoding", "swiftlab.tasks.datasets", "swiftlab.tasks.generators"):
         done = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
+
+
+# The layers, lowest first (docs/architecture.md): a module may import its own layer and those below it.
+# The front ends (api, hf, chat, cli, clicheck, __main__) sit at the package root, the widgets above them.
+LAYERS = ["support", "tasks", "models", "engine", "search", "analysis", "", "widgets"]
+
+
+def layer_of(module: str) -> int:
+    parts = module.split(".")
+    sub = parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in LAYERS) else ""
+    return LAYERS.index(sub)
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{m} -> {t}" for m, targets in graph.items() if m != "swiftlab"
+                  for t in targets if t != "swiftlab" and layer_of(t) > layer_of(m))
+
+
+def test_every_module_sits_in_a_layer():
+    """A new subpackage must be given its place in LAYERS (layer_of raises ValueError otherwise)."""
+    for module in import_graph():
+        layer_of(module)
+    subpackages = {p.parent.name for p in ROOT.glob("*/__init__.py")}
+    assert subpackages == set(LAYERS) - {""}
+
+
+def test_no_module_imports_a_layer_above_it():
+    assert upward_imports(import_graph()) == []
+
+
+def test_the_layer_check_can_fail():
+    graph = {"swiftlab.engine.decoding": {"swiftlab.search.stream", "swiftlab.support.errors"},
+             "swiftlab.api": {"swiftlab.widgets.stepper"}, "swiftlab.widgets.race": {"swiftlab.api"}}
+    assert upward_imports(graph) == ["swiftlab.api -> swiftlab.widgets.stepper",
+                                     "swiftlab.engine.decoding -> swiftlab.search.stream"]

@@ -7,8 +7,8 @@ import torch
 from swiftlab import SkipSet, decode, load_model, num_layers
 from swiftlab.api import encode_prompt
 from swiftlab.tasks import get_examples
-from swiftlab.tasks.quality import evaluate_task
-from swiftlab.train import LAB_DIR
+from swiftlab.analysis.quality import evaluate_task
+from swiftlab.models.train import LAB_DIR
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,13 @@ from tiny_models import tiny_model
 
 from swiftlab import SamplingParams, SkipSet, SwiftParams, decode, load_model, num_layers
 from swiftlab.api import encode_prompt
-from swiftlab.cache import SkipAwareCache
-from swiftlab.errors import SwiftlabError
-from swiftlab.harness import make_runners
-from swiftlab.layerselect import LayerSelector, LeanBlocks, SelectParams, choose_skips, skip_set_from_blocks
-from swiftlab.leandraft import lean_drafter
-from swiftlab.search import SearchConfig, SkipSearch
-from swiftlab.skipping import is_pristine, skipping
+from swiftlab.engine.cache import SkipAwareCache
+from swiftlab.support.errors import SwiftlabError
+from swiftlab.analysis.harness import make_runners
+from swiftlab.search.layerselect import LayerSelector, LeanBlocks, SelectParams, choose_skips, skip_set_from_blocks
+from swiftlab.engine.leandraft import lean_drafter
+from swiftlab.search.skipsearch import SearchConfig, SkipSearch
+from swiftlab.engine.skipping import is_pristine, skipping
 from swiftlab.tasks import get_examples
 
 

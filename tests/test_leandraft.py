@@ -6,12 +6,12 @@ import torch
 from tiny_models import tiny_model
 
 from swiftlab import SkipSet, decode, load_model, num_layers
-from swiftlab.cache import SkipAwareCache
-from swiftlab.decoding import SwiftParams
-from swiftlab import leandraft
-from swiftlab.errors import SwiftlabError
-from swiftlab.leandraft import LeanDrafter, draft_dtype, lean_drafter
-from swiftlab.skipping import is_pristine, skipping
+from swiftlab.engine.cache import SkipAwareCache
+from swiftlab.engine.decoding import SwiftParams
+from swiftlab.engine import leandraft
+from swiftlab.support.errors import SwiftlabError
+from swiftlab.engine.leandraft import LeanDrafter, draft_dtype, lean_drafter
+from swiftlab.engine.skipping import is_pristine, skipping
 
 
 def skip_sets(L):

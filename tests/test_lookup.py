@@ -9,11 +9,11 @@ from tiny_models import tiny_model
 
 from swiftlab import SamplingParams, SkipSet, SwiftParams, decode, load_model, num_layers
 from swiftlab.api import encode_prompt
-from swiftlab.decoding import DecodeSession, Pace
-from swiftlab.leandraft import LeanDrafter
-from swiftlab.lookup import lookup_continuation
-from swiftlab.sampling import probabilities
-from swiftlab.skipping import is_pristine
+from swiftlab.engine.decoding import DecodeSession, Pace
+from swiftlab.engine.leandraft import LeanDrafter
+from swiftlab.engine.lookup import lookup_continuation
+from swiftlab.engine.sampling import probabilities
+from swiftlab.engine.skipping import is_pristine
 
 
 def test_lookup_continuation():
@@ -119,7 +119,7 @@ def test_the_drafter_decides_whether_a_lookup_continuation_is_verified(right, mo
     drafter is unsure of it: epsilon 0 here rules that out). Made-up lookups: the model's own
     continuation (taken, and accepted whole), or one whose first token is off by one (never taken:
     the drafter's own chain is verified)."""
-    import swiftlab.drafters as drafters
+    import swiftlab.engine.drafters as drafters
 
     model = tiny_model("llama")
     prompt = [1, 5, 9, 14, 3, 7, 22, 40]
@@ -145,7 +145,7 @@ def test_the_drafter_decides_whether_a_lookup_continuation_is_verified(right, mo
 def test_where_the_drafter_is_unsure_the_lookup_is_verified_with_its_candidates(monkeypatch):
     """epsilon 1: the drafter is always unsure, so every step verifies the (wrong) lookup continuation,
     with the drafter's own top candidates as siblings: the output is still the model's."""
-    import swiftlab.drafters as drafters
+    import swiftlab.engine.drafters as drafters
 
     model = tiny_model("llama")
     prompt = [1, 5, 9, 14, 3, 7, 22, 40]
@@ -187,7 +187,7 @@ def test_lookup_sampling_matches_the_model_distribution(sampling_model):  # noqa
 
 
 def test_a_stream_carries_its_pace_from_prompt_to_prompt():
-    from swiftlab.stream import StreamSettings, SwiftStream
+    from swiftlab.search.stream import StreamSettings, SwiftStream
 
     model = tiny_model("llama")
     # give_up off: the paying stream may hold skip drafts back while its search runs (then the policy
@@ -204,8 +204,8 @@ def test_a_stream_carries_its_pace_from_prompt_to_prompt():
 def test_the_offer_grows_while_continuations_are_accepted_whole_and_drops_after_a_miss():
     from types import SimpleNamespace
 
-    from swiftlab.drafters import LookupDrafter
-    from swiftlab.tree import DraftTree
+    from swiftlab.engine.drafters import LookupDrafter
+    from swiftlab.engine.tree import DraftTree
 
     run = SimpleNamespace(eos=set(), sampling=SimpleNamespace(greedy=True),
                           model=SimpleNamespace(get_input_embeddings=lambda: SimpleNamespace(num_embeddings=50)))
@@ -227,7 +227,7 @@ def test_the_offer_grows_while_continuations_are_accepted_whole_and_drops_after_
 
 
 def test_lookup_steps_offer_3_then_7_then_15_tokens_on_a_copied_span(monkeypatch):
-    import swiftlab.drafters as drafters
+    import swiftlab.engine.drafters as drafters
 
     model = tiny_model("llama")
     prompt = [1, 5, 9, 14, 3, 7, 22, 40]

@@ -5,8 +5,8 @@ import torch
 from tiny_models import tiny_model
 
 from swiftlab import SkipSet, decode, is_pristine, num_layers, skipping
-from swiftlab.cache import SkipAwareCache
-from swiftlab.matchness import matchness_scores
+from swiftlab.engine.cache import SkipAwareCache
+from swiftlab.engine.matchness import matchness_scores
 
 WINDOW = 16
 
@@ -98,7 +98,7 @@ def test_a_search_leaves_no_tensors_for_the_cyclic_collector():
     prompt, which the memory benchmark caught)."""
     import gc
 
-    from swiftlab.search import SearchConfig, SkipSearch
+    from swiftlab.search.skipsearch import SearchConfig, SkipSearch
 
     model = tiny_model("llama")
     L = num_layers(model)

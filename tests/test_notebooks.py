@@ -29,7 +29,7 @@ def test_first_code_cell_takes_the_model_and_quick_mode_from_the_environment(pat
     nb = nbformat.read(path, as_version=4)
     first = next(c for c in nb.cells if c.cell_type == "code").source
     assert 'MODEL = os.environ.get("SWIFTLAB_MODEL", "lab")' in first
-    assert "QUICK = swiftlab.settings.quick()" in first  # checked: SWIFTLAB_QUICK=maybe is an error, not full size
+    assert "QUICK = swiftlab.support.settings.quick()" in first  # checked: SWIFTLAB_QUICK=maybe is an error, not full size
 
 
 ANALYSIS = [p for p in NOTEBOOKS if p.name[:2] in ("02", "03", "04", "05")]

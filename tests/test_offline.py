@@ -2,8 +2,8 @@ import pytest
 from tiny_models import tiny_model
 
 from swiftlab import SwiftlabError
-from swiftlab.offline import offline_search
-from swiftlab.search import SearchConfig
+from swiftlab.search.offline import offline_search
+from swiftlab.search.skipsearch import SearchConfig
 
 PROMPTS = [[1, 5, 9, 23, 40, 7], [1, 8, 3, 3, 60]]
 

@@ -3,8 +3,8 @@
 from tiny_models import tiny_model
 
 from swiftlab import SkipSet, SwiftParams, decode, num_layers
-from swiftlab.decoding import DecodeSession
-from swiftlab.policy import StepPolicy
+from swiftlab.engine.decoding import DecodeSession
+from swiftlab.engine.policy import StepPolicy
 
 PROMPT = [1, 5, 9, 14, 3, 7, 22, 40]
 

@@ -5,9 +5,9 @@ import torch
 from tiny_models import tiny_model
 
 from swiftlab import SkipSet, num_layers, skipping
-from swiftlab.decoding import reference_continuation
-from swiftlab.matchness import matchness_scores
-from swiftlab.probes import ImportanceRecord, RedundancyRecord, redundancy, sublayer_importance
+from swiftlab.engine.decoding import reference_continuation
+from swiftlab.engine.matchness import matchness_scores
+from swiftlab.analysis.probes import ImportanceRecord, RedundancyRecord, redundancy, sublayer_importance
 
 PROMPTS = [[1, 5, 9, 23, 40, 7], [1, 8, 3, 3, 60]]
 W = 12
@@ -55,7 +55,7 @@ def test_redundancy_matches_hidden_states_computed_with_hooks(model):
 
 
 def test_ratio_sweep_shapes_and_ratio_zero(model):
-    from swiftlab.probes import STRATEGIES, SweepRecord, ratio_sweep
+    from swiftlab.analysis.probes import STRATEGIES, SweepRecord, ratio_sweep
 
     record = ratio_sweep(model, PROMPTS, [0.0, 0.5], max_new_tokens=16)
     assert len(record.rows) == 2 * len(STRATEGIES)
@@ -72,7 +72,7 @@ def test_ratio_sweep_shapes_and_ratio_zero(model):
 
 def test_latency_breakdown_sums_to_one(model):
     from swiftlab import decode
-    from swiftlab.probes import latency_breakdown
+    from swiftlab.analysis.probes import latency_breakdown
 
     results = [decode(model, ids, method="swift", skip_set=SkipSet.uniform(6, 0.5), max_new_tokens=20)
                for ids in PROMPTS]

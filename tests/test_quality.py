@@ -2,7 +2,7 @@
 
 import pytest
 
-from swiftlab.tasks.quality import (evaluate_task, fact_recall, final_answer, function_body, parses,
+from swiftlab.analysis.quality import (evaluate_task, fact_recall, final_answer, function_body, parses,
                                     reference_perplexity, repetition_rate)
 
 
@@ -59,7 +59,7 @@ def test_perplexity_prefers_the_model_that_predicts_the_reference(local_llama_di
                                         ("code", {"perplexity", "repetition", "parse_rate"})])
 def test_evaluate_task_shapes(local_llama_dir, task, keys, monkeypatch):
     from swiftlab import load_model
-    from swiftlab.tasks import quality
+    from swiftlab.analysis import quality
 
     monkeypatch.setitem(quality.NEW_TOKENS, task, 4)
     model, tokenizer = load_model(local_llama_dir)

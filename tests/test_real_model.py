@@ -16,9 +16,9 @@ import torch
 
 from swiftlab import SamplingParams, SkipSet, SwiftParams, decode, load_model
 from swiftlab.api import decode_continuation, encode_prompt
-from swiftlab.bench import hf_generate
-from swiftlab.registry import SMOLLM2, convert_gguf, source_file
-from swiftlab.sampling import probabilities
+from swiftlab.analysis.bench import hf_generate
+from swiftlab.models.registry import SMOLLM2, convert_gguf, source_file
+from swiftlab.engine.sampling import probabilities
 from swiftlab.tasks import get_examples
 
 SPEC_BENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "spec_bench" / "question.jsonl"
@@ -100,7 +100,7 @@ def test_greedy_swift_equals_transformers_generate(smollm2, greedy_references, h
 
 
 def test_multi_turn_question_runs_as_spec_bench_runs_it(smollm2):
-    from swiftlab.harness import run_bench, to_specbench
+    from swiftlab.analysis.harness import run_bench, to_specbench
 
     if not SPEC_BENCH.exists():
         pytest.skip("Spec-Bench's question.jsonl is not at ../shared/data/spec_bench")

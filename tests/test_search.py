@@ -3,7 +3,7 @@
 import pytest
 
 from swiftlab import SkipSet, SwiftlabError
-from swiftlab.search import SearchConfig, SkipSearch, Trajectory
+from swiftlab.search.skipsearch import SearchConfig, SkipSearch, Trajectory
 
 L = 12
 GOOD = SkipSet.uniform(L, 0.45)  # the hidden optimum of the synthetic objective
@@ -39,7 +39,7 @@ def test_never_worse_than_start_and_records_every_proposal():
 
 
 def test_proposals_respect_the_ratio_and_every_beta_th_is_bayes(monkeypatch):
-    import swiftlab.search as search_module
+    import swiftlab.search.skipsearch as search_module
 
     fits = []
     original = search_module.gp_posterior
@@ -77,7 +77,7 @@ def test_the_gp_fits_a_bounded_history_of_the_best_and_the_latest():
 
 
 def test_gp_posterior_interpolates_and_is_unsure_far_away():
-    from swiftlab.search import gp_posterior
+    from swiftlab.search.skipsearch import gp_posterior
 
     xs = [[0, 0, 0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0, 0, 0]]
     mean, std = gp_posterior(xs, [0.2, 0.8], xs + [[0, 0, 0, 0, 1, 1, 1, 1]])

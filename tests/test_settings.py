@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from swiftlab import SkipSet, SwiftlabError, settings
-from swiftlab.registry import models_home
-from swiftlab.store import SkipSetStore
+from swiftlab import SkipSet, SwiftlabError
+from swiftlab.support import settings
+from swiftlab.models.registry import models_home
+from swiftlab.search.store import SkipSetStore
 
 
 @pytest.mark.parametrize("value, quick", [("1", True), ("true", True), ("0", False), ("", False), ("no", False)])

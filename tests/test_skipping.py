@@ -5,8 +5,8 @@ import torch
 from tiny_models import tiny_model
 
 from swiftlab import SkipSet, SwiftlabError, decode, is_pristine, num_layers, skipping
-from swiftlab.adapters import adapter_for, check_supported
-from swiftlab.cache import SkipAwareCache
+from swiftlab.models.adapters import adapter_for, check_supported
+from swiftlab.engine.cache import SkipAwareCache
 
 IDS = torch.tensor([[1, 5, 9, 23, 40, 7, 11, 3, 60, 2, 17, 33, 8, 19, 4, 50]])
 

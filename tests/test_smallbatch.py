@@ -7,9 +7,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from swiftlab import SkipSet, SwiftParams, decode
-from swiftlab.bench import hf_generate
-from swiftlab import smallbatch
-from swiftlab.smallbatch import MAX_ROWS, TRIALS, SmallBatchProducts, linear_layers, small_batch_products
+from swiftlab.analysis.bench import hf_generate
+from swiftlab.engine import smallbatch
+from swiftlab.engine.smallbatch import MAX_ROWS, TRIALS, SmallBatchProducts, linear_layers, small_batch_products
 from tiny_models import tiny_model
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from swiftlab import SkipSet, SwiftlabError, load_reference_skip_sets
-from swiftlab.store import SkipSetStore, model_key
+from swiftlab.search.store import SkipSetStore, model_key
 
 
 def test_round_trip_and_reference_compatibility(tmp_path):
@@ -73,7 +73,7 @@ def test_concurrent_writers_keep_every_entry(tmp_path):
 
 
 def test_atomic_writes_keep_the_mode(tmp_path):
-    from swiftlab.storage import atomic_write_text
+    from swiftlab.support.storage import atomic_write_text
 
     store_path = tmp_path / "store.json"
     store_path.write_text("{}")
@@ -93,7 +93,7 @@ def test_atomic_writes_keep_the_mode(tmp_path):
 
 
 def test_probe_records_keep_the_mode(tmp_path):
-    from swiftlab.experiments import save
+    from swiftlab.analysis.experiments import save
 
     path = tmp_path / "importance.json"
     path.write_text("{}")

@@ -3,10 +3,10 @@
 import pytest
 from tiny_models import tiny_model
 
-import swiftlab.stream as stream_module
+import swiftlab.search.stream as stream_module
 from swiftlab import DecodeResult, decode, is_pristine
-from swiftlab.search import SearchConfig
-from swiftlab.stream import StreamSettings, SwiftStream
+from swiftlab.search.skipsearch import SearchConfig
+from swiftlab.search.stream import StreamSettings, SwiftStream
 
 PROMPTS = [[1, 5, 9, 23, 40, 7], [1, 8, 3, 3, 60], [1, 44, 12, 9], [1, 2, 3, 4, 5, 6, 7]]
 REFERENCE = StreamSettings(search_share=None, give_up=False)  # a search step after every verification, as SWIFT's
@@ -80,7 +80,7 @@ def test_domain_shift_can_be_switched_off(monkeypatch):
 
 def test_search_needs_swift():
     from swiftlab import SwiftlabError
-    from swiftlab.search import SkipSearch
+    from swiftlab.search.skipsearch import SkipSearch
 
     model = tiny_model("llama")
     with pytest.raises(SwiftlabError, match="SWIFT decoding only"):

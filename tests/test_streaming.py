@@ -8,7 +8,7 @@ from transformers import TextIteratorStreamer
 
 from swiftlab import SkipSet, SwiftlabError, load_model, num_layers
 from swiftlab.api import generate
-from swiftlab.streaming import StreamerError
+from swiftlab.engine.streaming import StreamerError
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from swiftlab.errors import SwiftlabError
+from swiftlab.support.errors import SwiftlabError
 from swiftlab.tasks.base import split_of
 from swiftlab.tasks.code import (MAX_BODY_LINES, MAX_CHARS, MAX_DOC_LINES, MIN_BODY_LINES, MIN_DOC_LINES,
                                  CodeTask, scan_functions, stdlib_root)

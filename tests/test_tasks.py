@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from swiftlab.errors import SwiftlabError
+from swiftlab.support.errors import SwiftlabError
 from swiftlab.tasks import Example, get_examples, get_task, split_of, task_names
 
 GENERATED = ["summarization", "reasoning", "story"]

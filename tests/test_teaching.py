@@ -5,14 +5,14 @@ import torch
 from tiny_models import tiny_model
 
 from swiftlab import SkipSet, decode, load_model
-from swiftlab.adapters import ADAPTERS
-from swiftlab.decoding import DecodeSession, Pace, SwiftParams
-from swiftlab.inside import (RaceRecord, StepTrace, expected_speedup, expected_tokens_per_pass,
+from swiftlab.models.adapters import ADAPTERS
+from swiftlab.engine.decoding import DecodeSession, Pace, SwiftParams
+from swiftlab.analysis.inside import (RaceRecord, StepTrace, expected_speedup, expected_tokens_per_pass,
                              logit_lens, pass_costs, trace_steps)
-from swiftlab.records import DecodeResult
-from swiftlab.sampling import SamplingParams, probabilities
-from swiftlab.skipping import skipping
-from swiftlab.tree import tree_mask
+from swiftlab.engine.records import DecodeResult
+from swiftlab.engine.sampling import SamplingParams, probabilities
+from swiftlab.engine.skipping import skipping
+from swiftlab.engine.tree import tree_mask
 from swiftlab.widgets import (DraftTreeView, KVCacheView, LogitLens, Race, RejectionSampling, SpeedupCalculator,
                               TokenStepper)
 from swiftlab.widgets.drafttree import shown_mask

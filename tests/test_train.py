@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from swiftlab import SwiftlabError, load_model
-from swiftlab.train import TrainConfig, batch_for_step, export, read_log, train
+from swiftlab.models.train import TrainConfig, batch_for_step, export, read_log, train
 
 TINY = TrainConfig(layers=3, hidden=32, intermediate=64, heads=2, vocab_size=400, seq_len=64, batch_size=2,
                    steps=4, warmup=2, eval_every=2, tokenizer_docs=300, bf16=False)
@@ -27,7 +27,7 @@ def test_resume_equals_one_run_and_export_loads(tmp_path):
     train(tmp_path / "once", TINY, progress=False)
     # Interrupt a second run right after its first checkpoint (step 2), then resume it to step 4.
     half = tmp_path / "twice"
-    import swiftlab.train as t
+    import swiftlab.models.train as t
 
     calls = {"n": 0}
     original = t._save_checkpoint
@@ -67,7 +67,7 @@ def test_export_without_checkpoint(tmp_path):
 
 
 def test_model_card_counts_resumed_time_and_draws_a_curve():
-    from swiftlab.modelcard import loss_curve_svg, training_seconds
+    from swiftlab.models.modelcard import loss_curve_svg, training_seconds
 
     log = [{"step": 1, "loss": 5.0, "elapsed_s": 10.0}, {"step": 2, "loss": 4.0, "elapsed_s": 20.0,
                                                           "heldout_loss": 4.5},
@@ -78,9 +78,9 @@ def test_model_card_counts_resumed_time_and_draws_a_curve():
 
 
 def test_export_command_evaluates_and_writes_the_card(tmp_path, monkeypatch, capsys):
-    import swiftlab.train as t
+    import swiftlab.models.train as t
     from swiftlab.cli import _export_lab
-    from swiftlab.tasks import quality
+    from swiftlab.analysis import quality
 
     for task in quality.NEW_TOKENS:
         monkeypatch.setitem(quality.NEW_TOKENS, task, 3)
@@ -96,8 +96,8 @@ def test_export_command_evaluates_and_writes_the_card(tmp_path, monkeypatch, cap
 
 
 def test_warm_start_continues_from_the_earlier_weights_and_tokenizer(tmp_path, monkeypatch):
-    import swiftlab.train as t
-    from swiftlab.train import lineage
+    import swiftlab.models.train as t
+    from swiftlab.models.train import lineage
 
     train(tmp_path / "a", TINY, progress=False)
     # lr 0 leaves the weights exactly where the warm start put them (AdamW's decay scales with lr too)
@@ -117,7 +117,7 @@ def test_warm_start_continues_from_the_earlier_weights_and_tokenizer(tmp_path, m
 
 
 def test_model_card_of_a_warm_started_model_lists_both_stages(tmp_path):
-    from swiftlab.modelcard import write_model_card
+    from swiftlab.models.modelcard import write_model_card
 
     train(tmp_path / "a", TINY, progress=False)
     with open(tmp_path / "a" / "log.jsonl", "a") as log:  # a step logged after a's last checkpoint: b never saw it
@@ -147,7 +147,7 @@ def test_fact_drills_come_from_training_articles_only():
     import random
 
     from swiftlab.tasks import get_examples, split_of
-    from swiftlab.train import _documents
+    from swiftlab.models.train import _documents
 
     drills = _documents("facts", random.Random(3))
     heldout = {ex.prompt.rsplit("Article: ", 1)[1].split("\nSummary:")[0] for ex in get_examples("summarization", 50)}
@@ -164,7 +164,7 @@ def test_fact_drills_come_from_training_articles_only():
 def test_copy_drills_repeat_their_list():
     import random
 
-    from swiftlab.train import _documents
+    from swiftlab.models.train import _documents
 
     drills = _documents("copy", random.Random(5))
     for _ in range(50):
@@ -174,7 +174,7 @@ def test_copy_drills_repeat_their_list():
 
 
 def test_model_card_says_when_a_stage_stopped_before_its_schedule_ended(tmp_path):
-    from swiftlab.modelcard import write_model_card
+    from swiftlab.models.modelcard import write_model_card
 
     train(tmp_path / "a", replace(TINY, steps=2, eval_every=2), progress=False)
     config = json.loads((tmp_path / "a" / "train_config.json").read_text())

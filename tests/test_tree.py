@@ -4,8 +4,8 @@ import torch
 from tiny_models import tiny_model
 
 from swiftlab import SkipSet, decode, num_layers
-from swiftlab.cache import SkipAwareCache
-from swiftlab.tree import DraftTree, accept_greedy, candidates_for, tree_mask, tree_positions
+from swiftlab.engine.cache import SkipAwareCache
+from swiftlab.engine.tree import DraftTree, accept_greedy, candidates_for, tree_mask, tree_positions
 
 # chain a-b-c (depth 1..3); siblings: x, y at depth 1; none at 2; z at 3
 TREE = DraftTree(chain=[10, 11, 12], siblings=[[20, 21], [], [22]])

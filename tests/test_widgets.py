@@ -3,7 +3,7 @@
 import pytest
 
 from swiftlab import SkipSet, SwiftlabError, decode, load_model
-from swiftlab.search import SearchConfig
+from swiftlab.search.skipsearch import SearchConfig
 from swiftlab.widgets import ModelPicker, OptimizationMonitor, SkipSetEditor, TokenStepper
 
 
@@ -51,7 +51,7 @@ def test_skip_set_editor_updates_matchness_and_figure(lab):
 
 def test_editor_and_explorer_share_one_early_exit(lab):
     # issue 14: the explorer's early exit skipped the last layer, which the editor refused
-    from swiftlab.probes import skip_set_for
+    from swiftlab.analysis.probes import skip_set_for
 
     model, tokenizer = lab
     editor = SkipSetEditor(model, tokenizer, task="story", prompts=1, window=8)
@@ -62,7 +62,7 @@ def test_editor_and_explorer_share_one_early_exit(lab):
 
 
 def test_editor_says_when_nothing_is_cached(lab, tmp_path):
-    from swiftlab.store import SkipSetStore
+    from swiftlab.search.store import SkipSetStore
 
     model, tokenizer = lab
     store = SkipSetStore(tmp_path / "skip_layers.json")
@@ -155,7 +155,7 @@ def test_explorer_scores_with_the_engines_matchness(lab, monkeypatch):
 
 
 def test_task_sparsity_comparison_filters_tasks():
-    from swiftlab.probes import TaskSparsityRecord
+    from swiftlab.analysis.probes import TaskSparsityRecord
     from swiftlab.widgets import TaskSparsityComparison
 
     sets = {t: SkipSet((i + 1,), (), 6).to_dict() for i, t in enumerate(("story", "reasoning", "code"))}

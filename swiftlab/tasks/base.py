@@ -16,7 +16,7 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Iterator, Protocol
 
-from ..errors import SwiftlabError
+from ..support.errors import SwiftlabError
 
 SPLITS = ("train", "heldout")
 HELDOUT_SHARE = 0.2

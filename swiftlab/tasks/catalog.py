@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..errors import SwiftlabError
+from ..support.errors import SwiftlabError
 from .base import Example, Task
 from .code import CodeTask
 from .datasets import CnnDailyMail, Gsm8k, HumanEval, SpecBench, TinyStories

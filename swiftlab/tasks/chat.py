@@ -9,7 +9,7 @@ follows the model's own answer to the one before, as Spec-Bench runs them.
 
 from __future__ import annotations
 
-from ..errors import SwiftlabError
+from ..support.errors import SwiftlabError
 
 CHAT_MODES = ("auto", "on", "off")
 

@@ -42,8 +42,8 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import SwiftlabError
-from ..storage import read_json
+from ..support.errors import SwiftlabError
+from ..support.storage import read_json
 from .base import Example, check_split, content_id
 
 FILE_FORMATS = (".jsonl", ".json", ".parquet")

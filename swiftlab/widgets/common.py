@@ -13,10 +13,10 @@ from typing import Callable
 
 import ipywidgets as w
 
-from ..adapters import num_layers
-from ..errors import SwiftlabError
-from ..skipping import check_skip_set
-from ..skipset import SkipSet
+from ..models.adapters import num_layers
+from ..support.errors import SwiftlabError
+from ..engine.skipping import check_skip_set
+from ..engine.skipset import SkipSet
 
 DEFAULT_RATIO = 0.45
 

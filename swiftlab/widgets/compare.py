@@ -5,8 +5,8 @@ from __future__ import annotations
 import ipywidgets as w
 import plotly.graph_objects as go
 
-from ..figures import skip_sets_heatmap, transfer_matrix
-from ..probes import TaskSparsityRecord
+from ..analysis.figures import skip_sets_heatmap, transfer_matrix
+from ..analysis.probes import TaskSparsityRecord
 from .common import ErrorLine
 
 

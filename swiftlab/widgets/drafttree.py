@@ -8,11 +8,11 @@ import torch
 from plotly.subplots import make_subplots
 
 from ..api import encode_prompt
-from ..decoding import SwiftParams
-from ..errors import SwiftlabError
-from ..inside import StepTrace, trace_steps
-from ..skipset import SkipSet
-from ..tree import tree_mask
+from ..engine.decoding import SwiftParams
+from ..support.errors import SwiftlabError
+from ..analysis.inside import StepTrace, trace_steps
+from ..engine.skipset import SkipSet
+from ..engine.tree import tree_mask
 from .common import ErrorLine, widget_skip_set
 
 STATUS_COLOURS = {"root": "#777", "accepted": "#1a7f37", "rejected": "#cf222e", "bonus": "#0550ae"}

@@ -5,14 +5,14 @@ from __future__ import annotations
 import ipywidgets as w
 import plotly.graph_objects as go
 
-from ..adapters import num_layers
+from ..models.adapters import num_layers
 from ..api import encode_prompt
-from ..bench import compare
-from ..decoding import reference_continuation
-from ..figures import skip_sets_heatmap
-from ..matchness import matchness_scores
-from ..probes import skip_set_for
-from ..skipset import SkipSet
+from ..analysis.bench import compare
+from ..engine.decoding import reference_continuation
+from ..analysis.figures import skip_sets_heatmap
+from ..engine.matchness import matchness_scores
+from ..analysis.probes import skip_set_for
+from ..engine.skipset import SkipSet
 from ..tasks import get_examples
 from .common import ErrorLine
 
@@ -75,8 +75,8 @@ class SkipSetEditor(w.VBox):
         return SkipSet(attention, mlp, self.L, allow_edges=edges)
 
     def _cached_set(self) -> SkipSet | None:
-        from ..errors import SwiftlabError
-        from ..store import SkipSetStore
+        from ..support.errors import SwiftlabError
+        from ..search.store import SkipSetStore
 
         try:
             return (self.store or SkipSetStore()).get(self.model_name, self.task, self.L)

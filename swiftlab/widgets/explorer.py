@@ -5,12 +5,12 @@ from __future__ import annotations
 import ipywidgets as w
 import plotly.graph_objects as go
 
-from ..adapters import num_layers
+from ..models.adapters import num_layers
 from ..api import encode_prompt
-from ..decoding import reference_continuation
-from ..figures import COLOURS, sweep_figure
-from ..matchness import matchness_scores
-from ..probes import ratio_sweep, skip_set_for
+from ..engine.decoding import reference_continuation
+from ..analysis.figures import COLOURS, sweep_figure
+from ..engine.matchness import matchness_scores
+from ..analysis.probes import ratio_sweep, skip_set_for
 from ..tasks import get_examples
 from .common import ErrorLine
 

@@ -6,10 +6,10 @@ import ipywidgets as w
 import plotly.graph_objects as go
 
 from ..api import encode_prompt
-from ..decoding import SwiftParams
-from ..errors import SwiftlabError
-from ..inside import StepTrace, trace_steps
-from ..skipset import SkipSet
+from ..engine.decoding import SwiftParams
+from ..support.errors import SwiftlabError
+from ..analysis.inside import StepTrace, trace_steps
+from ..engine.skipset import SkipSet
 from .common import ErrorLine, widget_skip_set
 
 STAGE_NAMES = {"drafted": "after drafting", "verified": "after verification", "kept": "after rollback"}

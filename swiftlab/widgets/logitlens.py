@@ -9,8 +9,8 @@ import ipywidgets as w
 import plotly.graph_objects as go
 
 from ..api import encode_prompt
-from ..inside import LensRecord, logit_lens
-from ..skipset import SkipSet
+from ..analysis.inside import LensRecord, logit_lens
+from ..engine.skipset import SkipSet
 from .common import ErrorLine, widget_skip_set
 
 COLOURS = {"kept": "#0550ae", "skipped": "#cf222e", "embedding": "#777"}

@@ -9,9 +9,9 @@ import ipywidgets as w
 import plotly.graph_objects as go
 
 from ..api import encode_prompt
-from ..figures import skip_sets_heatmap, stream_figure, trajectory_figure
-from ..search import SearchConfig
-from ..stream import REFERENCE_SETTINGS, StreamSettings, SwiftStream
+from ..analysis.figures import skip_sets_heatmap, stream_figure, trajectory_figure
+from ..search.skipsearch import SearchConfig
+from ..search.stream import REFERENCE_SETTINGS, StreamSettings, SwiftStream
 from ..tasks import get_examples
 from .common import ErrorLine
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import ipywidgets as w
 
-from ..errors import SwiftlabError
-from ..loading import load_model
-from ..registry import KNOWN
+from ..support.errors import SwiftlabError
+from ..models.loading import load_model
+from ..models.registry import KNOWN
 from .common import ErrorLine
 
 

@@ -7,8 +7,8 @@ import html
 import ipywidgets as w
 
 from ..api import decode_continuation, encode_prompt
-from ..inside import RaceRecord, race
-from ..skipset import SkipSet
+from ..analysis.inside import RaceRecord, race
+from ..engine.skipset import SkipSet
 from .common import ErrorLine, widget_skip_set
 
 NAMES = {"ar": "plain decoding", "swift": "SWIFT"}

@@ -11,8 +11,8 @@ import torch
 from plotly.subplots import make_subplots
 
 from ..api import encode_prompt
-from ..inside import RejectionRecord, draw_once, rejection_position
-from ..skipset import SkipSet
+from ..analysis.inside import RejectionRecord, draw_once, rejection_position
+from ..engine.skipset import SkipSet
 from .common import ErrorLine, widget_skip_set
 
 COLOURS = {"q": "#8250df", "p": "#0550ae", "min": "#1a7f37", "residual": "#cf222e", "emitted": "#777"}

@@ -7,8 +7,8 @@ import ipywidgets as w
 import plotly.graph_objects as go
 
 from ..api import encode_prompt
-from ..inside import SpeedupRecord, expected_speedup, expected_tokens_per_pass, measure_speedup
-from ..skipset import SkipSet
+from ..analysis.inside import SpeedupRecord, expected_speedup, expected_tokens_per_pass, measure_speedup
+from ..engine.skipset import SkipSet
 from ..tasks import get_examples
 from .common import ErrorLine, widget_skip_set
 

@@ -12,8 +12,8 @@ import html
 import ipywidgets as w
 
 from ..api import encode_prompt
-from ..decoding import DecodeSession, StepEvent, SwiftParams
-from ..skipset import SkipSet
+from ..engine.decoding import DecodeSession, StepEvent, SwiftParams
+from ..engine.skipset import SkipSet
 from .common import ErrorLine, widget_skip_set
 
 COLOURS = {"prompt": "#777", "accepted": "#1a7f37", "rejected": "#cf222e", "discarded": "#aaa",

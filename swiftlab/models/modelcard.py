@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
-from .storage import atomic_write_text
+from ..support.storage import atomic_write_text
 from .train import TrainConfig, lineage, read_log
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
-from . import validate
-from .errors import SwiftlabError
+from ..support import validate
+from ..support.errors import SwiftlabError
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,12 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from . import figures
-from .errors import SwiftlabError
+from ..support.errors import SwiftlabError
 from .probes import (STRATEGIES, ImportanceRecord, RedundancyRecord, SweepRecord, TaskSparsityRecord,
                      latency_breakdown, ratio_sweep, redundancy, sublayer_importance, task_sparsity)
-from .search import SearchConfig, Trajectory
-from .storage import atomic_write_json, read_json
-from .validate import field_type_errors, integer
+from ..search.skipsearch import SearchConfig, Trajectory
+from ..support.storage import atomic_write_json, read_json
+from ..support.validate import field_type_errors, integer
 
 TASKS = ("reasoning", "summarization", "story", "code")
 RECORDS = {"importance": ImportanceRecord, "redundancy": RedundancyRecord, "sweep": SweepRecord,
@@ -30,8 +30,8 @@ RECORDS = {"importance": ImportanceRecord, "redundancy": RedundancyRecord, "swee
 
 def _prompts(tokenizer, task, n: int, seed: int = 0, chat="auto") -> list[list[int]]:
     """Token ids of n held-out prompts of a task (a name or a TaskSource), through the chat template per `chat`."""
-    from .tasks.chat import encode_prompt
-    from .tasks import task_source
+    from ..tasks.chat import encode_prompt
+    from ..tasks import task_source
 
     return [encode_prompt(tokenizer, ex.prompt, chat) for ex in task_source(task).examples(n, seed=seed)]
 
@@ -79,7 +79,7 @@ def run_probe(name: str, model, tokenizer, *, task="story", prompts: int = 4, ma
     TaskSource (records carry its label); task-sparsity compares `tasks` (default: the four built-in ones)."""
     from functools import partial
 
-    from .tasks import task_source
+    from ..tasks import task_source
 
     integer("prompts", prompts, 1)  # no prompts would write an empty record and call it done
     integer("max_new_tokens", max_new_tokens, 1)
@@ -101,14 +101,14 @@ def run_probe(name: str, model, tokenizer, *, task="story", prompts: int = 4, ma
                              {t: encoded(t, max(2, prompts // 2)) for t in sources},
                              search=search, max_new_tokens=max_new_tokens, repeats=repeats, progress=progress)
     if name == "dynamics":  # the search and the stream, as the paper's optimization figures show them
-        from .stream import REFERENCE_SETTINGS, SwiftStream
+        from ..search.stream import REFERENCE_SETTINGS, SwiftStream
 
         stream = SwiftStream(model, search or SearchConfig(), settings=REFERENCE_SETTINGS)
         for ids in tqdm(encoded(task, prompts * 5, seed=2), desc="dynamics (prompts)", disable=not progress):
             stream.decode(ids, max_new_tokens=max_new_tokens)
         return {"task": task, "trajectory": stream.search.trajectory.to_dict(), **stream.summary()}
     if name == "latency":
-        from .stream import REFERENCE_SETTINGS, SwiftStream
+        from ..search.stream import REFERENCE_SETTINGS, SwiftStream
 
         stream = SwiftStream(model, search or SearchConfig(), settings=REFERENCE_SETTINGS)
         results = [stream.decode(ids, max_new_tokens=max_new_tokens)
@@ -130,7 +130,7 @@ PROBES = ("importance", "redundancy", "sweep", "task-sparsity", "dynamics", "lat
 
 def build_figures(records: dict[str, list]) -> dict:
     """name -> plotly figure, for every figure the records allow (no I/O)."""
-    from .stream import PromptRecord
+    from ..search.stream import PromptRecord
 
     figs = {}
     if records.get("importance"):
@@ -169,7 +169,7 @@ def draw(records: dict[str, list], out: Path, png: bool = True) -> list[Path]:
 
 def write_html(fig, path: Path) -> Path:
     """A standalone page with plotly.js embedded, written atomically."""
-    from .storage import atomic_write_text
+    from ..support.storage import atomic_write_text
 
     atomic_write_text(path, fig.to_html(include_plotlyjs=True, full_html=True))
     return path
@@ -222,7 +222,7 @@ def run_all(model, tokenizer, out: Path, prompts: int = 4, max_new_tokens: int =
     """Every probe on every task the figures need, saved as it goes, then drawn. `tasks` (names or
     TaskSources, default the four built-in ones): importance and redundancy on each, the sweep on the
     first two, task sparsity across all, the search dynamics and latency split on the first."""
-    from .tasks import task_source
+    from ..tasks import task_source
 
     out.mkdir(parents=True, exist_ok=True)
     sources = {s.label: s for s in map(task_source, tasks or ("story", "reasoning", "summarization", "code"))}

@@ -31,9 +31,9 @@ import torch
 from torch import nn
 
 from .cache import SkipAwareCache
-from .adapters import eos_ids, input_device, last_logits_only
+from ..models.adapters import eos_ids, input_device, last_logits_only
 from .drafters import GatedLookup, LookupDrafter, PlainStep, skip_drafter
-from .errors import SwiftlabError
+from ..support.errors import SwiftlabError
 from .leandraft import check_draft_dtype
 from .lookup import NGRAM_SIZES
 from .matchness import matchness_scores
@@ -43,7 +43,7 @@ from .sampling import SamplingParams, choose, probabilities, sample
 from .skipping import check_skip_set
 from .skipset import SkipSet
 from .smallbatch import linear_layers, small_batch_products
-from . import validate
+from ..support import validate
 from .tree import SAMPLING_SIBLINGS, DraftTree, accept_greedy, accept_sampled, tree_mask, tree_positions
 
 __all__ = ["DecodeSession", "Pace", "StepEvent", "StepPolicy", "SwiftParams", "context_limit", "decode", "eos_ids",

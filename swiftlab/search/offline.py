@@ -15,11 +15,11 @@ from dataclasses import replace
 
 from tqdm.auto import tqdm
 
-from .adapters import num_layers
-from .decoding import SwiftParams, decode, reference_continuation
-from .errors import SwiftlabError
-from .matchness import matchness_scores
-from .search import SearchConfig, SkipSearch
+from ..models.adapters import num_layers
+from ..engine.decoding import SwiftParams, decode, reference_continuation
+from ..support.errors import SwiftlabError
+from ..engine.matchness import matchness_scores
+from .skipsearch import SearchConfig, SkipSearch
 
 
 def offline_search(model, prompts: list[list[int]], config: SearchConfig = SearchConfig(), *, steps: int = 50,

@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .errors import SwiftlabError
-from .storage import append_line, atomic_write_json, atomic_write_text
+from ..support.errors import SwiftlabError
+from ..support.storage import append_line, atomic_write_json, atomic_write_text
 
-LAB_DIR = Path(__file__).resolve().parent / "models" / "lab"
+LAB_DIR = Path(__file__).resolve().parent / "lab"
 
 
 @dataclass
@@ -65,7 +65,7 @@ def _copy_drill(rng: random.Random) -> str:
     followed an earlier occurrence of the current one (an induction head) is what a summary needs for
     every name after the first; measured on the lab model, it had not learnt that from summaries
     alone (the last name after a correctly copied first name got 1/16, a guess among the names)."""
-    from .tasks.generators import CITIES, FIRST, LAST, MONTHS, ROLES
+    from ..tasks.generators import CITIES, FIRST, LAST, MONTHS, ROLES
 
     pools = [FIRST, LAST, CITIES, ROLES, MONTHS]
     items = [f"{rng.choice(FIRST)} {rng.choice(LAST)}" if rng.random() < 0.4 else rng.choice(rng.choice(pools))
@@ -83,7 +83,7 @@ def _fact_drill(article: str, facts) -> str:
 
 def _train_examples(task_name: str, seed: int):
     """(key, example) pairs of a generated task, train split only: held-out prompts are never trained on."""
-    from .tasks import get_task, split_of
+    from ..tasks import get_task, split_of
 
     for key, ex in get_task(task_name).candidates(seed):
         if split_of(key) == "train":
@@ -123,7 +123,7 @@ _CODE = None
 def _code_pool():
     global _CODE
     if _CODE is None:
-        from .tasks import get_task
+        from ..tasks import get_task
 
         _CODE = get_task("code").examples("train", 100_000)
     return _CODE

@@ -24,13 +24,13 @@ from typing import Callable
 
 from torch import nn
 
-from .adapters import num_layers
+from ..models.adapters import num_layers
 from .budget import BudgetedSearch, PassCosts, ScoringBudget, costs_from_rounds, pass_cost_rounds
-from .decoding import Pace, SwiftParams, decode
-from .records import DecodeResult
-from .sampling import SamplingParams
-from .search import SearchConfig, SkipSearch
-from .skipset import SkipSet
+from ..engine.decoding import Pace, SwiftParams, decode
+from ..engine.records import DecodeResult
+from ..engine.sampling import SamplingParams
+from .skipsearch import SearchConfig, SkipSearch
+from ..engine.skipset import SkipSet
 
 
 @dataclass

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
-from .adapters import input_device
-from .decoding import SwiftParams, decode
-from .records import DecodeResult
-from .skipset import SkipSet
+from ..models.adapters import input_device
+from ..engine.decoding import SwiftParams, decode
+from ..engine.records import DecodeResult
+from ..engine.skipset import SkipSet
 
 
 @dataclass

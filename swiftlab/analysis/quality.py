@@ -16,10 +16,10 @@ import re
 import torch
 from tqdm.auto import tqdm
 
-from .chat import decode_continuation
-from ..decoding import decode
-from .base import Example
-from .catalog import get_examples
+from ..tasks.chat import decode_continuation
+from ..engine.decoding import decode
+from ..tasks.base import Example
+from ..tasks.catalog import get_examples
 
 NEW_TOKENS = {"reasoning": 96, "summarization": 72, "story": 96, "code": 128}
 ANSWER = re.compile(r"The answer is (-?\d+)")

@@ -31,16 +31,16 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .adapters import input_device, num_layers
+from ..models.adapters import input_device, num_layers
 from .bench import hf_generate
-from .decoding import SwiftParams, decode
-from .errors import SwiftlabError
-from .lookup import LOOKUP_TOKENS
-from .records import DecodeResult
-from .search import SearchConfig
-from .skipset import SkipSet
-from .storage import append_line
-from .stream import StreamSettings, SwiftStream
+from ..engine.decoding import SwiftParams, decode
+from ..support.errors import SwiftlabError
+from ..engine.lookup import LOOKUP_TOKENS
+from ..engine.records import DecodeResult
+from ..search.skipsearch import SearchConfig
+from ..engine.skipset import SkipSet
+from ..support.storage import append_line
+from ..search.stream import StreamSettings, SwiftStream
 
 METHODS = ("ar", "swift", "swift+lookup", "swift-cached", "uniform", "early-exit", "hf-generate", "hf-early-exit",
            "hf-prompt-lookup", "clasp")
@@ -111,7 +111,7 @@ def make_runners(model, methods, *, task: str, model_name: str, skip_ratio: floa
             runners[name] = lambda ids, n, stream=stream: stream.decode(ids, max_new_tokens=n)
             runners[name].stream = stream  # run_bench reads each prompt's phase from it
         elif m == "swift-cached":
-            from .store import SkipSetStore
+            from ..search.store import SkipSetStore
 
             cached = (store or SkipSetStore()).get(model_name, task, L)
             if cached is None:
@@ -135,7 +135,7 @@ def make_runners(model, methods, *, task: str, model_name: str, skip_ratio: floa
 
 
 def _clasp_runner(model, name: str, every: str, skip_ratio: float, swift: SwiftParams):
-    from .layerselect import LayerSelector, SelectParams
+    from ..search.layerselect import LayerSelector, SelectParams
 
     if every and not (every.isdigit() and int(every) >= 1):
         raise SwiftlabError(f"method {name!r}: the re-selection interval must be a whole number from 1")
@@ -158,8 +158,8 @@ def run_bench(model, tokenizer, *, task: str, prompts: int, methods, model_name:
     Spec-Bench category); prompts go through the chat template per `chat` (tasks.chat), and a
     multi-turn question runs turn by turn, as Spec-Bench runs it. With `save_found`, each swift
     stream's best set goes to the `store` afterwards (SwiftStream.save_to), for the next run to start from."""
-    from .tasks.chat import encode_prompt
-    from .tasks import task_source
+    from ..tasks.chat import encode_prompt
+    from ..tasks import task_source
 
     if not methods:
         raise SwiftlabError("no methods to benchmark")
@@ -233,8 +233,8 @@ _FIELD_TYPES = {"method": str, "task": str, "prompt_id": str, "repeat": int, "ne
 def decode_turns(run, tokenizer, example, max_new_tokens: int, chat="auto") -> list[DecodeResult]:
     """One result per turn of the example: its prompt alone, or (Spec-Bench's multi-turn questions)
     each later turn after the method's own answer to the one before, as Spec-Bench runs them."""
-    from .tasks.chat import decode_continuation, encode_prompt
-    from .tasks.chat import encode_turns
+    from ..tasks.chat import decode_continuation, encode_prompt
+    from ..tasks.chat import encode_turns
 
     turns = example.meta.get("turns") or [example.prompt]
     results, answers = [], []
@@ -254,7 +254,7 @@ def decode_turns(run, tokenizer, example, max_new_tokens: int, chat="auto") -> l
 def read_lines(path: str | Path) -> list[BenchLine]:
     """The bench results in a JSON-lines file. A line cut off mid-record (a run killed while writing)
     is skipped with a warning naming it; any other bad line is an error."""
-    from .storage import read_text
+    from ..support.storage import read_text
 
     lines = []
     for number, text in enumerate(read_text(path, "results file").splitlines(), start=1):

@@ -21,8 +21,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from .adapters import adapter_for
-from .errors import SwiftlabError
+from ..models.adapters import adapter_for
+from ..support.errors import SwiftlabError
 from .skipset import SkipSet
 
 _MISSING = object()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .adapters import input_device, last_logits_only
+from ..models.adapters import input_device, last_logits_only
 from .cache import SkipAwareCache
 from .skipping import skipping_rows
 from .skipset import SkipSet

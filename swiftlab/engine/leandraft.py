@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .adapters import LeanParts, adapter_for, dispatched
-from .errors import SwiftlabError
+from ..models.adapters import LeanParts, adapter_for, dispatched
+from ..support.errors import SwiftlabError
 from .skipset import SkipSet
 
 # rotary variants whose angles depend on the position only (not on the sequence length seen so far)

@@ -17,8 +17,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import SwiftlabError
-from .storage import free_space, human_size, make_folder, write_failure
+from ..support.errors import SwiftlabError
+from ..support.storage import free_space, human_size, make_folder, write_failure
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ KNOWN = {m.name: m for m in (LAB, SMOLLM2)}
 
 def models_home() -> Path:
     """The cache of converted models: $SWIFTLAB_HOME/models, else ~/.cache/swiftlab/models."""
-    from .settings import home
+    from ..support.settings import home
 
     return home() / "models"
 

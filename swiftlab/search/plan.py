@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import math
 
-from .decoding import SwiftParams, decode
-from .errors import SwiftlabError
-from .lookup import LOOKUP_TOKENS
-from .records import DecodeResult
-from .sampling import SamplingParams
-from .skipset import SkipSet
+from ..engine.decoding import SwiftParams, decode
+from ..support.errors import SwiftlabError
+from ..engine.lookup import LOOKUP_TOKENS
+from ..engine.records import DecodeResult
+from ..engine.sampling import SamplingParams
+from ..engine.skipset import SkipSet
 
 GENERATE_TASK = "generate"  # the store's task name for what runs without a skip set learn
 PLAN_SEARCH_SHARE = 0.10  # the most share of a run's wall time its search may spend scoring
@@ -143,8 +143,8 @@ def default_skip_plan(model, model_name: str | None = None, store=None, swift: S
     `swift.lookup` of 0 becomes 15 (lookup drafts are part of the plan). `task`: the name `save` stores under."""
     from dataclasses import replace
 
-    from .adapters import num_layers
-    from .search import RATIOS, SearchConfig
+    from ..models.adapters import num_layers
+    from .skipsearch import RATIOS, SearchConfig
     from .stream import DOES_NOT_PAY, PAYS, StreamSettings, SwiftStream
 
     name = _store_name(model_name) if model_name else model_name_of(model)

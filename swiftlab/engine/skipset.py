@@ -12,9 +12,9 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import SwiftlabError
-from .storage import atomic_write_json, read_json
-from .validate import is_integer
+from ..support.errors import SwiftlabError
+from ..support.storage import atomic_write_json, read_json
+from ..support.validate import is_integer
 
 
 @dataclass(frozen=True)

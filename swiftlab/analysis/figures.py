@@ -11,8 +11,8 @@ import math
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .search import Trajectory
-from .skipset import SkipSet
+from ..search.skipsearch import Trajectory
+from ..engine.skipset import SkipSet
 
 COLOURS = {"uniform": "#1f77b4", "random": "#7f7f7f", "early_exit": "#d62728", "offline_bo": "#9467bd",
            "swift": "#2ca02c", "bayes": "#ff7f0e", "start": "#000000"}

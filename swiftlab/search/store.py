@@ -16,14 +16,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import SwiftlabError
-from .skipset import SkipSet, read_reference_entries
-from .storage import atomic_write_json, check_writable, locked, read_json
+from ..support.errors import SwiftlabError
+from ..engine.skipset import SkipSet, read_reference_entries
+from ..support.storage import atomic_write_json, check_writable, locked, read_json
 
 
 def default_store_path() -> Path:
     """$SWIFTLAB_STORE, else $SWIFTLAB_HOME/skip_layers.json, else ~/.cache/swiftlab/skip_layers.json."""
-    from .settings import store_path
+    from ..support.settings import store_path
 
     return store_path()
 

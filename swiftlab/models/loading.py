@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .adapters import check_supported
-from .errors import SwiftlabError
+from ..support.errors import SwiftlabError
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "auto": "auto"}
@@ -189,7 +189,7 @@ def _module_name(key) -> str:
 
 def _map_device(value, where: str):
     """A device accelerate may place modules on: "disk", "cpu", a GPU index, or a device that exists here."""
-    from . import validate
+    from ..support import validate
 
     if value == "disk":
         return value

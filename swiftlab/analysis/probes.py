@@ -14,11 +14,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .adapters import num_layers
-from .decoding import reference_continuation
-from .matchness import window_logits
-from .records import JsonRecord
-from .skipset import SkipSet
+from ..models.adapters import num_layers
+from ..engine.decoding import reference_continuation
+from ..engine.matchness import window_logits
+from ..engine.records import JsonRecord
+from ..engine.skipset import SkipSet
 
 
 @dataclass
@@ -137,9 +137,9 @@ class SweepRecord(JsonRecord):
 def skip_set_for(strategy: str, model, ratio: float, prompts: list[list[int]], seed: int = 0,
                  search_steps: int = 30, max_new_tokens: int = 64) -> SkipSet:
     """The skip set each strategy picks at a ratio (optimizing ones search on `prompts`)."""
-    from .offline import offline_search
-    from .search import SearchConfig
-    from .stream import REFERENCE_SETTINGS, SwiftStream
+    from ..search.offline import offline_search
+    from ..search.skipsearch import SearchConfig
+    from ..search.stream import REFERENCE_SETTINGS, SwiftStream
 
     L = num_layers(model)
     if strategy == "uniform":
@@ -173,7 +173,7 @@ def ratio_sweep(model, prompts: list[list[int]], ratios, strategies=STRATEGIES, 
     median (and min–max) of paired SWIFT/AR runs over every prompt and repeat, after one warm-up."""
 
     from .bench import compare
-    from .matchness import matchness_scores
+    from ..engine.matchness import matchness_scores
 
     window = min(32, max_new_tokens - 1)
     references = [reference_continuation(model, ids, window + 1) for ids in prompts]
@@ -242,8 +242,8 @@ def task_sparsity(model, prompts_by_task: dict[str, list[list[int]]], eval_by_ta
     median (and min–max) of paired SWIFT/AR runs over the task's evaluation prompts and `repeats`."""
 
     from .bench import compare
-    from .search import SearchConfig
-    from .stream import REFERENCE_SETTINGS, SwiftStream
+    from ..search.skipsearch import SearchConfig
+    from ..search.stream import REFERENCE_SETTINGS, SwiftStream
 
     sets, scores = {}, {}
     searching = [(task, ids) for task, prompts in prompts_by_task.items() for ids in prompts]

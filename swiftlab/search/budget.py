@@ -23,9 +23,9 @@ from typing import Callable
 
 import torch
 
-from .adapters import input_device, last_logits_only
-from .errors import SwiftlabError
-from .skipset import SkipSet
+from ..models.adapters import input_device, last_logits_only
+from ..support.errors import SwiftlabError
+from ..engine.skipset import SkipSet
 
 
 class ScoringBudget:
@@ -222,7 +222,7 @@ PASS_KINDS = ("full", "verify", "draft_none", "draft_no_attention", "draft_no_ml
 
 def costs_from_rounds(rounds: list[dict], context: int, model, verify_tokens: int = 8,
                       seconds_spent: float = 0.0) -> PassCosts:
-    from .adapters import num_layers
+    from ..models.adapters import num_layers
 
     medians = {kind: statistics.median(r[kind] for r in rounds) for kind in PASS_KINDS}
     return PassCosts(context=context, verify_tokens=verify_tokens, num_layers=num_layers(model),
@@ -243,10 +243,10 @@ def time_passes(model, context: int, cases: dict[str, PassCase], rounds: int, *,
     no lean drafter for runs through transformers with `lean_fallback`, else is left out. On a GPU each
     pass is timed between synchronisations (kernels run asynchronously: the clock would time launches).
     The timed passes take their few-token products as decoding does (smallbatch.py; `products`: whose)."""
-    from .cache import SkipAwareCache
-    from .leandraft import lean_drafter
-    from .skipping import skipping
-    from .smallbatch import small_batch_products
+    from ..engine.cache import SkipAwareCache
+    from ..engine.leandraft import lean_drafter
+    from ..engine.skipping import skipping
+    from ..engine.smallbatch import small_batch_products
 
     vocab, device = model.get_input_embeddings().num_embeddings, input_device(model)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -304,7 +304,7 @@ def pass_cost_rounds(model, context: int, *, draft_dtype: str = "auto", lean: bo
                      verify_tokens: int = 8, cache=None) -> list[dict[str, float]]:
     """`rounds` rounds of one pass of each kind (PASS_KINDS), seconds each, through the calls decoding
     makes (the lean drafter where the family has one); on a running decode's `cache`, see time_passes."""
-    from .adapters import num_layers as layers_of
+    from ..models.adapters import num_layers as layers_of
 
     L = layers_of(model)
     middle = tuple(range(1, L - 1))

@@ -18,7 +18,7 @@ from typing import Callable, NamedTuple
 import torch
 from torch import nn
 
-from .errors import SwiftlabError
+from ..support.errors import SwiftlabError
 
 # A skip function receives the (args, kwargs) the module was called with and returns what the
 # module would have returned, with the sub-layer's contribution to the residual stream zeroed.
@@ -166,7 +166,7 @@ def check_supported(config) -> Adapter:
     arch = ", ".join(getattr(config, "architectures", None) or []) or type(config).__name__
     raise SwiftlabError(
         f"unsupported architecture {arch} (model_type {model_type!r}); supported: "
-        f"{', '.join(sorted(ADAPTERS))}. To add it, register an Adapter in swiftlab/adapters.py "
+        f"{', '.join(sorted(ADAPTERS))}. To add it, register an Adapter in swiftlab/models/adapters.py "
         "naming its decoder-layer list and its attention and MLP modules"
     )
 

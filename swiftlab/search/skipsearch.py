@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from .errors import SwiftlabError
-from .skipset import SkipSet, _count_for_ratio
+from ..support.errors import SwiftlabError
+from ..engine.skipset import SkipSet, _count_for_ratio
 
 
 RATIOS = (0.15, 0.25, 0.35, 0.45, 0.55)  # what a stream searches when the ratio is not fixed

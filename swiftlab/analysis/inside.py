@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .adapters import adapter_for, input_device, num_layers
+from ..models.adapters import adapter_for, input_device, num_layers
 from .bench import compare
-from .decoding import DecodeSession, SwiftParams
-from .errors import SwiftlabError
-from .records import DecodeResult, JsonRecord
-from .sampling import SamplingParams, probabilities
-from .skipping import skipping_rows
-from .skipset import SkipSet
-from .tree import DraftTree, accept_sampled
+from ..engine.decoding import DecodeSession, SwiftParams
+from ..support.errors import SwiftlabError
+from ..engine.records import DecodeResult, JsonRecord
+from ..engine.sampling import SamplingParams, probabilities
+from ..engine.skipping import skipping_rows
+from ..engine.skipset import SkipSet
+from ..engine.tree import DraftTree, accept_sampled
 
 STAGES = ("start", "drafted", "verified", "kept")  # the observer's stages inside one draft/verify cycle
 

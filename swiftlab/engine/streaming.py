@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from .errors import SwiftlabError
+from ..support.errors import SwiftlabError
 
 
 class StreamerError(SwiftlabError):

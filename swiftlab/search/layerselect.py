@@ -29,11 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .adapters import adapter_for, num_layers
-from .errors import SwiftlabError
-from .leandraft import LeanDrafter, check_draft_dtype, lean_drafter
-from .skipset import SkipSet, _count_for_ratio
-from . import validate
+from ..models.adapters import adapter_for, num_layers
+from ..support.errors import SwiftlabError
+from ..engine.leandraft import LeanDrafter, check_draft_dtype, lean_drafter
+from ..engine.skipset import SkipSet, _count_for_ratio
+from ..support import validate
 
 
 @dataclass(frozen=True)
