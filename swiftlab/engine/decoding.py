@@ -52,6 +52,10 @@ __all__ = ["DecodeSession", "Pace", "StepEvent", "StepPolicy", "SwiftParams", "c
 
 @dataclass(frozen=True)
 class SwiftParams:
+    """SWIFT's settings for a decoding run, checked on creation (a SwiftlabError for a bad value): where a
+    draft stops (`epsilon`, `max_draft`), how it is verified (`verify`, `max_tree`, the per-depth candidate tables),
+    how the skip drafter runs (`lean_draft`, `draft_dtype`), lookup drafts (`lookup`, `lookup_ngrams`) and the
+    plain-step `fallback`."""
     epsilon: float = 0.8  # stop drafting when the drafter's top-1 probability falls below this
     max_draft: int = 25  # draft-length cap (the reference's)
     verify: str = "tree"  # "tree": top-1 chain plus runner-up siblings per depth; "chain": top-1 only
@@ -80,6 +84,8 @@ class SwiftParams:
 
 
 def context_limit(model: nn.Module) -> int | None:
+    """The model's context length in tokens: the first positive `max_position_embeddings`, `n_positions`
+    or `seq_length` of its config; None where it names none (then no prompt is too long)."""
     config = model.config
     for name in ("max_position_embeddings", "n_positions", "seq_length"):
         value = getattr(config, name, None)
@@ -307,6 +313,8 @@ class DecodeSession:
         return self.prompt_ids + self.tokens
 
     def clock(self) -> float:
+        """Seconds on `time.perf_counter`, read after the GPU's queued work has finished (on a CUDA
+        device), so that a phase's time includes its kernels."""
         self._sync()
         return time.perf_counter()
 
@@ -317,6 +325,9 @@ class DecodeSession:
     # --- one step
 
     def step(self) -> StepEvent:
+        """Take the next full-model pass (the prompt pass first, then draft, verify, accept) and return
+        its StepEvent, after `on_step` has seen it. Raises SwiftlabError once the run is `done`, or after a step that
+        was interrupted half-way (`broken`: the cache no longer matches the tokens)."""
         if self.done:
             raise SwiftlabError("this decoding run has finished")
         if self.broken:
@@ -461,6 +472,8 @@ class DecodeSession:
         return self.clock() - t0
 
     def result(self) -> DecodeResult:
+        """The run's DecodeResult, made from its events: tokens, per-pass counts and seconds per phase
+        ("other": wall time no phase accounts for). It can be asked at any point; `decode` asks once `done`."""
         wall = (self._end - self._start) if self._start is not None else 0.0
         timings = dict.fromkeys(("prefill", "draft", "verify", "optimize"), 0.0)
         for event in self.events:

@@ -34,6 +34,8 @@ class PlainStep:
     """Drafts nothing: the full model verifies the pending token alone and writes the next one."""
 
     def draft(self, run, cur: int, n: int, cap: int) -> DraftTree:
+        """An empty DraftTree of source "ar": nothing to roll back, and the verify pass over `cur` alone
+        yields the step's one token."""
         return DraftTree(source="ar")
 
 
@@ -56,12 +58,18 @@ class SkipDrafter:
         self.skip_set = skip_set
 
     def switched_off(self, run):
+        """A context manager under which `run.model` runs with the skip set's sub-layers off
+        (`skipping`); the model is as it was after the block."""
         return skipping(run.model, self.skip_set)
 
     def logits(self, run, token: int, position: int) -> torch.Tensor:
+        """The skipping model's logits [vocab] for `token` at cache `position`; its KV entries go into
+        the run's cache, which drops them before verification."""
         return run.forward([token], position)[-1]
 
     def draft(self, run, cur: int, n: int, cap: int) -> DraftTree:
+        """The skipping model's chain after `cur` (at position `n`), with runner-ups per depth under tree
+        verification, until the drafter is unsure (top-1 below epsilon), drafts end-of-text, or has `cap` tokens."""
         with self.switched_off(run):
             return self.grow(run, DraftTree(), cur, n, cap)
 
@@ -126,9 +134,13 @@ class LeanSkipDrafter(SkipDrafter):
         self.lean = lean
 
     def switched_off(self, run):
+        """A context that does nothing: the lean pass leaves the skipped sub-layers out itself, so the model's
+        modules are never touched."""
         return nullcontext()  # the lean pass leaves the skipped sub-layers out itself
 
     def logits(self, run, token: int, position: int) -> torch.Tensor:
+        """The lean pass's logits [vocab] for `token` at `position` with the current skip set
+        (LeanDrafter.logits); like SkipDrafter's, its KV entries go into the run's cache."""
         return self.lean.logits(token, position, run.cache, self.skip_set)
 
 
@@ -176,6 +188,8 @@ class LookupDrafter:
         return bool(self.continuation)
 
     def draft(self, run, cur: int, n: int, cap: int) -> DraftTree:
+        """The continuation the last `offer` found, as a chain without siblings (with one-hot q's when
+        sampling). `cur`, `n` and `cap` are not read: `offer` already limited its length."""
         chain = self.continuation
         tree = DraftTree(chain=list(chain), siblings=[[] for _ in chain], source="lookup",
                          stop=f"the lookup continuation ({len(chain)} tokens) is verified")
@@ -195,6 +209,9 @@ class GatedLookup:
         self.skip, self.lookup = skip, lookup
 
     def draft(self, run, cur: int, n: int, cap: int) -> DraftTree:
+        """Draft the first token with the skip drafter; where it is the lookup's first token or the
+        drafter is unsure, verify the lookup continuation (cut to `cap`) with the drafter's runner-ups, else grow the
+        drafter's own chain. Only after the lookup's `offer` found a continuation."""
         follow, tree = self.lookup.continuation, DraftTree()
         if cap == 0:
             tree.stop = NOTHING_LEFT

@@ -102,6 +102,8 @@ def draft_dtype(model: nn.Module, choice: str) -> torch.dtype:
 
 
 def check_draft_dtype(choice: str) -> None:
+    """Raise a SwiftlabError unless `choice` is one of DRAFT_DTYPES ("auto", "model", "float16",
+    "bfloat16")."""
     if choice not in DRAFT_DTYPES:
         raise SwiftlabError(f"unknown draft dtype {choice!r}: choose one of {', '.join(DRAFT_DTYPES)}")
 
@@ -188,6 +190,9 @@ def _read_matrices(model: nn.Module, dtype: torch.dtype) -> tuple[list[_Layer], 
 
 
 class LeanDrafter:
+    """The lean draft pass for one Llama-like model; make it with `lean_drafter`, which checks that the
+    model qualifies. Its matrices are read in `dtype` (None: the model's own tensors, no copy); `logits` drafts one
+    token with a skip set's sub-layers left out."""
     def __init__(self, model: nn.Module, dtype: torch.dtype | None = None):
         adapter, config = adapter_for(model), model.config
         self.model = model

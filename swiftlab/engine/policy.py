@@ -70,6 +70,7 @@ class StepPolicy:
         self.ruled_out[kind] = reason
 
     def allow(self, kind: str) -> None:
+        """Undo `rule_out(kind)`: `kind` may be chosen again (nothing happens where it was not ruled out)."""
         self.ruled_out.pop(kind, None)
 
     def choose(self, *, lookup: bool, greedy: bool, fallback: bool) -> Choice:
@@ -128,6 +129,8 @@ class StepPolicy:
         return min(weighed, key=weighed.get)
 
     def pick(self, kinds: tuple[str, ...]) -> str:
+        """Which of `kinds` to take next, counting one step: an unmeasured kind other than "ar" first, then
+        the `cheapest`, except when a re-try of the kind measured longest ago is due (see the class docstring)."""
         self.steps += 1
         untried = [k for k in kinds if k not in self.sums and k != "ar"]
         if untried:
@@ -159,6 +162,8 @@ class StepPolicy:
         self.sums.pop(kind, None)
 
     def record(self, kind: str, seconds: float, tokens: int) -> None:
+        """Fold one step of `kind` (its `seconds`, and `tokens` emitted, counted as at least 1) into the
+        running averages; after a re-try, the next one comes later if it confirmed the cheapest kind, else soon."""
         # Running averages of seconds and of tokens per step, and their ratio: a mean of per-step ratios
         # would overweight the steps that yield one token and make drafting look worse than it is.
         weight = 0.5 if self._probe is not None else self.WEIGHT  # a rare try weighs more

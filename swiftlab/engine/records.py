@@ -10,15 +10,20 @@ class JsonRecord:
     """to_json / from_json for flat dataclass records (fields are JSON types)."""
 
     def to_json(self) -> str:
+        """The record's fields as one JSON object (`dataclasses.asdict`)."""
         return json.dumps(asdict(self))
 
     @classmethod
     def from_json(cls, s: str):
+        """The record back from `to_json`'s text; a key that is not a field is a TypeError."""
         return cls(**json.loads(s))
 
 
 @dataclass
 class DecodeResult:
+    """What one decoding run did: the prompt and new token ids, the skip set drafted with (SWIFT), per
+    full-model pass the tokens drafted and accepted, the tree size and the kind of step, the wall time and seconds
+    per phase, why it stopped, and the decoded `text` where a front end added it."""
     method: str  # "ar" or "swift"
     prompt_ids: list[int]
     token_ids: list[int]  # new tokens only
@@ -76,6 +81,8 @@ class DecodeResult:
         return replace(self, wall_s=self.wall_s + seconds, timings_s=timings)
 
     def to_dict(self) -> dict:
+        """The fields as a JSON-ready dict, plus the derived numbers (new_tokens, steps,
+        mean_accepted_tokens, acceptance_rate, tokens_per_s, drafters) for whoever reads the JSON."""
         d = asdict(self)
         d.update(new_tokens=self.new_tokens, steps=self.steps, mean_accepted_tokens=self.mean_accepted_tokens,
                  acceptance_rate=self.acceptance_rate, tokens_per_s=self.tokens_per_s, drafters=self.drafters)
@@ -83,12 +90,16 @@ class DecodeResult:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DecodeResult":
+        """A DecodeResult from `to_dict`'s output; keys that are not fields (the derived numbers)
+        are ignored."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def to_json(self) -> str:
+        """`to_dict` as JSON text: the fields and the derived numbers."""
         return json.dumps(self.to_dict())
 
     @classmethod
     def from_json(cls, s: str) -> "DecodeResult":
+        """A DecodeResult from `to_json`'s text (the derived numbers are ignored, see `from_dict`)."""
         return cls.from_dict(json.loads(s))

@@ -17,6 +17,8 @@ from ..support.errors import SwiftlabError
 
 @dataclass(frozen=True)
 class SamplingParams:
+    """How tokens are drawn: `temperature` (0: greedy), then `top_k` (0: off), then `top_p` (1: off), in
+    that order (`probabilities`). Checked on creation: a SwiftlabError for a value of the wrong type or range."""
     temperature: float = 0.0  # 0 means greedy
     top_k: int = 0  # 0 means no top-k filter
     top_p: float = 1.0  # 1 means no nucleus filter
@@ -60,6 +62,7 @@ def probabilities(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
 
 
 def sample(probs: torch.Tensor, generator: torch.Generator | None) -> int:
+    """One token id drawn from `probs` (a 1-D tensor of probabilities) with `generator` (None: torch's global one)."""
     return int(torch.multinomial(probs, 1, generator=generator))
 
 

@@ -29,6 +29,7 @@ _MISSING = object()
 
 
 def check_skip_set(model: nn.Module, skip_set: SkipSet) -> None:
+    """Raise a SwiftlabError unless `skip_set` is for a model with as many decoder layers as `model`."""
     n = len(adapter_for(model).layers(model))
     if skip_set.num_layers != n:
         raise SwiftlabError(

@@ -19,6 +19,9 @@ from ..support.validate import is_integer
 
 @dataclass(frozen=True)
 class SkipSet:
+    """The attention and MLP sub-layers to switch off, as sorted tuples of 0-based layer indices, for a model
+    of `num_layers` decoder layers; checked on creation (SwiftlabError). `allow_edges` admits the first and last
+    layer (early exit) and takes no part in equality. A set that skips nothing is false."""
     attention: tuple[int, ...]
     mlp: tuple[int, ...]
     num_layers: int
@@ -70,6 +73,7 @@ class SkipSet:
     # ----- construction -------------------------------------------------------------------
     @classmethod
     def none(cls, num_layers: int) -> "SkipSet":
+        """The set that skips nothing for a `num_layers`-layer model: its drafter is the full model."""
         return cls((), (), num_layers)
 
     @classmethod
@@ -101,12 +105,16 @@ class SkipSet:
     # coordinate j < L-2 is attention of layer j+1, coordinate j >= L-2 is MLP of layer j-(L-2)+1.
     @classmethod
     def from_coordinates(cls, num_layers: int, coords) -> "SkipSet":
+        """A skip set from the indices of the optimizer's vector over the 2·(L−2) middle
+        sub-layers: coordinate j < L−2 is layer j+1's attention, j ≥ L−2 layer j−(L−2)+1's MLP (`to_mask`'s layout)."""
         half = num_layers - 2
         attention = [int(c) + 1 for c in coords if int(c) < half]
         mlp = [int(c) - half + 1 for c in coords if int(c) >= half]
         return cls(tuple(attention), tuple(mlp), num_layers)
 
     def to_mask(self) -> list[int]:
+        """The set as the optimizer's 0/1 vector of length 2·(L−2) (`from_coordinates`' layout); the
+        first and last layer of an `allow_edges` set have no coordinate and are left out."""
         half = self.num_layers - 2
         mask = [0] * (2 * half)
         for i in self.attention:
@@ -119,6 +127,7 @@ class SkipSet:
 
     # ----- JSON ---------------------------------------------------------------------------
     def to_dict(self) -> dict:
+        """swiftlab's JSON form: attention, mlp (lists) and num_layers, with allow_edges only where it is set."""
         d = {"attention": list(self.attention), "mlp": list(self.mlp), "num_layers": self.num_layers}
         if self.allow_edges:
             d["allow_edges"] = True
@@ -126,6 +135,8 @@ class SkipSet:
 
     @classmethod
     def from_dict(cls, d: dict, num_layers: int | None = None) -> "SkipSet":
+        """A skip set from `to_dict`'s form. `num_layers`, where given, is the model's layer count: it
+        fills in a missing "num_layers" and must equal a present one. A SwiftlabError for anything malformed."""
         if not isinstance(d, dict) or "attention" not in d or "mlp" not in d:
             raise SwiftlabError("a skip set needs 'attention' and 'mlp' lists of layer indices")
         n = d.get("num_layers", num_layers)
@@ -140,6 +151,7 @@ class SkipSet:
         return cls(tuple(d["attention"]), tuple(d["mlp"]), n, bool(d.get("allow_edges", False)))
 
     def save(self, path: str | os.PathLike) -> None:
+        """Write the set to `path` as JSON (`to_dict`), atomically; `SkipSet.load` reads it back."""
         atomic_write_json(path, self.to_dict())
 
     @classmethod
@@ -185,6 +197,8 @@ def _count_for_ratio(num_layers: int, ratio: float) -> int:
 
 # ----- the reference code's skip_layers.json: {"<model>_<task>": {"attention": [...], "mlp": [...]}} ----
 def read_reference_entries(data, path="skip_layers.json") -> dict[str, dict]:
+    """The entries of a parsed reference skip_layers.json (`data`), returned as they are once
+    every value has "attention" and "mlp"; a SwiftlabError naming `path` otherwise. Layer counts are not checked."""
     if not isinstance(data, dict) or not all(
             isinstance(v, dict) and "attention" in v and "mlp" in v for v in data.values()):
         raise SwiftlabError(

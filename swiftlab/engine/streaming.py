@@ -21,6 +21,8 @@ class StreamerError(SwiftlabError):
 
 
 def check_streamer(streamer) -> None:
+    """Raise a SwiftlabError unless `streamer` has callable `put` and `end` methods, as transformers'
+    streamers do."""
     for method in ("put", "end"):
         if not callable(getattr(streamer, method, None)):
             raise SwiftlabError(f"streamer {type(streamer).__name__} has no {method}() method: give a "
@@ -45,6 +47,7 @@ class StreamTo:
         self.streamer, self.prompt_ids = streamer, list(prompt_ids)
 
     def start(self) -> None:
+        """Send the prompt ids as one [1, n] tensor, as transformers' generate does before any new token."""
         _call(self.streamer, "put", torch.tensor([self.prompt_ids], dtype=torch.long))
 
     def __call__(self, event) -> None:
@@ -52,6 +55,7 @@ class StreamTo:
             _call(self.streamer, "put", torch.tensor(event.new_tokens, dtype=torch.long))
 
     def finish(self) -> None:
+        """Call the streamer's `end()` once the run is over; a streamer that raises gives a StreamerError."""
         _call(self.streamer, "end")
 
 

@@ -36,6 +36,9 @@ def candidates_for(confidence: float, table=GREEDY_SIBLINGS) -> int:
 
 @dataclass
 class DraftTree:
+    """One step's draft: the top-1 `chain`, per depth the runner-up `siblings` (leaves), the drafter's
+    distributions `draft_probs` (sampling only), who drafted it (`source`) and why the chain ends (`stop`).
+    Nodes are numbered chain first, then the siblings depth by depth (`tokens`, `nodes`)."""
     chain: list[int] = field(default_factory=list)  # top-1 drafts, depth 1..k
     siblings: list[list[int]] = field(default_factory=list)  # per depth: extra candidate tokens (leaves)
     draft_probs: list[torch.Tensor] = field(default_factory=list)  # per depth: q (sampling only)
@@ -47,6 +50,8 @@ class DraftTree:
         return len(self.chain) + sum(map(len, self.siblings))
 
     def tokens(self) -> list[int]:
+        """Every node's token in node order: the chain, then the siblings depth by depth (verify row
+        1 + i reads node i)."""
         return self.chain + [t for sib in self.siblings for t in sib]
 
     def nodes(self) -> list[tuple[int, int]]:

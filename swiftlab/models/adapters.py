@@ -107,9 +107,12 @@ class Adapter:
         return _at(model, self.final_norm_path)
 
     def layers(self, model: nn.Module) -> nn.ModuleList:
+        """The model's nn.ModuleList of decoder layers (at `layers_path`)."""
         return _at(model, self.layers_path)
 
     def lean_parts(self, layer: nn.Module) -> LeanParts:
+        """The modules of `layer` that leandraft.py reads, found by the family's LeanNames; only for a
+        family with `lean_draft` (an AttributeError on one without)."""
         names, attention, mlp = self.lean, getattr(layer, self.attention_name), getattr(layer, self.mlp_names[0])
         return LeanParts([getattr(attention, n) for n in names.attention_in], getattr(attention, names.attention_out),
                          [getattr(mlp, n) for n in names.mlp_in], getattr(mlp, names.mlp_out),
@@ -129,9 +132,14 @@ class Adapter:
         return getattr(model.config, "do_layer_norm_before", True)
 
     def attention_parts(self, layer: nn.Module) -> list[tuple[nn.Module, SkipFn]]:
+        """(module, skip function) pairs that switch `layer`'s attention off: the attention
+        module, returning zeros and no attention weights."""
         return [(getattr(layer, self.attention_name), zeros_and_no_weights)]
 
     def mlp_parts(self, layer: nn.Module) -> list[tuple[nn.Module, SkipFn]]:
+        """(module, skip function) pairs that switch `layer`'s MLP off: the MLP returning zeros, or OPT's
+        inline fc1 and fc2 (an empty feature axis, then zeros of the model width). The last pair's module is the one
+        whose output joins the residual stream."""
         if len(self.mlp_names) == 1:
             return [(getattr(layer, self.mlp_names[0]), zeros_like_input)]
         first, last = (getattr(layer, name) for name in self.mlp_names)
@@ -172,10 +180,12 @@ def check_supported(config) -> Adapter:
 
 
 def adapter_for(model: nn.Module) -> Adapter:
+    """The Adapter of `model`'s family, by its config's model_type; a SwiftlabError for an unsupported one."""
     return check_supported(getattr(model, "config", None))
 
 
 def num_layers(model: nn.Module) -> int:
+    """How many decoder layers `model` has: the L a skip set for it must name."""
     return len(adapter_for(model).layers(model))
 
 
@@ -218,6 +228,8 @@ def _takes_logits_to_keep(model_class: type) -> bool:
 
 
 def eos_ids(model: nn.Module) -> set[int]:
+    """The token ids that end the text: the generation config's eos_token_id (one or a list), else the model
+    config's; an empty set where neither names one."""
     gen = getattr(model, "generation_config", None)
     eos = getattr(gen, "eos_token_id", None) if gen is not None else None
     if eos is None:

@@ -21,6 +21,8 @@ DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.floa
 
 
 def resolve_dtype(dtype):
+    """A torch dtype (or "auto") from a name in DTYPES ("float32", "fp16", "bf16", ...); a torch.dtype
+    and None pass through, any other value is a SwiftlabError."""
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
     if dtype not in DTYPES:

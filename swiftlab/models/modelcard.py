@@ -83,6 +83,9 @@ def _reproduce(stages: list[tuple[Path, TrainConfig]], logs: list[list[dict]]) -
 
 
 def write_model_card(target: Path, run_dir: Path, quality_md: str, samples: list[dict], extra: dict) -> Path:
+    """Write the lab model's README.md and loss_curve.svg into `target`, from the training run in
+    `run_dir` and the stages it continued from (`lineage`). `quality_md`: the quality table in Markdown; `samples`:
+    dicts of task, prompt_tail and generation; `extra` may name the "hardware". Returns the README's path."""
     target, run_dir = Path(target), Path(run_dir)
     stages = [(folder, TrainConfig(**config)) for folder, config in lineage(run_dir)]
     logs = [read_log(folder) for folder, _ in stages]

@@ -23,6 +23,8 @@ from ..support.storage import free_space, human_size, make_folder, write_failure
 
 @dataclass(frozen=True)
 class KnownModel:
+    """A model swiftlab knows by name: its `description` and `source` in words and, for one that comes in a
+    package, the Python `package` whose file ends in `file_suffix` and the `install` command (None for the lab)."""
     name: str
     description: str
     source: str  # where it comes from, in words
@@ -63,10 +65,13 @@ def source_file(model: KnownModel) -> Path:
 
 
 def converted_dir(model: KnownModel) -> Path:
+    """The folder a packaged model is converted into, its name under `models_home()`; it may not exist yet."""
     return models_home() / model.name
 
 
 def is_present(model: KnownModel) -> bool:
+    """True where the model is ready to load: a config.json in the bundled lab folder, or in its
+    converted folder."""
     if model.name == "lab":
         from .train import LAB_DIR
 

@@ -31,6 +31,10 @@ LAB_DIR = Path(__file__).resolve().parent / "lab"
 
 @dataclass
 class TrainConfig:
+    """One training run's configuration, saved as train_config.json: the Llama's shape (layers, hidden,
+    intermediate, heads, vocab_size, context), the batches (`batch_size` × `seq_len` tokens from the `mix` of
+    CORPUS_PARTS), the schedule (`steps`, `lr`, `warmup`, `min_lr_ratio`), a held-out loss every `eval_every` steps,
+    and `init_from`. A run resumes only with the configuration it was started with."""
     layers: int = 16
     hidden: int = 192
     intermediate: int = 512
@@ -130,6 +134,8 @@ def _code_pool():
 
 
 def mixed_documents(config: TrainConfig, rng: random.Random):
+    """An endless stream of training documents, each from a corpus part drawn with `config.mix`'s
+    weights by `rng`: the same rng state gives the same documents."""
     names = sorted(config.mix)
     weights = [config.mix[n] for n in names]
     streams = {n: _documents(n, rng) for n in names}
@@ -166,6 +172,8 @@ def batch_for_step(config: TrainConfig, tokenizer, step: int, split: str = "trai
 
 
 def make_model(config: TrainConfig, tokenizer):
+    """A freshly initialised LlamaForCausalLM of the config's shape (seeded by `config.seed`, tied
+    embeddings) for `tokenizer`'s vocabulary and special tokens."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(config.seed)
@@ -180,6 +188,8 @@ def make_model(config: TrainConfig, tokenizer):
 
 
 def lr_at(config: TrainConfig, step: int) -> float:
+    """The learning rate at 0-based `step`: linear warm-up to `lr` over `warmup` steps, then cosine decay to
+    `lr * min_lr_ratio` at `steps`."""
     if step < config.warmup:
         return config.lr * (step + 1) / config.warmup
     progress = min(1.0, (step - config.warmup) / max(1, config.steps - config.warmup))
@@ -188,6 +198,9 @@ def lr_at(config: TrainConfig, step: int) -> float:
 
 # ----- the loop -----------------------------------------------------------------------------
 def train(out: str | os.PathLike, config: TrainConfig, device: str | None = None, progress: bool = True) -> Path:
+    """Train, or resume, the run in folder `out`: each step appended to log.jsonl, a checkpoint at each held-out
+    evaluation; returns `out`. `device` None: CUDA where there is one, else the CPU. A SwiftlabError where `out`
+    holds a checkpoint of another configuration."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -287,6 +300,8 @@ def _save_checkpoint(path: Path, model, optimizer, step: int, config: TrainConfi
 
 
 def read_log(out: str | os.PathLike) -> list[dict]:
+    """The records of a run's log.jsonl, oldest first (step, loss, lr, elapsed_s; heldout_loss at
+    evaluations); [] without a log, and a line cut short is left out."""
     path = Path(out) / "log.jsonl"
     # a line cut short (a run killed mid-write) is left out: resuming redoes that step anyway
     return [json.loads(line) for line in path.read_text().splitlines()

@@ -18,16 +18,20 @@ TRUE, FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 
 
 def home() -> Path:
+    """The root folder swiftlab writes to: $SWIFTLAB_HOME (~ expanded), else ~/.cache/swiftlab; not created here."""
     value = os.environ.get("SWIFTLAB_HOME")
     return Path(value).expanduser() if value else Path.home() / ".cache" / "swiftlab"
 
 
 def store_path() -> Path:
+    """The skip-set store file: $SWIFTLAB_STORE (~ expanded), else skip_layers.json under `home()`."""
     value = os.environ.get("SWIFTLAB_STORE")
     return Path(value).expanduser() if value else home() / "skip_layers.json"
 
 
 def quick() -> bool:
+    """Whether $SWIFTLAB_QUICK asks for smoke-test sizes (1, true, yes, on) or full sizes (0, false, no, off or
+    unset); a SwiftlabError for anything else."""
     value = os.environ.get("SWIFTLAB_QUICK", "").strip().lower()
     if value in TRUE:
         return True

@@ -18,10 +18,13 @@ from .errors import SwiftlabError
 
 
 def atomic_write_json(path: str | os.PathLike, data) -> None:
+    """Write `data` as indented JSON with a final newline through `atomic_write_text`: the file is
+    whole or unchanged."""
     atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def human_size(n: float) -> str:
+    """A byte count in words for messages: "512 bytes", "1.5 KiB", and so on up to GiB."""
     for unit in ("bytes", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
@@ -183,6 +186,8 @@ def read_text(path: str | os.PathLike, what: str = "file") -> str:
 
 
 def read_json(path: str | os.PathLike, what: str = "file"):
+    """A JSON file's parsed content, or a one-line SwiftlabError naming `what` for a file that is missing,
+    unreadable or corrupt."""
     text = read_text(path, what)
     try:
         return json.loads(text)

@@ -14,6 +14,8 @@ from .errors import SwiftlabError
 
 
 def is_integer(value) -> bool:
+    """True for a Python or numpy integer (numbers.Integral); False for a bool, a float (even 3.0) and
+    anything else."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
@@ -28,6 +30,7 @@ def integer(name: str, value, minimum: int | None = None) -> int:
 
 
 def optional_integer(name: str, value, minimum: int | None = None) -> int | None:
+    """None stays None; any other value must pass `integer` (a Python int, at least `minimum`)."""
     return None if value is None else integer(name, value, minimum)
 
 
