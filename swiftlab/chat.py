@@ -57,12 +57,16 @@ class MessageTooLong(SwiftlabError):
 
 @dataclass
 class Turn:
+    """One exchange of the conversation: the user's message and the answer as text, as the model sees it in
+    its history (stripped; of a stopped answer, the part that was printed)."""
     user: str
     answer: str
 
 
 @dataclass
 class Reply:
+    """What `Chat.reply` returns: the answer's text, its DecodeResult (None when Ctrl-C stopped it), the tokens
+    emitted, and the plain step's seconds the speedup estimate compares with (None: none timed yet)."""
     text: str
     result: DecodeResult | None  # None when interrupted
     tokens: int  # emitted before the end (or the interrupt)
@@ -250,6 +254,7 @@ class Terminal:
         self.dim = _is_terminal(self.err) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
     def note(self, line: str) -> None:
+        """Write a notice or stats line to `err` (dim on a terminal), after flushing `out` so it follows the answer."""
         self.out.flush()
         self.err.write((f"\033[2m{line}\033[0m" if self.dim else line) + "\n")
         self.err.flush()
@@ -302,6 +307,7 @@ def start_note(stream) -> str | None:
 
 
 def banner(model_name: str, chat: Chat) -> str:
+    """The chat's first line: the model, how it drafts, greedy or the temperature, and the commands."""
     lookup = chat.stream.settings.swift.lookup
     how = "SWIFT" + (f" with lookup drafts (up to {lookup})" if lookup else "")
     sampling = "greedy" if chat.sampling.greedy else f"sampling at temperature {chat.sampling.temperature:g}"

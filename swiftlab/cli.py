@@ -85,6 +85,8 @@ def _swift_params(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `swiftlab` argument parser with every subcommand, passed through clicheck.harden (value rules per
+    option, one-line usage errors)."""
     parser = argparse.ArgumentParser(
         prog="swiftlab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="environment:\n"
@@ -251,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_bench(args) -> int:
+    """`swiftlab bench`: --methods over --task's prompts, appended to --out as JSON lines; prints the summary table."""
     from .analysis.harness import run_bench, search_notes, summarize, summary_table, to_specbench
     from .search.skipsearch import RATIOS, SearchConfig
     from .search.store import SkipSetStore
@@ -277,6 +280,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_probe(args) -> int:
+    """`swiftlab probe NAME`: run one layer-sparsity probe, write its JSON record to --out and print the path."""
     from pathlib import Path
 
     from .analysis.experiments import run_probe, save
@@ -290,6 +294,7 @@ def cmd_probe(args) -> int:
 
 
 def cmd_figures(args) -> int:
+    """`swiftlab figures`: every figure (HTML) into --out from the --from records, or after running all probes."""
     from pathlib import Path
 
     from .analysis.experiments import draw, load_dir, run_all
@@ -320,6 +325,7 @@ def _tasks(args) -> list:
 
 
 def cmd_models(args) -> int:
+    """`swiftlab models`: print each named model, whether it is here (or how to install it), its source and folder."""
     from .models.registry import describe
 
     for row in describe():
@@ -330,6 +336,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_report(args) -> int:
+    """`swiftlab report FILE`: print the summary table per model and machine (--json: the rows) without re-running."""
     import warnings
 
     from .analysis.harness import by_run, read_lines, summarize, summary_table
@@ -351,6 +358,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_train_lab(args) -> int:
+    """`swiftlab train-lab`: train or resume the lab model in --out; --export writes it to swiftlab/models/lab."""
     from dataclasses import replace
 
     from .models.train import TrainConfig, train
@@ -413,6 +421,7 @@ def _export_lab(run_dir: str, eval_n: int) -> int:
 
 
 def cmd_tasks(args) -> int:
+    """`swiftlab tasks list|show|evaluate`: print the tasks, a task's examples, or quality next to an untrained twin."""
     from .tasks import get_examples, get_task, task_names
 
     if args.tasks_command == "list":
@@ -463,6 +472,7 @@ def quality_table(trained: list[dict], baseline: list[dict] | None) -> str:
 
 
 def cmd_optimize(args) -> int:
+    """`swiftlab optimize`: search a skip set on --task's prompts, store it (or write --out), print how it went."""
     from .models.adapters import num_layers
     from .api import encode_prompt
     from .search.skipsearch import RATIOS, SearchConfig
@@ -639,6 +649,7 @@ def cmd_export_hf(args) -> int:
 
 
 def cmd_generate(args) -> int:
+    """`swiftlab generate`: stream the decoded --prompt to stdout, its costs and drafters on one stderr line."""
     from .api import default_skip_plan, encode_prompt, generate
     from .tasks.chat import uses_chat
 
@@ -750,6 +761,7 @@ def _demo_prompts(args, tokenizer) -> list[str]:
 
 
 def cmd_demo(args) -> int:
+    """`swiftlab demo`: print AR and SWIFT speeds on a few prompts and a sample; exit 1 where their outputs differ."""
     from .api import decode_continuation, default_skip_plan, encode_prompt
     from .analysis.bench import Comparison, compare, interleaved
     from .engine.decoding import decode
@@ -792,6 +804,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_chat(args) -> int:
+    """`swiftlab chat`: the terminal chat (chat.py) until /exit or Ctrl-D; stores what its search learned at the end."""
     from .chat import LOOKUP, Chat, Terminal, banner, chat_stream, default_model, run_chat, save_stream, start_note
     from .engine.sampling import SamplingParams
     from .search.store import SkipSetStore
@@ -817,6 +830,9 @@ def cmd_chat(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command line (`argv`, default sys.argv[1:]) and return its exit status: the command's own, 0 for
+    --help, 2 for a usage or SwiftlabError (one line on stderr), 130 on Ctrl-C, 141 on a broken pipe, 1 on an
+    unforeseen error (its traceback with SWIFTLAB_DEBUG=1)."""
     # everything, argument parsing and the heavy imports included, runs inside the handlers below, so
     # Ctrl-C during start-up prints one line too (swiftlab/__init__.py imports nothing heavy)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -15,6 +15,8 @@ from .support.errors import SwiftlabError
 
 def _integer(minimum: int):
     def parse(text: str) -> int:
+        """An argparse `type` for a whole-number option (`positive`: at least 1, `non_negative`: at least 0);
+        anything else raises argparse.ArgumentTypeError, which argparse reports as a usage error."""
         try:
             value = int(text)
         except ValueError:
@@ -78,6 +80,9 @@ def _one_line_error(parser: argparse.ArgumentParser, message: str):
 
 # ----- pre-flight: everything that can be checked before a model is loaded ----------------------
 def preflight(args) -> None:
+    """Check what can be checked before a model is loaded: the --device, bench's --methods and output files,
+    the probe's name and --out, figures' options, optimize's --out or store. Raises SwiftlabError; a greedy
+    `generate` given --top-p or --top-k gets a note on stderr instead."""
     from .support import validate
     from .support.storage import check_writable
 

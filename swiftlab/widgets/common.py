@@ -44,6 +44,8 @@ class ErrorLine(w.HTML):
     """Empty until a guarded callback fails; then that failure, in one red line."""
 
     def guard(self, callback: Callable) -> Callable:
+        """`callback` wrapped for ipywidgets: an exception it raises is shown in this line and swallowed (the
+        wrapper returns None); a call that succeeds clears the line and returns the callback's result."""
         def guarded(*args, **kwargs):
             try:
                 result = callback(*args, **kwargs)
@@ -56,4 +58,5 @@ class ErrorLine(w.HTML):
         return guarded
 
     def show(self, error: Exception) -> None:
+        """Show `error` as one red line (`error_text`, HTML-escaped)."""
         self.value = f"<span style='color:#b00'>error: {html.escape(error_text(error))}</span>"

@@ -107,10 +107,13 @@ class DraftTreeView(w.VBox):
         return self.traces[self.pass_slider.value]
 
     def pieces(self, trace: StepTrace) -> list[str]:
+        """The text of `trace`'s root (the pending token), of each tree node in node order, and of its last emitted
+        token (the bonus, where there is one): the labels `tree_figure` takes."""
         decode = lambda t: self.tokenizer.decode([t])
         return [decode(trace.root)] + [decode(t) for t in trace.tree.tokens()] + [decode(trace.new_tokens[-1])]
 
     def show(self) -> None:
+        """Redraw the tree, the mask and the line above them for the pass the slider picks."""
         trace = self.trace
         self.mask = shown_mask(trace)
         fresh = tree_figure(trace, self.pieces(trace))

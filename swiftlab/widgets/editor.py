@@ -20,6 +20,9 @@ PRESETS = ("uniform", "early exit", "none", "cached")
 
 
 class SkipSetEditor(w.VBox):
+    """Toggle a skip set sub-layer by sub-layer, or from a preset, and see its matchness on `prompts` of `task`
+    at once; "decode" measures AR against SWIFT with it. The "cached" preset takes the set `store` (None: the
+    default store) holds for `model_name` and `task`."""
     def __init__(self, model, tokenizer, task: str = "story", prompts: int = 2, window: int = 24,
                  store=None, model_name: str = "lab"):
         self.errors = ErrorLine()  # a failed click or slider shows here (common.py)
@@ -84,6 +87,7 @@ class SkipSetEditor(w.VBox):
             return None
 
     def set_skip_set(self, s: SkipSet) -> None:
+        """Set the toggles to `s`, then score and redraw once (not once per toggle)."""
         self._quiet = True  # one update at the end, not one per toggle
         for (kind, i), b in self.toggles.items():
             b.value = i in getattr(s, kind)
@@ -91,6 +95,8 @@ class SkipSetEditor(w.VBox):
         self._changed()
 
     def apply_preset(self) -> None:
+        """Set the toggles from the preset menu: uniform or early exit at the ratio slider's value, the cached set
+        (where none is stored, a notice and the toggles left as they are), or no skipping."""
         name = self.preset.value
         self.notice.value = ""
         if name in ("uniform", "early exit"):  # the same sets the explorer and the sweep use
@@ -108,6 +114,8 @@ class SkipSetEditor(w.VBox):
         self.set_skip_set(s)
 
     def score(self) -> float:
+        """Matchness of the toggled skip set over the last `window` positions of each prompt's reference
+        continuation, averaged over the prompts (one batched pass each)."""
         s = self.skip_set
         return sum(matchness_scores(self.model, cache, tokens, self.window, [s])[0]
                    for tokens, cache in self.references) / len(self.references)

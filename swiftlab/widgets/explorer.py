@@ -20,6 +20,8 @@ CHEAP = ("uniform", "random", "early_exit")  # no search needed: matchness for a
 
 
 class SkipRatioExplorer(w.VBox):
+    """Matchness against the skip ratio r for the uniform, random and early-exit sets on `prompts` of `task`,
+    the slider's point marked; "measure" decodes them at a few ratios (`measure`)."""
     def __init__(self, model, tokenizer, task: str = "story", prompts: int = 2, window: int = 24):
         self.errors = ErrorLine()  # a failed click or slider shows here (common.py)
         self.model, self.tokenizer, self.task, self.window = model, tokenizer, task, window

@@ -60,6 +60,7 @@ class KVCacheView(w.VBox):
         return self.traces[self.pass_slider.value]
 
     def show(self) -> None:
+        """Redraw the bars and the explanation for the pass the slider picks."""
         trace = self.trace
         fresh = kv_figure(trace, self.skip_set)
         with self.figure.batch_update():

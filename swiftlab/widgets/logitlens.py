@@ -59,6 +59,7 @@ class LogitLens(w.VBox):
         self.show()
 
     def show(self) -> LensRecord:
+        """Run the lens on the prompt up to the slider's position and redraw; returns the record (also `record`)."""
         self.record = logit_lens(self.model, self.ids[:self.position.value + 1], self.skip_set)
         pieces = [self.tokenizer.decode([t]) for t in self.record.top_tokens]
         seen = html.escape(self.tokenizer.decode(self.ids[:self.position.value + 1])[-80:])

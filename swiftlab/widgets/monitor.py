@@ -17,6 +17,9 @@ from .common import ErrorLine
 
 
 class OptimizationMonitor(w.VBox):
+    """A SwiftStream over `prompts` of `task`, served one prompt a click or in the background, its matchness
+    trajectory, best set and per-prompt speed redrawn as it goes. The default `settings` take a search step
+    after every verification (the reference's way), so the search is there to watch."""
     def __init__(self, model, tokenizer, task: str = "story", prompts: int = 10, max_new_tokens: int = 96,
                  config: SearchConfig = SearchConfig(), settings: StreamSettings = REFERENCE_SETTINGS):
         self.errors = ErrorLine()  # a failed click or slider shows here (common.py)
@@ -85,9 +88,11 @@ class OptimizationMonitor(w.VBox):
         self._thread.start()
 
     def pause(self) -> None:
+        """Ask the background run to stop after the prompt in progress; returns at once (`wait` waits for it)."""
         self._stop.set()  # takes effect after the prompt in progress
 
     def wait(self, timeout: float | None = None) -> None:
+        """Block until the background run has stopped, or for at most `timeout` seconds; at once where none started."""
         if self._thread is not None:
             self._thread.join(timeout)
 

@@ -12,6 +12,8 @@ from .common import ErrorLine
 
 
 class ModelPicker(w.HBox):
+    """A model name box and a load button: `load` loads the named model and hands (model, tokenizer) to every
+    `on_load` callback; `model` and `tokenizer` hold the one loaded last."""
     def __init__(self, name: str = "lab", on_load=None):
         self.errors = ErrorLine()  # a failed click or slider shows here (common.py)
         self.name = w.Combobox(value=name, options=list(KNOWN), placeholder="hub id or local folder",
@@ -24,6 +26,7 @@ class ModelPicker(w.HBox):
         self.button.on_click(self.errors.guard(lambda _: self.load()))
 
     def on_load(self, callback) -> None:
+        """Also call `callback(model, tokenizer)` after every successful load from now on."""
         self._callbacks.append(callback)
 
     def load(self):

@@ -42,6 +42,8 @@ class Race(w.VBox):
         self.show()
 
     def start(self) -> RaceRecord:
+        """Decode the prompt both ways (blocking; `analysis.inside.race`), rewind the replay clock and return the
+        record (also `record`)."""
         self.start_button.disabled = True
         try:
             self.record = race(self.model, self.prompt_ids, self.skip_set, max_new_tokens=self.max_new_tokens)
@@ -62,6 +64,7 @@ class Race(w.VBox):
         return self.clock.value / 1000 / self.slowdown.value
 
     def show(self) -> None:
+        """Draw both panes at the replay clock: the text written, the passes done, and the finish time once reached."""
         for method, pane in self.panes.items():
             if self.record is None:
                 pane.value = f"<b>{NAMES[method]}</b><br><i>press start</i>"

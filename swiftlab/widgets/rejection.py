@@ -26,6 +26,8 @@ def shown_tokens(record: RejectionRecord, k: int = 6) -> list[int]:
 
 
 def rejection_figure(record: RejectionRecord, labels: list[str], tokens: list[int], emitted: Counter) -> go.Figure:
+    """Top: q, p, min(p, q) and the residual for `tokens` (`labels`: their text); bottom: the share of draws that
+    emitted each token (`emitted`: token -> draws) against p, which it tends to."""
     p, q = record.tensors()
     residual = record.residual()
     fig = make_subplots(rows=2, cols=1, vertical_spacing=0.22, subplot_titles=(
@@ -75,6 +77,8 @@ class RejectionSampling(w.VBox):
         self.draw()
 
     def draw(self, times: int = 1) -> tuple[int, int, bool]:
+        """`times` more rounds of speculative sampling at the position, tallied and redrawn; returns the last one:
+        (drafted token, emitted token, accepted?)."""
         for _ in range(times):
             drafted, emitted, accepted = draw_once(self.record, self.generator)
             self.emitted[emitted] += 1

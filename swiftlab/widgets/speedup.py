@@ -16,6 +16,8 @@ GAMMAS = list(range(1, 17))
 
 
 def speedup_figure(alpha: float, gamma: int, cost: float, measured: SpeedupRecord | None = None) -> go.Figure:
+    """Expected speedup against the draft length γ = 1..16 at acceptance `alpha` and draft cost `cost`, `gamma`
+    marked; with `measured`, the curve with its measured verifying-pass cost and the measured median speedup."""
     fig = go.Figure()
     fig.add_scatter(x=GAMMAS, y=[expected_speedup(alpha, g, cost) for g in GAMMAS], mode="lines",
                     name=f"expected (α = {alpha:.2f}, c = {cost:.2f})", line=dict(color="#0550ae"))
@@ -39,6 +41,8 @@ def speedup_figure(alpha: float, gamma: int, cost: float, measured: SpeedupRecor
 
 
 class SpeedupCalculator(w.VBox):
+    """Sliders for acceptance α, draft length γ and draft cost c and the speedup the formula expects from them;
+    "use measured" fills them from real runs of `skip_set` on `prompts` of `task` (`use_measured`)."""
     def __init__(self, model, tokenizer, skip_set: SkipSet | None = None, task: str = "story", prompts: int = 3,
                  repeats: int = 2, max_new_tokens: int = 48):
         self.errors = ErrorLine()  # a failed click or slider shows here (common.py)
@@ -68,6 +72,8 @@ class SpeedupCalculator(w.VBox):
         return expected_tokens_per_pass(a, g), expected_speedup(a, g, c)
 
     def use_measured(self) -> SpeedupRecord:
+        """Decode the prompts both ways (`measure_speedup`: drafting every step; takes a while), set the sliders to
+        the measured α, γ and c (within their ranges) and redraw; returns the record (also `measured`)."""
         self.measure_button.disabled = True
         self.result.value = "measuring: autoregressive and SWIFT decoding, interleaved (progress below) ..."
         try:
@@ -83,6 +89,7 @@ class SpeedupCalculator(w.VBox):
         return m
 
     def update(self) -> None:
+        """Recompute the formula's line (and the measured comparison) and redraw the figure from the sliders."""
         tokens, speedup = self.prediction
         a, g, c = self.alpha.value, self.gamma.value, self.cost.value
         text = (f"expected tokens per full pass (1 − α<sup>γ+1</sup>)/(1 − α) = <b>{tokens:.2f}</b>; each pass costs "

@@ -41,6 +41,8 @@ def pass_cells(event: StepEvent) -> list[tuple[str, int, int]]:
 
 
 class TokenStepper(w.VBox):
+    """SWIFT decoding of an editable prompt, one full-model pass a click (a DecodeSession), one table row per
+    pass. `fallback`: let the engine take plain steps where drafting is measured slower (off: always draft)."""
     def __init__(self, model, tokenizer, prompt: str = "Story: Once upon a time,", skip_set: SkipSet | None = None,
                  max_new_tokens: int = 64, verify: str = "tree", fallback: bool = False):
         self.errors = ErrorLine()  # a failed click or slider shows here (common.py)
@@ -86,12 +88,14 @@ class TokenStepper(w.VBox):
         return out
 
     def reset(self) -> None:
+        """Start over on the prompt box's current text and the fallback box's value, with no passes yet."""
         self.session = DecodeSession(self.model, encode_prompt(self.tokenizer, self.prompt.value), method="swift",
                                      skip_set=self.skip_set, max_new_tokens=self.max_new_tokens,
                                      swift=SwiftParams(verify=self.verify, fallback=self.fallback.value))
         self._render()
 
     def step(self) -> StepEvent | None:
+        """Run the next pass (the prompt pass first) and redraw; returns its StepEvent, None once the run is done."""
         if self.session.done:
             return None
         event = self.session.step()
@@ -99,6 +103,7 @@ class TokenStepper(w.VBox):
         return event
 
     def run_to_end(self) -> None:
+        """Run the remaining passes (to `max_new_tokens` or end of text), then redraw once."""
         while not self.session.done:
             self.session.step()
         self._render()
