@@ -19,6 +19,8 @@ from ..engine.skipset import SkipSet
 
 @dataclass
 class Comparison:
+    """The results of `compare`: autoregressive and SWIFT runs in the same (repeat, prompt) order, and
+    transformers' `generate` runs (`hf`) where asked for, else None."""
     ar: list[DecodeResult]
     swift: list[DecodeResult]
     hf: list[DecodeResult] = None  # transformers' own model.generate, when asked for
@@ -50,6 +52,9 @@ class Comparison:
         return statistics.median(ratios), min(ratios), max(ratios)
 
     def summary(self) -> dict:
+        """The comparison as a JSON-ready dict: median tokens/s per method (transformers' generate too, where
+        run), the ratio of medians (`speedup`), SWIFT's median accepted tokens and acceptance rate, `identical`,
+        and the number of runs per method."""
         extra = {"hf_generate_tokens_per_s": self._median_tps(self.hf)} if self.hf else {}
         return {
             **extra,
@@ -66,6 +71,8 @@ class Comparison:
 def compare(model, prompts: list[list[int]], skip_set: SkipSet, *, max_new_tokens: int = 128,
             repeats: int = 3, swift: SwiftParams = SwiftParams(), warmup: bool = True,
             with_hf_generate: bool = False, progress: bool = True) -> Comparison:
+    """Time autoregressive and SWIFT decoding with `skip_set` on `prompts` (token ids), interleaved
+    (`interleaved`) `repeats` times after a warm-up, and transformers' `generate` too with `with_hf_generate`."""
     runs = {"ar": lambda ids, n: decode(model, ids, method="ar", max_new_tokens=n),
             "swift": lambda ids, n: decode(model, ids, method="swift", skip_set=skip_set,
                                            max_new_tokens=n, swift=swift)}

@@ -37,6 +37,8 @@ def _prompts(tokenizer, task, n: int, seed: int = 0, chat="auto") -> list[list[i
 
 
 def save(path: Path, probe: str, record) -> Path:
+    """Write a probe's record to `path` as {"probe": probe, "record": ...}, atomically; `record` is a record
+    dataclass (its `to_json`) or, for the dynamics and latency probes, a dict. Returns `path`."""
     payload = record if isinstance(record, dict) else json.loads(record.to_json())
     atomic_write_json(path, {"probe": probe, "record": payload})
     return path
@@ -50,6 +52,9 @@ DICT_RECORD_FIELDS = {"dynamics": ("task", "trajectory", "records"), "latency": 
 
 
 def load(path: Path):
+    """(probe name, record) of a file `save` wrote: a record dataclass, or a dict for dynamics and latency.
+    Raises NotARecord for a JSON file that is no probe record, SwiftlabError for an unknown probe or a record
+    whose fields are missing or mistyped."""
     data = read_json(path, what="probe record")
     if not isinstance(data, dict) or "probe" not in data or "record" not in data:
         raise NotARecord(f"{path} is not a swiftlab probe record")
@@ -187,6 +192,8 @@ def _write_png(fig, path: Path) -> bool:
 
 
 def load_dir(folder: Path) -> dict[str, list]:
+    """Every probe record in `folder` (its *.json files) by probe name, skipping JSON files that are no
+    records. Raises SwiftlabError where any record cannot be read, or where there is none."""
     records: dict[str, list] = {}
     unreadable = []
     for path in sorted(Path(folder).glob("*.json")):

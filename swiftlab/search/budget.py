@@ -49,6 +49,7 @@ class ScoringBudget:
         self._opened = self.clock()
 
     def close(self) -> None:
+        """A prompt ends: its wall time since `open` joins the ledger (nothing happens when none is open)."""
         if self._opened is not None:
             self.closed_s += self.clock() - self._opened
             self._opened = None
@@ -64,6 +65,8 @@ class ScoringBudget:
         return self.scoring_s / wall if wall > 0 else 0.0
 
     def expected_cost(self) -> float:
+        """Seconds the next scoring step is expected to take: the median of the last five measured, else
+        `unmeasured_s` (the stream's estimate from its verify passes)."""
         return statistics.median(self.costs[-5:]) if self.costs else self.unmeasured_s
 
     def due(self, cost: float) -> bool:
@@ -75,6 +78,8 @@ class ScoringBudget:
         return self.scoring_s + seconds <= self.share * (self.wall_s + seconds)
 
     def spend(self, seconds: float, step: bool = True) -> None:
+        """Charge `seconds` of search work to the ledger; `step=False` for work that is not a scoring step
+        (a round of pass costs), which then does not count towards `expected_cost`."""
         self.scoring_s += seconds
         if step:
             self.costs.append(seconds)
@@ -115,6 +120,9 @@ class BudgetedSearch:
         return self.search.config
 
     def step(self, score):
+        """One search step with `score` (candidates -> matchness, as `SkipSearch.step` takes it), taken only where
+        the budget affords its expected cost, which is then charged; returns the step's records, empty where no
+        step ran (the search is done, or the budget cannot afford it yet)."""
         if self.done:
             return []
         if self.budget is None:
@@ -145,6 +153,8 @@ class BudgetedSearch:
         return statistics.median(per[-5:]) * batch
 
     def batch_size(self) -> int:
+        """Candidates per step to try next: the sizes of `SIZES` in turn (each measured twice) while each
+        larger one is the cheapest per candidate so far, then the cheapest per candidate measured."""
         measured = {b: statistics.median(v) for b, v in self.per_candidate.items() if len(v) >= 2}
         for size, bigger in zip(self.SIZES, self.SIZES[1:]):
             if size not in measured:
@@ -170,10 +180,14 @@ class PassCosts:
     seconds_spent: float = 0.0  # what measuring them took
 
     def to_dict(self) -> dict:
+        """The costs as a JSON-ready dict of their fields (what `SwiftStream.summary` records); `from_dict`
+        reads it back."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "PassCosts":
+        """Costs from a `to_dict` dict (e.g. a stream summary's "pass_costs"), ready for `SwiftStream.use_costs`,
+        which then values candidates by them without measuring."""
         return cls(**d)
 
     @property
@@ -222,6 +236,8 @@ PASS_KINDS = ("full", "verify", "draft_none", "draft_no_attention", "draft_no_ml
 
 def costs_from_rounds(rounds: list[dict], context: int, model, verify_tokens: int = 8,
                       seconds_spent: float = 0.0) -> PassCosts:
+    """`PassCosts` at `context` from rounds of `pass_cost_rounds` (seconds per pass kind), each kind its median
+    over the rounds; `verify_tokens` must be the one they were measured with, `seconds_spent` what they took."""
     from ..models.adapters import num_layers
 
     medians = {kind: statistics.median(r[kind] for r in rounds) for kind in PASS_KINDS}

@@ -38,6 +38,9 @@ from ..support import validate
 
 @dataclass(frozen=True)
 class SelectParams:
+    """How a `LayerSelector` chooses: the skip ratio, the `window` of last tokens matched, how often it
+    re-selects (`every` skip-drafted verifications, or sooner after one accepting under `poor` of its draft),
+    and the precision of the matrices it reads."""
     ratio: float = 0.45  # sub-layers skipped, as a share of the 2·(L−2) middle ones
     window: int = 4  # the last tokens of the context the selection matches the full model on
     # re-select after this many skip-drafted verifications (1: after each, as CLaSp); the first selection is
@@ -104,6 +107,8 @@ def _similarity(rows: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def skip_set_from_blocks(skipped: list[int], layers: int) -> SkipSet:
+    """The `SkipSet` of a `Choice`'s skipped sub-layers on a `layers`-layer model: block b is layer b // 2,
+    its attention where b is even, its MLP where b is odd."""
     return SkipSet(tuple(b // 2 for b in skipped if b % 2 == 0), tuple(b // 2 for b in skipped if b % 2 == 1), layers)
 
 
@@ -122,6 +127,7 @@ class LeanBlocks:
         self.tokens = torch.tensor(tokens, device=device)
 
     def embeddings(self) -> torch.Tensor:
+        """The window's token embeddings [T, d]: the residual stream entering block 0, `choose_skips`' `start`."""
         return self.d.embed[self.tokens]
 
     def __call__(self, b: int, rows: torch.Tensor) -> torch.Tensor:
@@ -197,6 +203,9 @@ class LayerSelector:
         return None
 
     def select(self, cache, context: list[int]) -> SkipSet:
+        """Choose a set now from the last `window` tokens of `context` (the prompt and every token emitted; the
+        cache holds all but the last) and return it; `last` keeps the `Choice`. Raises SwiftlabError where the lean
+        drafter cannot serve this model and cache."""
         drafter = lean_drafter(self.model, cache, self.params.draft_dtype)
         if drafter is None:
             raise SwiftlabError("per-step layer selection needs the lean drafter's conditions: static rotary "

@@ -25,6 +25,9 @@ from .skipsearch import SearchConfig, SkipSearch
 def offline_search(model, prompts: list[list[int]], config: SearchConfig = SearchConfig(), *, steps: int = 50,
                    objective: str = "matchness", max_new_tokens: int = 64, progress: bool = True,
                    start=None) -> SkipSearch:
+    """Self-SD's baseline: a search over `prompts` (token ids) before serving, every proposal from Bayesian
+    optimization, for at most `steps` proposals, scored by `objective` ("matchness" over `max_new_tokens`
+    greedy tokens per prompt, or "tokens_per_s" of decoding each prompt). Returns the finished `SkipSearch`."""
     if objective not in ("matchness", "tokens_per_s"):
         raise SwiftlabError(f"unknown objective {objective!r}: choose matchness or tokens_per_s")
     if not prompts:

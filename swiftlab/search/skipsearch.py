@@ -38,6 +38,9 @@ RATIOS = (0.15, 0.25, 0.35, 0.45, 0.55)  # what a stream searches when the ratio
 
 @dataclass(frozen=True)
 class SearchConfig:
+    """How a `SkipSearch` proposes and when it stops: the skip ratio (or `ratios` to search several), every
+    `bayes_interval`-th proposal from the Gaussian process, the stop rules (`max_score`, `settle`, `tolerance`,
+    `max_steps`, counted in proposals), and the `window` of generated tokens matchness is measured on."""
     skip_ratio: float = 0.45
     bayes_interval: int = 25  # β: every β-th proposal comes from Bayesian optimization
     max_score: float = 0.93  # stop once the best matchness exceeds this (valued by speed: see settle)
@@ -68,6 +71,9 @@ class SearchConfig:
 
 @dataclass
 class StepRecord:
+    """One scored proposal of a search: its number and kind ("start", "random", "bayes"), its skipped
+    attention and MLP layers, its matchness, whether it became the best, the best so far, and the scoring
+    time (seconds) of the step it was scored in; `value`/`best_value` only where the search is valued by `value`."""
     iteration: int  # proposal number, 0 = the starting set
     kind: str  # "start", "random" or "bayes"
     attention: list[int]
@@ -83,28 +89,37 @@ class StepRecord:
 
 @dataclass
 class Trajectory:
+    """Everything a `SkipSearch` scored, in order (`steps`), with its layer count, config (as a dict) and
+    why it stopped (None while it runs); round-trips through JSON (`to_json`, `from_json`)."""
     num_layers: int
     config: dict
     steps: list[StepRecord] = field(default_factory=list)
     stopped_because: str | None = None
 
     def to_dict(self) -> dict:
+        """The trajectory as a JSON-ready dict, steps as dicts of their fields (`from_dict` reads it back)."""
         return {"num_layers": self.num_layers, "config": self.config, "stopped_because": self.stopped_because,
                 "steps": [asdict(s) for s in self.steps]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Trajectory":
+        """The trajectory from a `to_dict` dict (a missing `stopped_because` reads as still running)."""
         return cls(d["num_layers"], d["config"], [StepRecord(**s) for s in d["steps"]], d.get("stopped_because"))
 
     def to_json(self) -> str:
+        """The trajectory as a JSON string (`to_dict`), e.g. to save a search and replay it in a widget."""
         return json.dumps(self.to_dict())
 
     @classmethod
     def from_json(cls, s: str) -> "Trajectory":
+        """The trajectory from a `to_json` string."""
         return cls.from_dict(json.loads(s))
 
 
 class SkipSearch:
+    """SWIFT's skip-set search over a `num_layers`-layer model (see the module docstring), driven one `step`
+    at a time (or by `propose` and `observe`) by a caller that scores the candidates. It starts from `start`
+    (default: every other layer); `best` is the best set so far, `best_score` its matchness (None until scored)."""
     def __init__(self, num_layers: int, config: SearchConfig = SearchConfig(), start: SkipSet | None = None,
                  value: Callable[[SkipSet, float], float] | None = None):
         self.num_layers = num_layers
@@ -137,6 +152,8 @@ class SkipSearch:
         return self.trajectory.stopped_because
 
     def stop(self, reason: str) -> None:
+        """End the search, with `reason` as its `stopped_because` (the stream's: "stored", "settled",
+        "does not pay"); `reopen` undoes it."""
         self.trajectory.stopped_because = reason
 
     def reopen(self) -> None:
@@ -161,10 +178,14 @@ class SkipSearch:
             self.best_value, self.best, self.best_score = best[0], best[1], best[2]
 
     def objective(self, skip_set: SkipSet, matchness: float) -> float:
+        """What the search maximizes for a set of this matchness: `value(skip_set, matchness)` where the
+        search has a `value` function (expected speedup), else the matchness itself."""
         return float(self.value(skip_set, matchness)) if self.value is not None else float(matchness)
 
     # ----- proposals ----------------------------------------------------------------------------
     def propose(self) -> list[tuple[str, SkipSet]]:
+        """The next candidates as (kind, skip set) pairs: while the best is unscored only ("start", best),
+        else `batch` proposals, random at the searched ratios, every `bayes_interval`-th one from the GP."""
         if self.best_score is None:  # first, (re)score the current best: the baseline to beat
             return [("start", self.best)]
         proposals = []
@@ -220,6 +241,9 @@ class SkipSearch:
 
     # ----- scoring ----------------------------------------------------------------------------
     def observe(self, proposals: list[tuple[str, SkipSet]], scores: list[float], wall_s: float = 0.0) -> None:
+        """Record the matchness `scores` of `proposals` (as `propose` returned them, in order), scored in
+        `wall_s` seconds: keep the best by `objective`, extend the trajectory, and stop where a stop rule is met.
+        Raises SwiftlabError when the counts differ."""
         if len(scores) != len(proposals):
             raise SwiftlabError(f"{len(proposals)} proposals but {len(scores)} scores")
         for (kind, skip_set), score in zip(proposals, scores):

@@ -35,10 +35,14 @@ def model_key(name_or_path: str) -> str:
 
 
 class SkipSetStore:
+    """Skip sets kept in one JSON file by model and task (the reference's skip_layers.json, see the module
+    docstring); `path` defaults to `default_store_path()`. Nothing is read or written until a method asks."""
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = Path(path) if path is not None else default_store_path()
 
     def entries(self) -> dict[str, dict]:
+        """Every stored entry by key ("<model>_<task>"), as dicts; empty where the file does not exist.
+        Raises SwiftlabError where the file cannot be read or is not a store."""
         if not self.path.exists():
             return {}
         return read_reference_entries(read_json(self.path, what="skip-set store"), self.path)
@@ -50,9 +54,12 @@ class SkipSetStore:
 
     @staticmethod
     def key(model: str, task: str) -> str:
+        """The entry key of a model and task: "<model_key(model)>_<task>", as the reference names them."""
         return f"{model_key(model)}_{task}"
 
     def get(self, model: str, task: str, num_layers: int) -> SkipSet | None:
+        """The set stored for this model and task, checked against `num_layers` (and the entry's own layer count
+        where it recorded one), or None where none is stored. Raises SwiftlabError where the entry does not fit."""
         entry = self.entries().get(self.key(model, task))
         if entry is None:
             return None

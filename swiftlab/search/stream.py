@@ -35,6 +35,9 @@ from ..engine.skipset import SkipSet
 
 @dataclass
 class PromptRecord:
+    """One prompt a `SwiftStream` served: its phase ("optimize" while the search ran, "accelerate" after),
+    new tokens, wall time and tokens per second, acceptance, the seconds spent searching in it, and the best set
+    (its matchness, ratio, verdict and expected speedup) as they stood at its end."""
     index: int
     phase: str  # "optimize" or "accelerate"
     new_tokens: int
@@ -59,6 +62,9 @@ GIVE_UP_MESSAGE = "layer skipping does not pay on this model here: plain/lookup 
 
 @dataclass
 class StreamSettings:
+    """How a `SwiftStream` searches and judges: the search's share of wall time, when a task shift re-opens
+    it, when the best set is judged to pay (`pays_above`) or skip drafting is given up, and the opt-ins
+    described at each field. `REFERENCE_SETTINGS` are the paper's: a step after every verification, no give-up."""
     reopen_on_shift: bool = True
     shift_ratio: float = 0.75  # re-open when acceptance falls below this share of the reference
     shift_patience: int = 2  # prompts averaged for the reference and for the check
@@ -103,6 +109,9 @@ REFERENCE_SETTINGS = StreamSettings(search_share=None, give_up=False, confident_
 
 
 class SwiftStream:
+    """SWIFT over a stream of prompts: one `SkipSearch` carried from prompt to prompt, a search step after
+    verifications while it runs (the optimization phase), then the frozen best set (the acceleration phase).
+    Call `decode` once per prompt; `records` holds a `PromptRecord` per prompt, `verdict` whether skipping pays."""
     def __init__(self, model: nn.Module, config: SearchConfig = SearchConfig(), start: SkipSet | None = None,
                  settings: StreamSettings = StreamSettings(), clock: Callable[[], float] = time.perf_counter):
         self.model = model
@@ -276,6 +285,8 @@ class SwiftStream:
         self._judge()
 
     def expected_speedup(self) -> float | None:
+        """The best set's expected speedup over plain steps at the measured pass costs (`PassCosts.speedup`),
+        rounded to 4 places; None until costs are measured and a set is scored."""
         if self.costs is None or self.search.best_score is None:
             return None
         return round(self.costs.speedup(self.search.best, self.search.best_score), 4)
@@ -403,6 +414,8 @@ class SwiftStream:
                 "iterations": self.search.iteration, "stopped_because": self.search.stopped_because}
 
     def summary(self) -> dict:
+        """The stream so far as a JSON-ready dict: the search's state (iterations, why it stopped, the best set
+        and its matchness), the verdict and ratio with their reasons, the pass costs, and every prompt's record."""
         return {"prompts": len(self.records), "phase": self.phase, "stopped_because": self.search.stopped_because,
                 "iterations": self.search.iteration,
                 "bayes_iterations": sum(s.kind == "bayes" for s in self.search.trajectory.steps),
