@@ -11,8 +11,8 @@ both, so the two numbers compare; it says nothing about speed.
 
 from __future__ import annotations
 
+import argparse
 import ast
-import importlib
 import inspect
 import sys
 import textwrap
@@ -25,10 +25,9 @@ from swiftlab import load_model, num_layers
 
 
 def entered_functions(package, model, ids) -> set:
-    decoding = importlib.import_module(f"{package.__name__}.decoding")
-    skipset = importlib.import_module(f"{package.__name__}.skipset")
-    session = decoding.DecodeSession(model, ids, skip_set=skipset.SkipSet.uniform(num_layers(model), 0.45),
-                                     max_new_tokens=32)  # SwiftParams() as decode uses it
+    # the package's top-level names, which both the flat and the layered layouts export
+    session = package.DecodeSession(model, ids, skip_set=package.SkipSet.uniform(num_layers(model), 0.45),
+                                    max_new_tokens=32)  # SwiftParams() as decode uses it
     session.step()  # the prompt pass
     root, seen = str(Path(package.__file__).parent), set()
 
@@ -73,10 +72,13 @@ def report(label: str, functions: set) -> None:
 
 
 def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("before", type=Path, nargs="?", help="a checkout (or `git archive` of one) to compare with")
+    args = p.parse_args()
     model, tokenizer = load_model("lab")
     ids = tokenizer("Story: Once upon a time, there was a little girl named Anna.")["input_ids"]
-    if len(sys.argv) > 1:
-        report(f"before ({sys.argv[1]})", entered_functions(import_as("swiftlab_before", Path(sys.argv[1])), model, ids))
+    if args.before is not None:
+        report(f"before ({args.before})", entered_functions(import_as("swiftlab_before", args.before), model, ids))
     report("this checkout", entered_functions(swiftlab, model, ids))
     return 0
 

@@ -84,20 +84,21 @@ def test_every_relative_link_resolves(page):
 
 FENCE = re.compile(r"^```(\S*)(.*)$")
 NOT_RUN = "not run in the suite"
-NOTED_PAGES = [p for p in PAGES if p.name != "README.md"]  # every page but the README says why a block is not run
 
 
 def fenced_blocks(page: Path) -> list[tuple[str, str, str, str]]:
-    """(language, info after it, code, the paragraph just before the fence) of every fenced block of a page."""
-    blocks, lines, inside, before = [], page.read_text().split("\n"), None, []
+    """(language, info after it, code, the paragraph just before the fence) of every fenced block of a page.
+    Blocks that follow each other with no text between share the paragraph before the first."""
+    blocks, lines, inside, before, shared = [], page.read_text().split("\n"), None, [], ""
     for line in lines:
         fence = FENCE.match(line)
         if inside is None and fence:
             paragraphs = "\n".join(before).strip().split("\n\n")
-            inside = (fence.group(1), fence.group(2).strip(), [], paragraphs[-1] if paragraphs else "")
+            paragraph = paragraphs[-1] if paragraphs[-1] else shared
+            inside = (fence.group(1), fence.group(2).strip(), [], paragraph)
         elif inside is not None and line.startswith("```"):
             blocks.append((inside[0], inside[1], "\n".join(inside[2]), inside[3]))
-            inside, before = None, []
+            inside, before, shared = None, [], inside[3]
         elif inside is not None:
             inside[2].append(line)
         else:
@@ -111,7 +112,7 @@ def unexplained_blocks(page: Path) -> list[str]:
             and NOT_RUN not in " ".join(paragraph.split()).lower()]
 
 
-@pytest.mark.parametrize("page", NOTED_PAGES, ids=lambda p: p.name)
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_every_example_is_run_or_says_why_not(page):
     """A new python or bash example gets marked runnable, or the paragraph before it says why it is
     "not run in the suite"."""
@@ -207,3 +208,20 @@ def test_every_benchmark_command_shown_names_a_script_and_its_options(page):
             if option not in accepted:
                 wrong.append(f"{script} {' '.join(words)}: {option} is not in its --help")
     assert not wrong, f"{page.name}: " + "; ".join(wrong)
+
+
+def test_every_benchmark_script_answers_help():
+    """A reader finds a script in benchmarks/ and asks it what it takes: each parses its arguments with argparse,
+    so --help prints its usage and exits 0 (never runs a benchmark, nor crashes on '--help' as an argument)."""
+    scripts = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "benchmarks").glob("*.py"))
+    failed = []
+
+    def ask(script):
+        try:
+            assert help_text(script).startswith("usage:"), f"{script} --help printed no usage"
+        except AssertionError as e:
+            failed.append(str(e).splitlines()[0])
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(ask, scripts))
+    assert len(scripts) > 10 and not failed, "; ".join(failed)
