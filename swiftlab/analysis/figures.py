@@ -45,6 +45,8 @@ def robust_max(values: list[float], percentile: float) -> float:
 
 
 def redundancy_figure(records) -> go.Figure:
+    """Cosine similarity of the hidden state before and after each sub-layer, against the layer: one line per
+    `RedundancyRecord` (probes.redundancy) and sub-layer kind, attention solid and MLP dotted."""
     fig = go.Figure()
     for r in records:
         for kind, values, dash in (("attention", r.attention_cosine, "solid"), ("MLP", r.mlp_cosine, "dot")):
@@ -206,6 +208,8 @@ def bench_figure(spread: dict[str, tuple[float, float, float]], task: str = "") 
 
 
 def latency_figure(shares: dict[str, float]) -> go.Figure:
+    """Horizontal bars of the time shares in optimize, draft, verify and other (probes.latency_breakdown's
+    dict; a missing share is a KeyError), titled with its `ms_per_token` (0 where absent)."""
     parts = ["optimize", "draft", "verify", "other"]
     fig = go.Figure(go.Bar(x=[shares[p] * 100 for p in parts], y=parts, orientation="h",
                            text=[f"{shares[p]:.1%}" for p in parts], textposition="auto"))

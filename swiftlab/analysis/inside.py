@@ -43,6 +43,7 @@ class StepTrace(JsonRecord):
 
     @property
     def tree(self) -> DraftTree:
+        """The pass's draft tree, rebuilt from `chain` and `siblings`."""
         return DraftTree(chain=list(self.chain), siblings=[list(s) for s in self.siblings])
 
 
@@ -77,6 +78,7 @@ class RejectionRecord(JsonRecord):
     temperature: float
 
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(p, q) as tensors: the full model's distribution first, then the drafter's."""
         return torch.tensor(self.p), torch.tensor(self.q)
 
     @property
@@ -220,6 +222,7 @@ class SpeedupRecord(JsonRecord):
 
     @property
     def median(self) -> float:
+        """The median of the measured `speedups`."""
         return statistics.median(self.speedups)
 
 

@@ -59,6 +59,9 @@ def _mean_rows(rows: list[list[float]]) -> list[float]:
 @torch.inference_mode()
 def sublayer_importance(model, prompts: list[list[int]], task: str = "", window: int = 32,
                         progress: bool = False) -> ImportanceRecord:
+    """Skip each sub-layer alone and measure, over the full model's greedy continuation of each of `prompts`
+    (token ids), the matchness lost and KL(full || skipped) on its last `window` tokens, averaged over the
+    prompts: one batched pass of 1 + 2L rows per prompt."""
     L = num_layers(model)
     sets = [SkipSet.none(L)] + single_skips(L)
     drops, kls = [], []
@@ -105,6 +108,8 @@ STRATEGIES = ("uniform", "random", "early_exit", "offline_bo", "swift")
 
 @dataclass
 class SweepRow:
+    """One point of a skip-ratio sweep: the set `strategy` picked at `ratio`, its matchness, and SWIFT's
+    acceptance, tokens per pass and speedup decoding with it; `identical`: output equal to AR's on every run."""
     strategy: str
     ratio: float  # the ratio asked for; the set's own ratio may round down
     set_ratio: float
@@ -121,6 +126,8 @@ class SweepRow:
 
 @dataclass
 class SweepRecord(JsonRecord):
+    """A skip-ratio sweep (`ratio_sweep`): one `SweepRow` per strategy and ratio, over `prompts` prompts with
+    `max_new_tokens` new tokens each and `repeats` repeats; `from_json` reads the rows back as SweepRows."""
     task: str
     num_layers: int
     prompts: int
@@ -130,6 +137,7 @@ class SweepRecord(JsonRecord):
 
     @classmethod
     def from_json(cls, s: str) -> "SweepRecord":
+        """The record back from `to_json`'s text, its rows as SweepRows; a key that is not a field is a TypeError."""
         d = json.loads(s)
         return cls(**{**d, "rows": [SweepRow(**r) for r in d["rows"]]})
 
@@ -219,14 +227,18 @@ class TaskSparsityRecord(JsonRecord):
     eval_prompts: int = 1
 
     def sets(self) -> dict[str, SkipSet]:
+        """The skip set found on each task, as a SkipSet, by task."""
         return {t: SkipSet.from_dict(d) for t, d in self.skip_sets.items()}
 
     def speedups(self, tasks=None) -> dict[tuple[str, str], float]:
+        """The transfer matrix as {(optimized on, decoded task): median speedup} over `tasks` (default: all the
+        record's tasks, in order); a task the record does not hold is a KeyError."""
         idx = {t: i for i, t in enumerate(self.tasks)}
         tasks = tasks or self.tasks
         return {(a, b): self.transfer[idx[a]][idx[b]] for a in tasks for b in tasks}
 
     def spread(self, tasks=None) -> dict[tuple[str, str], tuple[float, float]] | None:
+        """The same cells' (min, max) speedup, or None for a record from before the spread was kept."""
         if self.transfer_min is None:
             return None
         idx = {t: i for i, t in enumerate(self.tasks)}

@@ -91,6 +91,8 @@ def reference_perplexity(model, tokenizer, examples: list[Example]) -> float:
 
 
 def generations(model, tokenizer, examples: list[Example], max_new_tokens: int, progress: bool = False) -> list[str]:
+    """The model's greedy autoregressive continuation of each example's prompt, up to `max_new_tokens` tokens,
+    as text; the prompt is tokenized as it is (no special tokens, no chat template)."""
     out = []
     for ex in tqdm(examples, desc=f"{examples[0].task if examples else ''} generations", disable=not progress,
                    leave=False):
@@ -101,6 +103,9 @@ def generations(model, tokenizer, examples: list[Example], max_new_tokens: int, 
 
 
 def evaluate_task(model, tokenizer, task: str, n: int = 40, seed: int = 0, progress: bool = False) -> dict:
+    """One built-in task's metrics (see the module docstring) on `n` held-out examples for `seed`: {"task",
+    "n", the metrics, "samples": two prompt tails with their generations}. `task` must be one of
+    `BUILTIN_TASKS` (another is a SwiftlabError or a KeyError)."""
     examples = get_examples(task, n, seed=seed, split="heldout")
     texts = generations(model, tokenizer, examples, NEW_TOKENS[task], progress)
     if task == "reasoning":
@@ -121,6 +126,7 @@ BUILTIN_TASKS = ("reasoning", "summarization", "story", "code")
 
 
 def evaluate(model, tokenizer, n: int = 40, seed: int = 0, tasks=BUILTIN_TASKS, progress: bool = True) -> list[dict]:
+    """`evaluate_task` on each of `tasks` (default: the four built-in ones) in order, one dict each."""
     return [evaluate_task(model, tokenizer, t, n, seed, progress) for t in tqdm(tasks, desc="tasks", disable=not progress)]
 
 

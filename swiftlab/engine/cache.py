@@ -18,13 +18,21 @@ from transformers import DynamicCache
 
 
 class SkipAwareCache(DynamicCache):
+    """transformers' DynamicCache for one SWIFT run, whose layers may hold different lengths while a skip set
+    drafts (see the module docstring): lengths and mask sizes come from the longest layer of a kind, and
+    `crop_to`, `keep` and `prefix_view` roll back, keep and share positions by absolute length."""
+
     def __init__(self, config, rollback: bool = True):
+        """An empty cache for a model of this config. With `rollback`, sliding-window layers keep the
+        positions that fall out of their window until the next `crop_to`, so a rejected draft can be undone;
+        a run that never rolls back (plain steps only) passes False."""
         super().__init__(config=config)
         self.config_for_view = config
         if rollback:
             # Sliding-window layers forget tokens that fall out of the window; to roll back
             # rejected drafts they must keep them until the next crop_to.
             self.activate_past_recording()
+
     def _true_length_layer(self, layer_idx: int) -> int:
         if layer_idx >= len(self.layers):
             return layer_idx

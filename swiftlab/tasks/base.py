@@ -24,6 +24,9 @@ HELDOUT_SHARE = 0.2
 
 @dataclass(frozen=True)
 class Example:
+    """One prompt of a task and what a perfect model would write after it: `prompt` + `reference` reads as
+    the whole text. `id` is stable across runs; `answer` and `facts` are what analysis.quality scores (where
+    the task has them), `meta` anything else a task records (its source, index, ...)."""
     task: str
     id: str  # stable across runs: a content hash or the dataset's own id
     prompt: str  # everything the model is given, few-shot demonstrations included
@@ -33,23 +36,33 @@ class Example:
     meta: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """The example as a JSON-ready dict of its fields (`facts` as a list, `meta` copied)."""
         d = asdict(self)
         d["facts"] = list(self.facts)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Example":
+        """The example a `to_dict` dict describes (`facts` back to a tuple, empty where absent); a missing or
+        unknown field is a TypeError."""
         return cls(**{**d, "facts": tuple(d.get("facts", ()))})
 
 
 class Task(Protocol):
+    """What every task is: a `name`, a one-line `description`, and `examples` for a split."""
+
     name: str
     description: str
 
-    def examples(self, split: str, n: int, seed: int = 0) -> list[Example]: ...
+    def examples(self, split: str, n: int, seed: int = 0) -> list[Example]:
+        """Up to `n` examples of `split` ("train" or "heldout"), the same ones for the same `seed`; fewer
+        where the task has fewer. The built-in tasks raise SwiftlabError for an unknown split."""
+        ...
 
 
 def content_id(*parts: str) -> str:
+    """A stable id for some content: the first 16 hex digits of the SHA-256 of `parts` joined by "\\x1f"
+    (so ("ab", "c") and ("a", "bc") get different ids)."""
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
@@ -60,6 +73,7 @@ def split_of(key: str) -> str:
 
 
 def check_split(split: str) -> None:
+    """Raise a SwiftlabError unless `split` is one of `SPLITS` ("train", "heldout")."""
     if split not in SPLITS:
         raise SwiftlabError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
 
@@ -84,4 +98,6 @@ def take_split(candidates: Iterator[tuple[str, Example]], split: str, n: int, ta
 
 
 def rng_stream(task: str, seed: int) -> random.Random:
+    """A `random.Random` seeded with "<task>:<seed>": the same stream for a task and seed in every run and
+    process, and a different one for each task."""
     return random.Random(f"{task}:{seed}")

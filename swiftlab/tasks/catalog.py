@@ -23,10 +23,13 @@ _REGISTRY: dict[str, Callable[..., Task]] = {
 
 
 def register_task(name: str, factory: Callable[..., Task]) -> None:
+    """Add a task to this process's catalog under `name`, replacing any task of that name: `get_task(name,
+    **options)` then returns `factory(**options)`, which must be a `Task`."""
     _REGISTRY[name] = factory
 
 
 def task_names() -> list[str]:
+    """The name of every task in the catalog (built-in, dataset loaders and registered ones), sorted."""
     return sorted(_REGISTRY)
 
 
@@ -52,10 +55,12 @@ class TaskSource:
 
     @property
     def label(self) -> str:
+        """The task's name, with "-<category>" where a category was chosen."""
         category = self.options.get("category")
         return f"{self.name}-{category}" if category else self.name
 
     def examples(self, n: int, seed: int = 0, split: str = "heldout") -> list[Example]:
+        """Up to `n` examples of this task with its options (`get_examples`), held-out ones by default."""
         return get_examples(self.name, n, seed=seed, split=split, **self.options)
 
 

@@ -15,6 +15,9 @@ CHAT_MODES = ("auto", "on", "off")
 
 
 def uses_chat(tokenizer, chat: str | bool = "auto") -> bool:
+    """Whether prompts go through `tokenizer`'s chat template under `chat` ("auto", "on" or "off"; True and
+    False mean "on" and "off"): "auto" where the tokenizer has a template. Raises SwiftlabError for an
+    unknown mode, or "on" with a tokenizer that has no template."""
     if chat is True or chat is False:
         chat = "on" if chat else "off"
     if chat not in CHAT_MODES:

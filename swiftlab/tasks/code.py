@@ -263,10 +263,16 @@ def _scan(root: str, methods: bool) -> tuple[_Candidate, ...]:
 
 
 def stdlib_root() -> str:
+    """The folder of this interpreter's standard library source (sysconfig's "stdlib" path): where
+    `CodeTask` finds its functions by default."""
     return sysconfig.get_paths()["stdlib"]
 
 
 class CodeTask:
+    """The code task: HumanEval-like completion of the functions, and with `methods` also the plain methods
+    of module-level classes, found in the Python files under `root` (default `stdlib_root()`); see the
+    module docstring."""
+
     name = NAME
     description = ("HumanEval-like: complete the body of a real Python stdlib function "
                    "from its signature and docstring")
@@ -277,6 +283,9 @@ class CodeTask:
         self.methods = methods
 
     def examples(self, split: str, n: int, seed: int = 0) -> list[Example]:
+        """Up to `n` examples of `split` from the pool shuffled by `seed`, fewer where the split has fewer
+        functions. The scan (seconds, once per process and root) runs after `split` is checked; an unknown
+        split or a negative `n` is a SwiftlabError."""
         check_split(split)  # before the scan, so a typo fails at once rather than after seconds
         pool = list(scan_functions(self.root, self.methods))
         rng_stream(NAME, seed).shuffle(pool)

@@ -165,27 +165,36 @@ def _text(record: dict, field: str, where: str, task: str, required: tuple[str, 
 
 
 # ----- the shared machinery ------------------------------------------------------------------------
-class _DatasetTask:
+class DatasetTask:
     """A real dataset: records from a file or the hub, turned into Examples by `make_example`.
 
     Subclasses set the hub coordinates, the required fields and the number of demonstrations,
-    and implement `make_example(record, shots, index, where)`.
+    and implement `make_example(record, shots, index, where)`. `path` is a local file (see the module
+    docstring; None loads from the hub), `shots` the demonstrations per prompt; an unknown option, a bad
+    `shots` or a missing file is a SwiftlabError at once, before anything is read.
     """
 
     name = ""
     description = ""
     hub_name: str | None = None
+    """The dataset's name on the Hugging Face hub, for `datasets.load_dataset` (None: no hub copy)."""
     hub_config: str | None = None
+    """The hub dataset's configuration ("3.0.0", "main"), or None for its default."""
     hub_splits: dict[str, str] = {"train": "train", "heldout": "test"}
+    """swiftlab's split -> the hub's split; without `path`, a split not here is a SwiftlabError."""
     shot_split = "train"
+    """The hub split demonstrations come from (its first records, in order), where `path` is None."""
     required: tuple[str, ...] = ()
+    """The fields every record must have, as strings (`check` names the one missing)."""
 
     def __init__(self, path: str | os.PathLike | None = None, shots: int = 0, **unknown: Any):
         _reject_unknown(self.name, unknown, self._options())
         if isinstance(shots, bool) or not isinstance(shots, int) or shots < 0:
             raise SwiftlabError(f"{self.name}: shots must be an integer >= 0, got {shots!r}")
         self.shots = shots
+        """Demonstrations per prompt, drawn from records other than the query."""
         self.path = Path(path).expanduser() if path is not None else None
+        """The local dataset file (the split asked for, whichever it is), or None to load from the hub."""
         # Fail early on a missing file (before any model is loaded); reading waits for examples().
         if self.path is not None and not self.path.exists():
             raise SwiftlabError(f"dataset file {self.path} does not exist")
@@ -224,18 +233,27 @@ class _DatasetTask:
 
     # -- per-task hooks
     def check(self, record: dict, where: str) -> None:
-        """Raise a SwiftlabError when `record` cannot be used (missing or mistyped field)."""
+        """Raise a SwiftlabError when `record` cannot be used (a missing or mistyped field); `where`
+        names it in the message ("line 7 of file.jsonl")."""
         for field in self.required:
             _text(record, field, where, self.name, self.required)
 
     def usable_query(self, record: dict) -> bool:
+        """Whether a checked `record` can be a query (it can still be a demonstration); `examples` skips
+        those that cannot. Here every record can."""
         return True
 
     def make_example(self, record: dict, shots: list[dict], index: int, where: str) -> Example:
+        """The Example for query `record` after the demonstrations `shots`; `index` is its place in its
+        source, `where` names it in errors. Subclasses implement it (NotImplementedError here)."""
         raise NotImplementedError
 
     # -- the Task protocol
     def examples(self, split: str, n: int, seed: int = 0) -> list[Example]:
+        """Up to `n` examples of `split`: the records (the local file's, else the hub split `hub_splits`
+        maps it to) shuffled by random.Random(`seed`), those `usable_query` rejects skipped, each with
+        `shots` demonstrations. A bad split, `n` or record, too few demonstrations or a failed load raise
+        SwiftlabError."""
         check_split(split)
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise SwiftlabError(f"number of examples must be an integer >= 0, got {n!r}")
@@ -303,7 +321,7 @@ def _truncate(text: str, limit: int | None) -> tuple[str, bool]:
     return cut.rstrip(), True
 
 
-class CnnDailyMail(_DatasetTask):
+class CnnDailyMail(DatasetTask):
     """1-shot summarization. Articles (the demonstration's too) are cut to `max_article_chars`
     characters so that a 1-shot prompt fits a 4k context; None keeps them whole."""
 
@@ -325,6 +343,9 @@ class CnnDailyMail(_DatasetTask):
         return ("path", "shots", "max_article_chars")
 
     def make_example(self, record, shots, index, where):
+        """The prompt "Article: ...\\nSummary:" after the demonstrations (articles cut to `max_article_chars`);
+        the highlights, after a space, as reference and, one a line, as `facts`. The id is the record's `id`, else
+        a content hash; `meta["truncated"]` says whether the article was cut."""
         demos = ""
         for shot in shots:
             article, _ = _truncate(shot["article"].strip(), self.max_article_chars)
@@ -363,7 +384,10 @@ def gsm8k_solution(answer: str, where: str) -> tuple[str, str]:
     return (f"{body}\n{sentence}" if body else sentence), number
 
 
-class Gsm8k(_DatasetTask):
+class Gsm8k(DatasetTask):
+    """Chain-of-thought reasoning: `shots` (5) worked demonstrations, then the question; the reference is its
+    worked solution ending "The answer is N.", and `answer` N, to compare with a model's final number."""
+
     name = "gsm8k"
     description = "GSM8K: grade-school math word problems with worked solutions (5-shot chain of thought)"
     hub_name, hub_config = "openai/gsm8k", "main"
@@ -373,10 +397,14 @@ class Gsm8k(_DatasetTask):
         super().__init__(path, shots, **unknown)
 
     def check(self, record, where):
+        """As `DatasetTask.check`, and the answer must end in a "#### N" line (`gsm8k_solution`)."""
         super().check(record, where)
         gsm8k_solution(record["answer"], where)  # a missing '####' is reported with its line
 
     def make_example(self, record, shots, index, where):
+        """The prompt "Question: ...\\nAnswer:" after the worked demonstrations; the worked solution ending
+        "The answer is N." (`gsm8k_solution`), after a space, as reference, N as `answer`; the id is a hash of
+        the question."""
         demos = "".join(f"Question: {s['question'].strip()}\nAnswer: {gsm8k_solution(s['answer'], where)[0]}\n\n"
                         for s in shots)
         question = record["question"].strip()
@@ -401,7 +429,7 @@ def split_story(text: str) -> tuple[str, str] | None:
     return text[:m.end()], text[m.end():]
 
 
-class TinyStories(_DatasetTask):
+class TinyStories(DatasetTask):
     """1-shot story continuation: the prompt is a whole demonstration story, then "Story: " and the
     query story's first sentence; the reference is the rest of the story, so prompt + reference is
     "Story: {shot}\\n\\nStory: {story}". Single-sentence stories are skipped as queries."""
@@ -416,9 +444,12 @@ class TinyStories(_DatasetTask):
         super().__init__(path, shots, **unknown)
 
     def usable_query(self, record):
+        """Whether the story has more than one sentence, so that there is a rest to continue (`split_story`)."""
         return split_story(record["text"]) is not None
 
     def make_example(self, record, shots, index, where):
+        """The demonstration stories, then "Story: " and the query's first sentence as prompt; the rest of the
+        story, exactly as written, as reference; the id is a hash of the story."""
         demos = "".join(f"Story: {s['text'].strip()}\n\n" for s in shots)
         first, rest = split_story(record["text"])
         return Example(self.name, content_id(self.name, record["text"].strip()), f"{demos}Story: {first}", rest,
@@ -426,7 +457,7 @@ class TinyStories(_DatasetTask):
 
 
 # ----- HumanEval -------------------------------------------------------------------------------------
-class HumanEval(_DatasetTask):
+class HumanEval(DatasetTask):
     """Function-body completion: the prompt is the signature and docstring, the reference the
     canonical body. HumanEval has only a test split (164 problems): it is "heldout"; asking the hub
     for "train" is an error rather than a silent overlap with it."""
@@ -446,6 +477,8 @@ class HumanEval(_DatasetTask):
         return ("path",)
 
     def make_example(self, record, shots, index, where):
+        """The record's `prompt` (signature and docstring) as prompt, `canonical_solution` as reference and
+        `task_id` as id; `meta` keeps `task_id`, `entry_point` and `test`, what running the tests needs."""
         return Example(self.name, record["task_id"], record["prompt"], record["canonical_solution"],
                        meta=self._meta(index, task_id=record["task_id"], entry_point=record["entry_point"],
                                        test=record["test"]))
@@ -459,10 +492,12 @@ SPEC_BENCH_CATEGORIES = ("mt_bench", "translation", "summarization", "qa", "math
 
 
 def spec_bench_group(category: str) -> str:
+    """The Spec-Bench subtask of a question's category: "mt_bench" for MT-bench's eight categories
+    (`MT_BENCH_CATEGORIES`), else the category itself."""
     return "mt_bench" if category in MT_BENCH_CATEGORIES else category
 
 
-class SpecBench(_DatasetTask):
+class SpecBench(DatasetTask):
     """Spec-Bench (github.com/hemingkx/Spec-Bench, data/spec_bench/question.jsonl): the prompt is a
     question's first turn, `reference` its first reference answer when the file has one (else "").
     `category=` keeps one of the six subtasks (or one MT-bench category)."""
@@ -490,6 +525,8 @@ class SpecBench(_DatasetTask):
         return ("path", "category")
 
     def check(self, record, where):
+        """As `DatasetTask.check` (a string `category`), and the record must have a `question_id` and `turns`,
+        a non-empty list of strings."""
         super().check(record, where)
         if record.get("question_id") is None:
             raise SwiftlabError(f"{where} has no field 'question_id' (specbench records need "
@@ -501,17 +538,23 @@ class SpecBench(_DatasetTask):
             raise SwiftlabError(f"field 'turns' in {where} must be a non-empty list of strings")
 
     def usable_query(self, record):
+        """Whether the question is in the chosen `category`, as its own category or its subtask
+        (`spec_bench_group`); every question where no category was chosen."""
         if self.category is None:
             return True
         return self.category in (record["category"], spec_bench_group(record["category"]))
 
     def examples(self, split, n, seed=0):
+        """As `DatasetTask.examples` (the file is taken as either split); besides, a SwiftlabError where the
+        chosen `category` matches no question in the file."""
         chosen = super().examples(split, n, seed)
         if n and not chosen and self.category is not None:  # a filter matching nothing is a mistake
             raise SwiftlabError(f"no Spec-Bench question in {self.path} has category {self.category!r}")
         return chosen
 
     def make_example(self, record, shots, index, where):
+        """The question's first turn as prompt, its first reference answer as reference ("" where it has none),
+        `question_id` as id; `meta` keeps the category, its subtask (`group`), every turn and the references."""
         references = record.get("reference")
         if isinstance(references, str):
             references = [references]

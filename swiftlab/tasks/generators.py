@@ -63,11 +63,16 @@ EVENTS = [
 
 @dataclass
 class SummarizationTask:
+    """The summarization task: generated CNN/DailyMail-like news articles after one fixed demonstration; the
+    reference is a two-sentence summary, `facts` the person, city, date, year and number it holds."""
+
     name: str = "summarization"
     description: str = ("CNN/DailyMail-like: a short news article with names, places, numbers and dates, "
                         "summarised in one or two sentences (1-shot)")
 
     def article(self, rng: random.Random) -> tuple[str, str, tuple[str, ...]]:
+        """One article drawn from `rng`: (article, its summary, facts), the facts being the person, city,
+        "Month D", year and number, each found verbatim in the summary."""
         person = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
         role, city = rng.choice(ROLES), rng.choice(CITIES)
         verb, obj, unit, details = rng.choice(EVENTS)
@@ -92,6 +97,8 @@ class SummarizationTask:
         return article, summary, facts
 
     def candidates(self, seed: int) -> Iterator[tuple[str, Example]]:
+        """Endless (article, Example) pairs from the task's stream for `seed` (`rng_stream`), keyed by the
+        article for the split hash; each prompt is the demonstration, then "Article: ...\\nSummary:"."""
         rng = rng_stream(self.name, seed)
         shot_article, shot_summary, _ = self.article(random.Random(f"{self.name}-shot"))
         while True:
@@ -101,6 +108,8 @@ class SummarizationTask:
                                    facts=facts)
 
     def examples(self, split: str, n: int, seed: int = 0) -> list[Example]:
+        """The first `n` distinct examples of `split` that `candidates(seed)` yields (`take_split`); an unknown
+        split, a negative `n`, or too few distinct examples within its tries is a SwiftlabError."""
         return take_split(self.candidates(seed), split, n, self.name)
 
 
@@ -168,11 +177,16 @@ def _word_problem(rng: random.Random) -> tuple[str, str, int]:
 
 @dataclass
 class ReasoningTask:
+    """The reasoning task: generated GSM8K-like arithmetic word problems after `shots` fixed worked
+    demonstrations; the reference is a worked solution ending "The answer is N.", `answer` N."""
+
     name: str = "reasoning"
     description: str = "GSM8K-like: multi-step arithmetic word problems with worked solutions (few-shot)"
     shots: int = 3
 
     def candidates(self, seed: int) -> Iterator[tuple[str, Example]]:
+        """Endless (question, Example) pairs from the task's stream for `seed` (`rng_stream`), keyed by the
+        question; each prompt is the demonstrations, then "Question: ...\\nAnswer:"."""
         rng = rng_stream(self.name, seed)
         shot_rng = random.Random(f"{self.name}-shots")
         shots = "".join(f"Question: {q}\nAnswer: {s}\n\n" for q, s, _ in
@@ -183,6 +197,8 @@ class ReasoningTask:
                              " " + solution, answer=str(answer))
 
     def examples(self, split: str, n: int, seed: int = 0) -> list[Example]:
+        """The first `n` distinct examples of `split` that `candidates(seed)` yields (`take_split`); an unknown
+        split, a negative `n`, or too few distinct examples within its tries is a SwiftlabError."""
         return take_split(self.candidates(seed), split, n, self.name)
 
 
@@ -231,10 +247,15 @@ def _story(rng: random.Random) -> str:
 
 @dataclass
 class StoryTask:
+    """The story task: generated TinyStories-like eight-sentence stories; the prompt is one fixed demonstration
+    story, then "Story: " and the first sentence, the reference the rest of the story."""
+
     name: str = "story"
     description: str = "TinyStories-like: short simple stories with characters, places, objects and events (1-shot)"
 
     def candidates(self, seed: int) -> Iterator[tuple[str, Example]]:
+        """Endless (story, Example) pairs from the task's stream for `seed` (`rng_stream`), keyed by the whole
+        story."""
         rng = rng_stream(self.name, seed)
         shot = _story(random.Random(f"{self.name}-shot"))
         while True:
@@ -244,4 +265,6 @@ class StoryTask:
                                  " " + rest)
 
     def examples(self, split: str, n: int, seed: int = 0) -> list[Example]:
+        """The first `n` distinct examples of `split` that `candidates(seed)` yields (`take_split`); an unknown
+        split, a negative `n`, or too few distinct examples within its tries is a SwiftlabError."""
         return take_split(self.candidates(seed), split, n, self.name)
