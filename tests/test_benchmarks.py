@@ -103,3 +103,13 @@ def test_hf_generate():
     for variant in ("plain", "repetition_penalty=1.2"):
         assert re.search(rf"^\| {re.escape(variant)} \| [\d.]+ \([\d.-]+\) \| [\d.]+ \([\d.-]+\) \| [\d.]+x \([\d.-]+\) \|$",
                          out, re.M), out
+
+
+def test_limit_prints_the_bound_every_method_and_its_last_line():
+    # hf-static-compile is left out here: compiling takes about a minute on the lab model
+    out = run_script("limit.py", "--model", "lab", "--prompts", "2", "--max-new-tokens", "6",
+                     "--methods", "ar,hf-generate,hf-static,swift,swift+lookup")
+    assert re.search(r"weight-read bound \d+\.\d+ ms per pass$", out, re.M), out
+    for method in ("ar", "hf-generate", "hf-static", "swift", "swift+lookup"):
+        assert re.search(rf"^{re.escape(method)} +[\d.]+ \([-\d.]+-[\d.]+\) +[\d.]+x ", out, re.M), out
+    assert re.search(r"^limit: lab AR pass/bound \d+\.\d+x, swift\+lookup over best AR \d+\.\d+x$", out.strip(), re.M), out

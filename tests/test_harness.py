@@ -57,7 +57,7 @@ def test_corrupt_results_file(tmp_path):
 def test_real_run_interleaves_and_appends(local_long_llama_dir, tmp_path):
     model, tokenizer = load_model(local_long_llama_dir)
     out = tmp_path / "results.jsonl"
-    methods = ["ar", "swift", "uniform", "early-exit", "hf-generate", "hf-early-exit", "hf-prompt-lookup"]
+    methods = ["ar", "swift", "uniform", "early-exit", "hf-generate", "hf-early-exit", "hf-prompt-lookup", "hf-static"]
     lines = run_bench(model, tokenizer, task="story", prompts=2, methods=methods, model_name="tiny",
                       repeats=2, max_new_tokens=12, out=out, progress=False,
                       search=SearchConfig(window=4))
@@ -134,3 +134,13 @@ def test_a_bench_line_times_the_whole_call():
     assert result.wall_s >= 0.05
     assert abs(sum(result.timings_s.values()) - result.wall_s) < 1e-9  # the difference is "other" time
     assert result.timings_s["prefill"] == 0.001 and result.timings_s["other"] >= 0.047
+
+
+def test_compiled_static_generate_asks_to_compile_on_every_device():
+    """transformers compiles a static-cache generate() by itself only on accelerators: hf-static-compile's options
+    must ask for it, or on a CPU it would silently time the eager static cache under the compiled name."""
+    from swiftlab.analysis.harness import static_generate_options
+
+    assert static_generate_options(compiled=False) == {"cache_implementation": "static"}
+    options = static_generate_options(compiled=True)
+    assert options["cache_implementation"] == "static" and options["compile_config"]._compile_all_devices

@@ -12,6 +12,9 @@ Methods (all greedy):
   hf-early-exit transformers' generate(assistant_early_exit=E), E = the early-exit layer
                 (early-exit:E and hf-early-exit:E pick E per method, so several exits compete in one run)
   hf-prompt-lookup  transformers' generate(prompt_lookup_num_tokens=10)
+  hf-static     transformers' generate with its static (preallocated) KV cache
+  hf-static-compile  the same with its forward pass compiled (torch.compile; on a CPU too): the fastest
+                plain decoding transformers offers, its compile time in the first call (the warm-up)
   clasp         SWIFT drafting with a skip set chosen from the context (layerselect.py, CLaSp's idea) at
                 --skip-ratio, no search: after the prompt pass, then after every 16th drafted verification;
                 clasp:N after every N-th (clasp:1 after each, as CLaSp)
@@ -43,11 +46,14 @@ from ..support.storage import append_line
 from ..search.stream import StreamSettings, SwiftStream
 
 METHODS = ("ar", "swift", "swift+lookup", "swift-cached", "uniform", "early-exit", "hf-generate", "hf-early-exit",
-           "hf-prompt-lookup", "clasp")
+           "hf-prompt-lookup", "hf-static", "hf-static-compile", "clasp")
 
 
 @dataclass
 class BenchLine:
+    """One measured decoding: a method on one prompt (and turn) in one repeat, with the tokens it emitted, its
+    wall time and its per-pass statistics, as one JSON line of the results file (`read_lines` reads them
+    back, `summarize` aggregates them)."""
     method: str
     task: str
     prompt_id: str
@@ -72,6 +78,7 @@ class BenchLine:
 
     @property
     def tokens_per_s(self) -> float:
+        """New tokens over wall seconds (0 where no time was recorded)."""
         return self.new_tokens / self.wall_s if self.wall_s else 0.0
 
 
@@ -131,7 +138,22 @@ def make_runners(model, methods, *, task: str, model_name: str, skip_ratio: floa
             runners[name] = lambda ids, n, e=exit_layer: hf_generate(model, ids, n, assistant_early_exit=e)
         elif m == "hf-prompt-lookup":
             runners[name] = lambda ids, n: hf_generate(model, ids, n, prompt_lookup_num_tokens=10)
+        elif m in ("hf-static", "hf-static-compile"):
+            options = static_generate_options(compiled=m == "hf-static-compile")
+            runners[name] = lambda ids, n, options=options: hf_generate(model, ids, n, **options)
     return runners
+
+
+def static_generate_options(compiled: bool) -> dict:
+    """generate()'s options for its static KV cache, and for compiling its forward pass: transformers compiles
+    a static-cache generate by itself on a GPU only, so the compile config asks for it on every device."""
+    if not compiled:
+        return {"cache_implementation": "static"}
+    from transformers import CompileConfig
+
+    config = CompileConfig()
+    config._compile_all_devices = True  # transformers' own switch (underscored) for compiling on a CPU too
+    return {"cache_implementation": "static", "compile_config": config}
 
 
 def _clasp_runner(model, name: str, every: str, skip_ratio: float, swift: SwiftParams):

@@ -1,0 +1,148 @@
+"""How far decoding runs from the machine's limit: one pass against the time it takes to read the weights.
+
+    .venv/bin/python benchmarks/limit.py --model smollm2-135m [--device cpu] [--task summarization] [--prompts 5]
+
+A one-token pass of a small-batch decoder reads every weight once and does little else, so its floor is the
+weight-read time: the bytes the pass reads (every parameter; the input embedding only where it is the output
+head too, since a pass gathers one row of it) over the read bandwidth measured here, the faster of a sum and
+a matrix-vector product over a buffer of the same size and dtype (so caches help the bound as they help the
+model). Then, side by side in one process, prompt by prompt with the order rotated:
+
+  ar                 swiftlab's autoregressive loop (the engine's plain steps)
+  hf-generate        transformers' generate(), eager, its dynamic cache
+  hf-static          generate() with its static (preallocated) cache
+  hf-static-compile  generate() with its static cache and its forward compiled (inductor; its first call,
+                     the warm-up, compiles: that time is printed)
+  swift              a SWIFT stream over the prompts (its search from a cold start included)
+  swift+lookup       the same, drafting by prompt lookup where the text repeats
+
+For each: the median ms per full-model pass after the prompt pass (plain decodings: (T(n) - T(1)) / (n - 1),
+each timed on the same prompt; streams: their wall time over their passes) and the median tokens/s with its
+spread. The last line:
+
+    limit: <model> AR pass/bound <x>, swift+lookup over best AR <y>
+
+with the best AR the fastest plain decoding of this run (compiled included). Not a test: ratios from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from swiftlab import load_model
+from swiftlab.analysis.harness import make_runners
+from swiftlab.tasks import get_examples
+from swiftlab.tasks.chat import encode_prompt
+
+PLAIN = ("ar", "hf-generate", "hf-static", "hf-static-compile")
+STREAMS = ("swift", "swift+lookup")
+
+
+def bytes_read_per_pass(model) -> int:
+    """Bytes of the parameters a one-token pass reads: each tensor once (tied ones once), the input
+    embedding left out unless it is the output head too."""
+    embedding = model.get_input_embeddings().weight
+    head = model.get_output_embeddings().weight
+    seen, total = set(), 0
+    for p in model.parameters():
+        if p.data_ptr() in seen or (p is embedding and p.data_ptr() != head.data_ptr()):
+            continue
+        seen.add(p.data_ptr())
+        total += p.numel() * p.element_size()
+    return total
+
+
+def read_bandwidth(nbytes: int, dtype: torch.dtype, device: torch.device, repeats: int = 30) -> float:
+    """Bytes per second this machine reads a buffer of `nbytes` in `dtype`: the faster of a sum over it and a
+    matrix-vector product with it as the matrix, each the median of `repeats` timings."""
+    width = 2048
+    matrix = torch.randn(max(nbytes // (torch.finfo(dtype).bits // 8) // width, 1), width, dtype=dtype, device=device)
+    vector = torch.randn(1, width, dtype=dtype, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def median_seconds(work) -> float:
+        work()
+        times = []
+        for _ in range(repeats):
+            sync()
+            t0 = time.perf_counter()
+            work()
+            sync()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    fastest = min(median_seconds(matrix.sum), median_seconds(lambda: torch.nn.functional.linear(vector, matrix)))
+    return matrix.numel() * matrix.element_size() / fastest
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):8.1f} ({min(values):.1f}-{max(values):.1f})"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="lab")
+    p.add_argument("--device", default=None, help="e.g. cpu or cuda (default: where the loader puts the model)")
+    p.add_argument("--task", default="summarization")
+    p.add_argument("--prompts", type=int, default=5)
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--methods", default=",".join(PLAIN + STREAMS))
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, tokenizer = load_model(args.model, **({"device": args.device} if args.device else {}))
+    device = model.get_output_embeddings().weight.device
+    dtype = model.get_output_embeddings().weight.dtype
+    methods = [m for m in args.methods.split(",") if m]
+
+    nbytes = bytes_read_per_pass(model)
+    bandwidth = read_bandwidth(nbytes, dtype, device)
+    bound_ms = nbytes / bandwidth * 1e3
+    print(f"{args.model} on {device} ({dtype}, {torch.get_num_threads()} threads): a pass reads {nbytes / 1e6:.1f} MB, "
+          f"read at {bandwidth / 1e9:.1f} GB/s: weight-read bound {bound_ms:.2f} ms per pass", flush=True)
+
+    prompts = [encode_prompt(tokenizer, ex.prompt) for ex in get_examples(args.task, args.prompts, seed=0)]
+    runners = make_runners(model, methods, task=args.task, model_name=args.model)
+    for name in methods:  # warm-ups (compiles) outside the numbers; a stream's first prompt is its cold start
+        if name in STREAMS:
+            continue
+        t0 = time.perf_counter()
+        runners[name](prompts[0], 4)
+        print(f"  warm-up {name}: {time.perf_counter() - t0:.1f} s", flush=True)
+
+    n = args.max_new_tokens
+    pass_ms = {m: [] for m in methods}
+    tps = {m: [] for m in methods}
+    for i, ids in enumerate(prompts):
+        order = methods[i % len(methods):] + methods[:i % len(methods)]
+        for name in order:
+            result = runners[name](ids, n)
+            tps[name].append(len(result.token_ids) / result.wall_s)
+            if name in STREAMS:
+                pass_ms[name].append(result.wall_s / max(len(result.drafted_per_step), 1) * 1e3)
+            elif len(result.token_ids) > 1:
+                one = runners[name](ids, 1)
+                pass_ms[name].append((result.wall_s - one.wall_s) / (len(result.token_ids) - 1) * 1e3)
+        print(f"  prompt {i + 1}/{len(prompts)} done", flush=True)
+
+    print(f"\n{'method':18} {'ms/pass':>22} {'pass/bound':>10} {'tokens/s':>24}")
+    for name in methods:
+        ms = statistics.median(pass_ms[name])
+        print(f"{name:18} {spread(pass_ms[name]):>22} {ms / bound_ms:9.2f}x {spread(tps[name]):>24}")
+    plain = [m for m in methods if m in PLAIN]
+    best_ar = max(plain, key=lambda m: statistics.median(tps[m])) if plain else None
+    ar_ratio = min(statistics.median(pass_ms[m]) for m in plain) / bound_ms if plain else float("nan")
+    lookup = (statistics.median(tps["swift+lookup"]) / statistics.median(tps[best_ar])
+              if best_ar and "swift+lookup" in tps else float("nan"))
+    print(f"(best AR: {best_ar})")
+    print(f"limit: {args.model} AR pass/bound {ar_ratio:.2f}x, swift+lookup over best AR {lookup:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
