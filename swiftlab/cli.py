@@ -17,6 +17,8 @@ DEMO_PROMPTS = [
     "Tom and his dog went to the park. They",
     "One day, a big bird flew over the house and",
 ]
+# where --store's file is when none is given (search/store.py: default_store_path), said once for every command
+STORE_DEFAULT = "(default $SWIFTLAB_STORE, else $SWIFTLAB_HOME/skip_layers.json, else ~/.cache/swiftlab/skip_layers.json)"
 DEMO_QUESTIONS = [  # for a chat model (SmolLM2-135M-Instruct)
     "Explain in two sentences why the sky is blue.",
     "Give three short tips for staying focused while studying.",
@@ -110,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true", help="print one JSON object")
     _add_chat_arg(g)
     g.add_argument("--task", default=None, help="use the skip set cached for this model and task")
-    g.add_argument("--store", default=None, help="skip-set store file (default $SWIFTLAB_STORE, else $SWIFTLAB_HOME/skip_layers.json, else ~/.cache/swiftlab/skip_layers.json)")
+    g.add_argument("--store", default=None, help="skip-set store file " + STORE_DEFAULT)
 
     o = sub.add_parser("optimize", help="find a skip set on the fly over a stream of task prompts")
     _add_model_args(o)
@@ -128,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--max-new-tokens", type=int, default=128)
     o.add_argument("--seed", type=int, default=0)
     o.add_argument("--out", default=None, help="write the found set to this file instead of the store")
-    o.add_argument("--store", default=None)
+    o.add_argument("--store", default=None, help="skip-set store file the found set goes to " + STORE_DEFAULT)
     o.add_argument("--json", action="store_true")
     o.add_argument("--replace", action="store_true",
                    help="store the found set even where the stored one for this model and task scored better")
@@ -144,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--max-new-tokens", type=int, default=None,
                    help="new tokens per prompt (default 96; 48 on smollm2-135m)")
     d.add_argument("--repeats", type=int, default=None, help="runs of each prompt (default 3; 1 on smollm2-135m)")
-    d.add_argument("--store", default=None, help="skip-set store file (default $SWIFTLAB_STORE, else $SWIFTLAB_HOME/skip_layers.json, else ~/.cache/swiftlab/skip_layers.json)")
+    d.add_argument("--store", default=None, help="skip-set store file " + STORE_DEFAULT)
     t = sub.add_parser("tasks", help="the task suite: list tasks, show examples")
     tsub = t.add_subparsers(dest="tasks_command", required=True)
     tsub.add_parser("list", help="the registered tasks")
@@ -192,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--exit-layer", type=int, default=None, help="early-exit layer (default L/2)")
     b.add_argument("--store", default=None,
                    help="skip-set store file: swift streams start from the set it holds for this model and task, and "
-                        "the set they find goes there (default $SWIFTLAB_STORE, else $SWIFTLAB_HOME/skip_layers.json, else ~/.cache/swiftlab/skip_layers.json)")
+                        "the set they find goes there " + STORE_DEFAULT)
     b.add_argument("--fresh", action="store_true",
                    help="swift streams start from scratch (a cold start), not from the set stored for this model and "
                         "task, and store nothing")
@@ -240,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--no-lookup", action="store_true", help="draft with the skipping model only (no lookup drafts)")
     ch.add_argument("--system", default=None, help="a system message first in the conversation")
     ch.add_argument("--store", default=None,
-                    help="skip-set store file (default $SWIFTLAB_STORE, else $SWIFTLAB_HOME/skip_layers.json, else ~/.cache/swiftlab/skip_layers.json): the chat starts from the "
+                    help="skip-set store file " + STORE_DEFAULT + ": the chat starts from the "
                          "set stored for the model's chats and stores what its search learned at the end")
 
     rp = sub.add_parser("report", help="rebuild the summary table from a results file, without re-running")
@@ -614,7 +616,7 @@ def _add_export_hf_parser(sub) -> None:
                                                 "only its name in the README)")
     x.add_argument("--skip-set", default=None, metavar="FILE[#KEY]",
                    help="take this skip set JSON instead (swiftlab's, or the reference skip_layers.json with #KEY)")
-    x.add_argument("--store", default=None, help="skip-set store file (default $SWIFTLAB_STORE, else $SWIFTLAB_HOME/skip_layers.json, else ~/.cache/swiftlab/skip_layers.json)")
+    x.add_argument("--store", default=None, help="skip-set store file " + STORE_DEFAULT)
 
 
 def cmd_export_hf(args) -> int:

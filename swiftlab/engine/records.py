@@ -36,7 +36,7 @@ class DecodeResult:
                                                      "other": 0.0})
     tree_size_per_step: list[int] = field(default_factory=list)  # nodes verified per pass (SWIFT)
     verify: str = ""  # "tree" or "chain" for SWIFT
-    stop_reason: str = ""  # "eos" or "max_new_tokens"
+    stop_reason: str = ""  # "eos", "max_new_tokens" or "stop_check" (a caller's stopping rule, hf.py)
     step_kinds: list[str] = field(default_factory=list)  # per full-model pass: prefill, skip, lookup or ar
     text: str | None = None
 
