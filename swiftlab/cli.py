@@ -70,7 +70,7 @@ def _add_skip_args(p: argparse.ArgumentParser) -> None:
                    help="verify a token tree (top-1 chain plus runner-ups) or the top-1 chain only")
     p.add_argument("--lookup", type=int, default=0, metavar="N",
                    help="where the last tokens occurred earlier, draft up to N of the tokens that followed "
-                        "(prompt lookup: 3 after a miss, growing while accepted whole; default 0: off, but 15 "
+                        "(prompt lookup: 3 or 7 after a miss, growing while accepted whole; default 0: off, but 15 "
                         "where no skip set is given)")
     p.add_argument("--no-fallback", action="store_true",
                    help="always draft, even while plain autoregressive steps are measured faster")

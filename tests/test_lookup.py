@@ -211,19 +211,26 @@ def test_the_offer_grows_while_continuations_are_accepted_whole_and_drops_after_
                           model=SimpleNamespace(get_input_embeddings=lambda: SimpleNamespace(num_embeddings=50)))
     drafter = LookupDrafter(run, SwiftParams(lookup=12))
 
-    def step(source: str, chain: int, path: list[int]) -> int:
-        drafter.verified(DraftTree(chain=[1] * chain, siblings=[[2]] + [[] for _ in range(chain - 1)], source=source), path)
+    def step(source: str, chain: int, path: list[int], long: bool = False) -> int:
+        tree = DraftTree(chain=[1] * chain, siblings=[[2]] + [[] for _ in range(chain - 1)], source=source)
+        drafter.verified(tree, path, long=long)
         return drafter.length
 
-    assert drafter.length == 3
-    assert step("lookup", 3, [0, 1, 2]) == 7
-    assert step("skip", 7, []) == 7  # another drafter's step says nothing about lookups
+    assert drafter.length == 3 and not drafter.copying
+    assert step("lookup", 3, [0, 1, 2]) == 7 and drafter.copying
+    assert step("skip", 7, []) == 7 and drafter.copying  # another drafter's step says nothing about lookups
     assert step("lookup", 7, list(range(7))) == 12  # 15, capped at swift.lookup
     assert step("lookup", 12, list(range(12))) == 12
-    assert step("lookup", 12, [0, 1, 2]) == 3  # cut short
+    assert step("lookup", 12, [0, 1, 2]) == 3 and drafter.copying  # cut short, its first token accepted
     assert step("lookup", 3, [0, 1, 2]) == 7
-    assert step("lookup", 3, [3]) == 3  # a sibling accepted instead of the continuation's first token
+    assert step("lookup", 3, [3]) == 3 and not drafter.copying  # a sibling accepted instead of its first token
+    assert step("lookup", 3, []) == 3 and not drafter.copying
+    # where the policy measured a verify pass over 8 tokens cheap, an offer restarts at 7
+    assert step("lookup", 3, [], long=True) == 7
+    assert step("lookup", 7, [0, 1], long=True) == 7
     assert LookupDrafter(run, SwiftParams(lookup=2)).length == 2
+    assert LookupDrafter(run, SwiftParams(lookup=12), long=True).length == 7
+    assert LookupDrafter(run, SwiftParams(lookup=5), long=True).length == 5
 
 
 def test_lookup_steps_offer_3_then_7_then_15_tokens_on_a_copied_span(monkeypatch):

@@ -91,3 +91,46 @@ def test_with_skipping_ruled_out_lookup_and_plain_steps_keep_the_output():
     r = decode(model, prompt, skip_set=SkipSet.uniform(num_layers(model), 0.5), max_new_tokens=30, pace=policy,
                swift=SwiftParams(lookup=10))
     assert r.token_ids == reference and set(r.step_kinds[1:]) <= {"lookup", "ar"}
+
+
+def test_a_lookup_continuation_after_an_accepted_one_is_verified_without_the_gate():
+    policy = StepPolicy()
+    policy.rule_out("ar", "no plain steps in this test")
+    assert policy.choose(lookup=True, greedy=True, fallback=True).drafter == "gated"
+    copying = policy.choose(lookup=True, greedy=True, fallback=True, copying=True)
+    assert copying.drafter == "lookup" and "without the drafter's say" in copying.why
+    assert policy.choose(lookup=False, greedy=True, fallback=True, copying=True).drafter == "skip"
+    # sampling always verifies a lookup match, copying or not
+    assert policy.choose(lookup=True, greedy=False, fallback=True).drafter == "lookup"
+
+
+def test_long_lookup_offers_only_where_verifying_8_tokens_is_measured_cheap_and_only_greedy():
+    policy = StepPolicy()
+    assert not policy.long_offers(True)  # nothing measured
+    policy.verify_took(4, 0.010)
+    assert not policy.long_offers(True)  # a verify pass over 8 not measured yet
+    policy.verify_took(8, 0.012)  # the lab model: 8 tokens cost about 1.2 times 4
+    assert policy.long_offers(True) and not policy.long_offers(False)  # never when sampling
+    for _ in range(10):
+        policy.verify_took(8, 0.015)  # SmolLM2 on a CPU: about 1.5 times
+    assert not policy.long_offers(True)
+    assert policy.verify_seconds[8] > 0.0145  # a running average
+
+
+def test_lookup_steps_after_accepted_ones_skip_the_gate_and_keep_the_output(monkeypatch):
+    import swiftlab.engine.drafters as drafters
+
+    model = tiny_model("llama")
+    reference = decode(model, PROMPT, method="ar", max_new_tokens=40).token_ids
+
+    def truth(context, n, ngrams):  # a lookup that always continues the model's own output
+        done = len(context) - len(PROMPT)
+        return reference[done:done + n]
+
+    monkeypatch.setattr(drafters, "lookup_continuation", truth)
+    whys = []
+    r = decode(model, PROMPT, skip_set=SkipSet.uniform(num_layers(model), 0.4), max_new_tokens=40,
+               swift=SwiftParams(lookup=15, fallback=False), on_step=lambda e: whys.append(e.reason))
+    assert r.token_ids == reference and set(r.step_kinds[1:]) == {"lookup"}
+    assert "agreed with" in whys[1]  # the first lookup step is gated: no continuation accepted yet
+    assert all("without the drafter's say" in why for why in whys[2:])

@@ -3,8 +3,8 @@
 Methods (all greedy):
   ar            swiftlab's autoregressive loop (the baseline every speedup is relative to)
   swift         SWIFT on the fly: one stream over the task's prompts, searching, then accelerating
-  swift+lookup  the same, drafting by prompt lookup where the context repeats (up to 15 tokens, 3 after a
-                miss: drafters.LookupDrafter; its own stream and search)
+  swift+lookup  the same, drafting by prompt lookup where the context repeats (up to 15 tokens, 3 or 7 after
+                a miss: drafters.LookupDrafter; its own stream and search)
   swift-cached  SWIFT with the skip set cached for this model and task (`swiftlab optimize`)
   uniform       SWIFT drafting with the static uniform set at --skip-ratio
   early-exit    SWIFT drafting with the first layers only (LayerSkip-style static set)

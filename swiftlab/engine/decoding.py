@@ -291,9 +291,13 @@ class DecodeSession:
         if self.method == "swift":
             drafters["skip"] = skip_drafter(self, self.skip_set, self.swift)
             if self.swift.lookup:
-                drafters["lookup"] = LookupDrafter(self, self.swift)
+                drafters["lookup"] = LookupDrafter(self, self.swift, long=self._long_offers())
                 drafters["gated"] = GatedLookup(drafters["skip"], drafters["lookup"])
         return drafters
+
+    def _long_offers(self) -> bool:
+        """Whether a lookup offer restarts at LookupDrafter.LONG tokens after a miss (StepPolicy.long_offers)."""
+        return self.policy.long_offers(self.sampling.greedy, LookupDrafter.SHORT, LookupDrafter.LONG)
 
     # --- the run's state, as drafters and observers see it
 
@@ -372,11 +376,12 @@ class DecodeSession:
     def _step(self) -> StepEvent:
         n, lookup = self.prompt.shape[1] + len(self.tokens) - 1, self.drafters.get("lookup")  # cur goes at n
         choice = self.policy.choose(lookup=lookup is not None and lookup.offer(self), greedy=self.sampling.greedy,
-                                    fallback=self.swift.fallback)
+                                    fallback=self.swift.fallback, copying=lookup is not None and lookup.copying)
         tree, new, path, seconds = self._speculate(self.drafters[choice.drafter], self._cur, n)
         self.policy.took(choice.drafter, sum(seconds.values()), len(new))
+        self.policy.verify_took(tree.size + 1, seconds["verify"])  # the pending token and the tree
         if lookup is not None:
-            lookup.verified(tree, path)
+            lookup.verified(tree, path, long=self._long_offers())
         event = self._record(tree, new, path, n, choice.why, seconds)
         if not self.done and self.search is not None and not self.search.done:
             event.timings["optimize"] = self._search_step()

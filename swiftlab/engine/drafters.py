@@ -8,7 +8,8 @@ session (decoding.DecodeSession): its cache, its `forward`, its context.
   runner-up candidates (more where it is less sure). LeanSkipDrafter is the same drafter through
   leandraft.py, without transformers' per-call overhead.
 - LookupDrafter: where the last tokens occurred before, what followed them there (lookup.py), as a fixed chain.
-- GatedLookup: the skip drafter's first token decides whether the lookup continuation is verified.
+- GatedLookup: the skip drafter's first token decides whether the lookup continuation is verified
+  (where the last lookup continuation was not being copied: policy.py).
 - PlainStep: drafts nothing; verifying the pending token alone is the autoregressive step.
 
 Which one runs is policy.py's choice. Verification decides every token, so no drafter can change the output.
@@ -159,26 +160,39 @@ class LookupDrafter:
     distribution.
 
     How many tokens it offers grows while its continuations are accepted whole (3, 7, 15, ... up to
-    `swift.lookup`) and drops back to 3 after one is cut short: most continuations are wrong from
-    their first token, and a verify pass over 4 tokens costs about what one over 1 does, one over 11
-    up to twice as much (smallbatch.py), while a copied span, once its first tokens are confirmed,
-    usually runs on. The length follows accepted tokens only, so a seeded run still repeats exactly."""
+    `swift.lookup`) and drops back after one is cut short: most continuations are wrong from their
+    first token, while a copied span, once its first tokens are confirmed, usually runs on. It drops to
+    SHORT (3: a verify pass over 4, which costs about what one over 1 does), or to LONG (7) where the
+    policy measured a verify pass over 8 tokens at little more than one over 4 (`long`, greedy only:
+    the lab model, where a summary resumes copying right after a miss; SmolLM2 on a CPU pays 1.5
+    times as much for it, smallbatch.py). `copying` says that the last continuation had its first
+    token accepted: then the next one is verified without the gate's draft pass (policy.StepPolicy.choose).
+    Both follow accepted tokens, and `long` measured costs only when greedy, so a seeded run still
+    repeats exactly."""
 
-    SHORT = 3  # tokens offered after a continuation was cut short (a verify pass over 4)
+    SHORT = 3  # tokens offered after a continuation was cut short (a verify pass over 4) ...
+    LONG = 7  # ... or this many where a verify pass over LONG + 1 is measured cheap
 
-    def __init__(self, run, swift):
+    def __init__(self, run, swift, long: bool = False):
         self.longest, self.ngrams = swift.lookup, swift.lookup_ngrams
         self.eos, self.greedy = run.eos, run.sampling.greedy
         self.vocab = run.model.get_input_embeddings().num_embeddings
         self.continuation: list[int] = []
-        self.length = min(self.SHORT, self.longest)  # tokens the next offer may hold
+        self.length = self.restart(long)  # tokens the next offer may hold
+        self.copying = False  # the last verified continuation had its first token accepted
 
-    def verified(self, tree: DraftTree, path: list[int]) -> None:
-        """After a step: grow the next offer if this step's lookup continuation was accepted whole."""
+    def restart(self, long: bool) -> int:
+        """The length of an offer after a miss: LONG where `long`, else SHORT (at most `swift.lookup`)."""
+        return min(self.LONG if long else self.SHORT, self.longest)
+
+    def verified(self, tree: DraftTree, path: list[int], long: bool = False) -> None:
+        """After a step: grow the next offer if this step's lookup continuation was accepted whole, else
+        restart it (`long`: at LONG); note whether its first token was accepted (`copying`)."""
         if tree.source != "lookup":
             return
         whole = path == list(range(len(tree.chain)))  # every chain node, none of the siblings
-        self.length = min(2 * self.length + 1 if whole else self.SHORT, self.longest)
+        self.copying = path[:1] == [0]
+        self.length = min(2 * self.length + 1, self.longest) if whole else self.restart(long)
 
     def offer(self, run) -> bool:
         """Look for a continuation of the context; True where there is one."""

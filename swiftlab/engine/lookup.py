@@ -11,7 +11,7 @@ from __future__ import annotations
 
 NGRAM_SIZES = (3, 2)  # longest match first; a single repeated token is too weak a cue to bet a pass on
 LOOKUP_TOKENS = 15  # the most a lookup draft offers where one is wanted (bench's swift+lookup, the default plan):
-# 3 after a miss, growing while accepted whole (drafters.LookupDrafter)
+# 3 or 7 after a miss, growing while accepted whole (drafters.LookupDrafter)
 
 
 def lookup_continuation(tokens: list[int], max_tokens: int, ngram_sizes=NGRAM_SIZES) -> list[int]:

@@ -36,8 +36,16 @@ class StepPolicy:
     token decides whether the lookup continuation is verified (drafters.GatedLookup). Always taking the
     lookup lost where the drafter is strong and 2-gram matches are chance; choosing lookup by measured
     cost per kind lost everywhere (a step's yield swings with the text far more than the kinds differ).
+    Where the last lookup continuation had its first token accepted (`copying`: a span is being copied)
+    the next one is verified without the gate: its draft pass is wasted on a copied span (on the lab
+    model's summaries it was a fifth of the stream's time).
     Sampling never takes a plain step and always verifies a lookup match: a timing-based choice would
-    use the generator differently run to run, and a seeded run must repeat exactly."""
+    use the generator differently run to run, and a seeded run must repeat exactly.
+
+    Verify passes are timed per width too (`verify_took`): `long_offers` says whether a lookup offer
+    after a miss may hold 7 tokens rather than 3 (drafters.LookupDrafter): where a verify pass over 8
+    tokens is measured at most LONG_OFFER times one over 4 (the lab model on a CPU: about 1.2; SmolLM2
+    there: about 1.5, the few-token products table of docs/measurements.md), greedy only."""
 
     PROBE = 12  # steps between tries of the other kind ...
     MAX_PROBE = 96  # ... doubling up to this while the tries keep confirming the cheapest kind
@@ -45,6 +53,7 @@ class StepPolicy:
     MAX_PLAIN_SPELL = 24  # ... up to this
     WEIGHT = 0.3  # of the newest step in the running average
     MARGIN = 1.1  # plain steps only when drafting costs more than this many times as much per token
+    LONG_OFFER = 1.3  # lookup offers restart at 7 tokens where verifying 8 costs at most this many times 4
 
     def __init__(self):
         self.sums: dict[str, tuple[float, float]] = {}  # kind -> running (seconds, tokens) per step
@@ -55,6 +64,7 @@ class StepPolicy:
         self._probe: tuple | None = None  # (kinds, the cheapest before the try) while a try is out
         self.ruled_out: dict[str, str] = {}  # kind ("skip", "lookup", "ar") -> why it is never chosen
         self._stand_in: StepPolicy | None = None  # lookup vs plain, where lookup stands in for a plain step
+        self.verify_seconds: dict[int, float] = {}  # verify width (tokens) -> running seconds of its passes
 
     @classmethod
     def plain_only(cls, why: str) -> "StepPolicy":
@@ -73,9 +83,10 @@ class StepPolicy:
         """Undo `rule_out(kind)`: `kind` may be chosen again (nothing happens where it was not ruled out)."""
         self.ruled_out.pop(kind, None)
 
-    def choose(self, *, lookup: bool, greedy: bool, fallback: bool) -> Choice:
+    def choose(self, *, lookup: bool, greedy: bool, fallback: bool, copying: bool = False) -> Choice:
         """The drafter for the next step. `lookup`: a lookup continuation is on offer; `fallback`: plain
-        steps may be taken while drafting is measured slower."""
+        steps may be taken while drafting is measured slower; `copying`: the last lookup continuation had
+        its first token accepted."""
         lookup = lookup and "lookup" not in self.ruled_out
         timed = greedy and fallback and "ar" not in self.ruled_out  # may a measured cost choose plain steps?
         if "skip" in self.ruled_out:
@@ -90,6 +101,9 @@ class StepPolicy:
             kind, why = "skip", self.ruled_out.get("ar", "the plain-step fallback is off")
         if kind == "ar":
             return self._lookup_or_plain(why, timed) if lookup else Choice("plain", why)
+        if lookup and copying:
+            return Choice("lookup", f"{why}; the last lookup continuation was accepted: this one is verified "
+                                    "without the drafter's say")
         return Choice("gated" if lookup else "skip", why)
 
     def _lookup_or_plain(self, why_plain: str, timed: bool) -> Choice:
@@ -116,6 +130,17 @@ class StepPolicy:
             self.record(kind, seconds, tokens)
         if self._stand_in is not None and drafter in ("lookup", "plain"):
             self._stand_in.record("lookup" if drafter == "lookup" else "ar", seconds, tokens)
+
+    def verify_took(self, width: int, seconds: float) -> None:
+        """A verify pass over `width` tokens (the pending one included) took `seconds`."""
+        old = self.verify_seconds.get(width)
+        self.verify_seconds[width] = seconds if old is None else (1 - self.WEIGHT) * old + self.WEIGHT * seconds
+
+    def long_offers(self, greedy: bool, short: int = 3, long: int = 7) -> bool:
+        """Whether a lookup offer after a miss may hold `long` tokens rather than `short`: greedy only, and only
+        once a verify pass over long + 1 tokens is measured at most LONG_OFFER times one over short + 1."""
+        narrow, wide = self.verify_seconds.get(short + 1), self.verify_seconds.get(long + 1)
+        return greedy and narrow is not None and wide is not None and wide <= self.LONG_OFFER * narrow
 
     @property
     def cost(self) -> dict[str, float]:
