@@ -293,6 +293,7 @@ class DecodeSession:
             if self.swift.lookup:
                 drafters["lookup"] = LookupDrafter(self, self.swift, long=self._long_offers())
                 drafters["gated"] = GatedLookup(drafters["skip"], drafters["lookup"])
+                drafters["ungated"] = drafters["lookup"]  # the same continuation, measured as drafting (policy.py)
         return drafters
 
     def _long_offers(self) -> bool:

@@ -9,7 +9,7 @@ session (decoding.DecodeSession): its cache, its `forward`, its context.
   leandraft.py, without transformers' per-call overhead.
 - LookupDrafter: where the last tokens occurred before, what followed them there (lookup.py), as a fixed chain.
 - GatedLookup: the skip drafter's first token decides whether the lookup continuation is verified
-  (where the last lookup continuation was not being copied: policy.py).
+  (unless the last lookup continuation was accepted whole: policy.py).
 - PlainStep: drafts nothing; verifying the pending token alone is the autoregressive step.
 
 Which one runs is policy.py's choice. Verification decides every token, so no drafter can change the output.
@@ -165,8 +165,8 @@ class LookupDrafter:
     SHORT (3: a verify pass over 4, which costs about what one over 1 does), or to LONG (7) where the
     policy measured a verify pass over 8 tokens at little more than one over 4 (`long`, greedy only:
     the lab model, where a summary resumes copying right after a miss; SmolLM2 on a CPU pays 1.5
-    times as much for it, smallbatch.py). `copying` says that the last continuation had its first
-    token accepted: then the next one is verified without the gate's draft pass (policy.StepPolicy.choose).
+    times as much for it, smallbatch.py). `copying` says that the last continuation was accepted whole:
+    then the next one is verified without the gate's draft pass (policy.StepPolicy.choose).
     Both follow accepted tokens, and `long` measured costs only when greedy, so a seeded run still
     repeats exactly."""
 
@@ -179,7 +179,7 @@ class LookupDrafter:
         self.vocab = run.model.get_input_embeddings().num_embeddings
         self.continuation: list[int] = []
         self.length = self.restart(long)  # tokens the next offer may hold
-        self.copying = False  # the last verified continuation had its first token accepted
+        self.copying = False  # the last verified continuation was accepted whole
 
     def restart(self, long: bool) -> int:
         """The length of an offer after a miss: LONG where `long`, else SHORT (at most `swift.lookup`)."""
@@ -187,11 +187,11 @@ class LookupDrafter:
 
     def verified(self, tree: DraftTree, path: list[int], long: bool = False) -> None:
         """After a step: grow the next offer if this step's lookup continuation was accepted whole, else
-        restart it (`long`: at LONG); note whether its first token was accepted (`copying`)."""
+        restart it (`long`: at LONG); note whether it was accepted whole (`copying`)."""
         if tree.source != "lookup":
             return
         whole = path == list(range(len(tree.chain)))  # every chain node, none of the siblings
-        self.copying = path[:1] == [0]
+        self.copying = whole
         self.length = min(2 * self.length + 1, self.longest) if whole else self.restart(long)
 
     def offer(self, run) -> bool:
