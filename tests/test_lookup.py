@@ -250,3 +250,19 @@ def test_lookup_steps_offer_3_then_7_then_15_tokens_on_a_copied_span(monkeypatch
     assert r.token_ids == reference
     lookups = [n for kind, n in zip(r.step_kinds, r.drafted_per_step) if kind == "lookup"]
     assert lookups[:4] == [3, 7, 15, 15]
+
+
+def test_lookup_runs_time_their_verify_passes_per_width_and_plain_runs_do_not():
+    """long_offers reads the verify cost per width that a lookup run records in its pace; an autoregressive
+    run (and SWIFT without lookup) has no offers to size, so its steps skip the timing."""
+    model, tokenizer = load_model("lab")
+    start = encode_prompt(tokenizer, "Tom has 3 red apples.")
+    said = decode(model, start, method="ar", max_new_tokens=20).token_ids
+    ids = start + said + start
+    with_lookup, without = Pace(), Pace()
+    decode(model, ids, method="swift", skip_set=SkipSet.uniform(num_layers(model), 0.45), max_new_tokens=30,
+           swift=SwiftParams(lookup=15), pace=with_lookup)
+    decode(model, ids, method="swift", skip_set=SkipSet.uniform(num_layers(model), 0.45), max_new_tokens=30,
+           pace=without)
+    assert with_lookup.verify_seconds and all(s > 0 for s in with_lookup.verify_seconds.values())
+    assert without.verify_seconds == {}

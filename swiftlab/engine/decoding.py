@@ -380,8 +380,8 @@ class DecodeSession:
                                     fallback=self.swift.fallback, copying=lookup is not None and lookup.copying)
         tree, new, path, seconds = self._speculate(self.drafters[choice.drafter], self._cur, n)
         self.policy.took(choice.drafter, sum(seconds.values()), len(new))
-        self.policy.verify_took(tree.size + 1, seconds["verify"])  # the pending token and the tree
-        if lookup is not None:
+        if lookup is not None:  # only lookup offers read verify costs per width: plain runs do not time them
+            self.policy.verify_took(tree.size + 1, seconds["verify"])  # the pending token and the tree
             lookup.verified(tree, path, long=self._long_offers())
         event = self._record(tree, new, path, n, choice.why, seconds)
         if not self.done and self.search is not None and not self.search.done:
