@@ -1,5 +1,6 @@
 """Token trees: structure, masks, positions, greedy acceptance and the cache after acceptance."""
 
+import pytest
 import torch
 from tiny_models import tiny_model
 
@@ -58,11 +59,12 @@ def test_greedy_acceptance_walks_the_chain_then_a_sibling():
     assert path == [0, 1, 2] and new == [10, 11, 12, 4]
 
 
-def test_cache_after_accepting_a_sibling_equals_a_fresh_pass():
+@pytest.mark.parametrize("capacity", [None, 64, 6])  # dynamic; preallocated; preallocated, outgrown by the tree
+def test_cache_after_accepting_a_sibling_equals_a_fresh_pass(capacity):
     model = tiny_model("llama")
     prefix = [1, 5, 9, 23, 40]
     n = len(prefix) - 1  # the last prefix token is the root (pending) token
-    cache = SkipAwareCache(model.config)
+    cache = SkipAwareCache(model.config, capacity=capacity)
     with torch.no_grad():
         model(input_ids=torch.tensor([prefix[:-1]]), cache=cache, use_cache=True)
         model(input_ids=torch.tensor([[prefix[-1]] + TREE.tokens()]), position_ids=tree_positions(TREE, n),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
 
 
 class SkipAwareCache(DynamicCache):
@@ -22,19 +23,25 @@ class SkipAwareCache(DynamicCache):
     drafts (see the module docstring): lengths and mask sizes come from the longest layer of a kind, and
     `crop_to`, `keep` and `prefix_view` roll back, keep and share positions by absolute length."""
 
-    def __init__(self, config, rollback: bool = True):
+    def __init__(self, config, rollback: bool = True, capacity: int | None = None):
         """An empty cache for a model of this config. With `rollback`, sliding-window layers keep the
         positions that fall out of their window until the next `crop_to`, so a rejected draft can be undone;
-        a run that never rolls back (plain steps only) passes False."""
+        a run that never rolls back (plain steps only) passes False. With a `capacity` (positions), the
+        full-attention layers are PreallocatedLayers of that many positions."""
         super().__init__(config=config)
         self.config_for_view = config
+        if capacity is not None:
+            self.layers = [layer if layer.is_sliding or type(layer) is not DynamicLayer else PreallocatedLayer(capacity)
+                           for layer in self.layers]
         if rollback:
             # Sliding-window layers forget tokens that fall out of the window; to roll back
             # rejected drafts they must keep them until the next crop_to.
             self.activate_past_recording()
 
     def _true_length_layer(self, layer_idx: int) -> int:
-        if layer_idx >= len(self.layers):
+        # a compiled pass (compiled.py) is a full-model pass, and every full-model pass starts with all layers
+        # at the same length (only drafts leave skipped layers behind): this is then the layer itself
+        if layer_idx >= len(self.layers) or torch.compiler.is_compiling():
             return layer_idx
         kind = self.is_sliding[layer_idx]
         same_kind = [i for i in range(len(self.layers)) if self.is_sliding[i] == kind]
@@ -49,6 +56,14 @@ class SkipAwareCache(DynamicCache):
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return super().get_seq_length(self._true_length_layer(layer_idx))
 
+    def reserve(self, positions: int) -> None:
+        """Make the preallocated layers' buffers longer than `positions` now (moving those that are not), so that
+        a pass up to there writes in place. A compiled pass asks first: a pass that moves, or that fills a buffer
+        exactly, is another graph to compile (tens of seconds), near the end of every run."""
+        for layer in self.layers:
+            if isinstance(layer, PreallocatedLayer) and layer.key_buffer is not None and layer.key_buffer.shape[2] <= positions:
+                layer.move(positions + 1)
+
     def crop_to(self, length: int) -> None:
         """Keep the first `length` positions in every layer (layers already shorter are left alone)."""
         for layer in self.layers:
@@ -62,16 +77,14 @@ class SkipAwareCache(DynamicCache):
 
         `path` holds node indices (node i sits at position length + i); the accepted path is a
         prefix of the chain, which already sits in place, plus at most one sibling, whose entry
-        is moved next to it."""
+        is copied next to it, in place (it sits further on, so nothing kept is overwritten)."""
         chain_part = [i for i in path if i < chain_length]
         sibling = [i for i in path if i >= chain_length]
         for layer in self.layers:
             if sibling and layer.get_seq_length() > length + sibling[0]:
-                at = length + sibling[0]
-                k, v = layer.keys[..., at:at + 1, :], layer.values[..., at:at + 1, :]
-                end = length + len(chain_part)
-                layer.keys = torch.cat([layer.keys[..., :end, :], k], dim=-2)
-                layer.values = torch.cat([layer.values[..., :end, :], v], dim=-2)
+                at, end = length + sibling[0], length + len(chain_part)
+                layer.keys[..., end, :] = layer.keys[..., at, :]
+                layer.values[..., end, :] = layer.values[..., at, :]
         self.crop_to(length + len(path))
 
     def prefix_view(self, length: int, batch: int = 1) -> "SkipAwareCache | None":
@@ -91,7 +104,7 @@ class SkipAwareCache(DynamicCache):
             lo = max(0, length - layer.sliding_window + 1) if layer.is_sliding else 0
             if lo < first_held:
                 return None  # positions the view needs are gone; the caller must recompute
-            fresh = type(layer)(**({"sliding_window": layer.sliding_window} if layer.is_sliding else {}))
+            fresh = type(layer)(sliding_window=layer.sliding_window) if layer.is_sliding else DynamicLayer()
             fresh.lazy_initialization(layer.keys, layer.values)
             fresh.keys = layer.keys[:, :, lo - first_held:length - first_held].expand(batch, -1, -1, -1)
             fresh.values = layer.values[:, :, lo - first_held:length - first_held].expand(batch, -1, -1, -1)
@@ -100,6 +113,78 @@ class SkipAwareCache(DynamicCache):
             fresh.update = _attend_without_storing(fresh.keys, fresh.values)
             view.layers.append(fresh)
         return view
+
+
+class PreallocatedLayer(DynamicLayer):
+    """A full-attention cache layer whose keys and values live in buffers of `capacity` positions, allocated
+    on the first pass: `update` writes the pass's positions in place and its keys and values are views of the
+    buffers' first positions. Everything DynamicLayer does to its keys (crop, get_seq_length) works on the
+    views unchanged: a crop shortens them, the next pass overwrites what was cut. DynamicLayer's torch.cat
+    instead copies the whole layer at every pass (and holds old and new copies while it does). A pass that
+    would overrun the buffers, or one after its keys stopped being a view of them (transformers' batch and
+    offload methods give it new tensors: see below), moves the layer to new buffers: the capacity is a size
+    to start from, not a limit. Nothing here reads data pointers, so a compiled pass traces it whole."""
+
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity = capacity
+        self.key_buffer = self.value_buffer = None
+        # the positions held, kept as a number: a compiled pass then reads the buffers and not `keys` too (two
+        # inputs aliasing one storage, which inductor fails to compile with dynamic shapes)
+        self.length = 0
+
+    def get_seq_length(self) -> int:
+        """The positions held."""
+        return self.length
+
+    def crop(self, tokens_to_remove: int) -> None:
+        """Drop the last `-tokens_to_remove` positions (transformers' convention: a negative count)."""
+        super().crop(tokens_to_remove)
+        self.length = self.keys.shape[-2] if self.keys.numel() else 0
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        """Write a pass's keys and values after the held positions; the keys and values to attend to (views)."""
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        length = self.length
+        end = length + key_states.shape[-2]
+        if not self._holds(end, key_states):
+            self.move(end, key_states, value_states)
+        self.key_buffer[:, :, length:end] = key_states
+        self.value_buffer[:, :, length:end] = value_states
+        self.keys, self.values = self.key_buffer[:, :, :end], self.value_buffer[:, :, :end]
+        self.length = end
+        return self.keys, self.values
+
+    def _holds(self, end: int, key_states: torch.Tensor) -> bool:
+        buffer = self.key_buffer
+        return (buffer is not None and end <= buffer.shape[2] and buffer.shape[:2] == key_states.shape[:2]
+                and buffer.dtype == key_states.dtype)
+
+    def move(self, end: int, key_states: torch.Tensor | None = None, value_states: torch.Tensor | None = None) -> None:
+        """Move the held positions to new buffers with room for `end` (shaped like the states about to be
+        written, or like the held ones)."""
+        key_states = self.keys if key_states is None else key_states
+        value_states = self.values if value_states is None else value_states
+        # past the capacity: a sixteenth more room, so a run that outgrows it copies rarely and stays near its size
+        size = max(self.capacity, end + end // 16)
+        keys = key_states.new_empty((*key_states.shape[:2], size, key_states.shape[-1]))
+        values = value_states.new_empty((*value_states.shape[:2], size, value_states.shape[-1]))
+        if self.length:
+            keys[:, :, :self.length], values[:, :, :self.length] = self.keys, self.values
+        self.key_buffer, self.value_buffer = keys, values
+
+
+def _releasing(method):
+    """A DynamicLayer method that gives a layer new key tensors, made to let go of the buffers they no longer view."""
+    def release_after(self, *args, **kwargs):
+        method(self, *args, **kwargs)
+        self.key_buffer = self.value_buffer = None
+    return release_after
+
+
+for _name in ("batch_repeat_interleave", "batch_select_indices", "reorder_cache", "offload", "prefetch"):
+    setattr(PreallocatedLayer, _name, _releasing(getattr(DynamicLayer, _name)))
 
 
 def _attend_without_storing(keys: torch.Tensor, values: torch.Tensor):

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from .cache import SkipAwareCache
+from .compiled import compile_passes, compiled_forward
 from ..models.adapters import eos_ids, input_device, last_logits_only
 from .drafters import GatedLookup, LookupDrafter, PlainStep, skip_drafter
 from ..support.errors import SwiftlabError
@@ -54,8 +55,8 @@ __all__ = ["DecodeSession", "Pace", "StepEvent", "StepPolicy", "SwiftParams", "c
 class SwiftParams:
     """SWIFT's settings for a decoding run, checked on creation (a SwiftlabError for a bad value): where a
     draft stops (`epsilon`, `max_draft`), how it is verified (`verify`, `max_tree`, the per-depth candidate tables),
-    how the skip drafter runs (`lean_draft`, `draft_dtype`), lookup drafts (`lookup`, `lookup_ngrams`) and the
-    plain-step `fallback`."""
+    how the skip drafter runs (`lean_draft`, `draft_dtype`), lookup drafts (`lookup`, `lookup_ngrams`), the
+    plain-step `fallback`, and whether full-model passes are compiled (`compile`)."""
     epsilon: float = 0.8  # stop drafting when the drafter's top-1 probability falls below this
     max_draft: int = 25  # draft-length cap (the reference's)
     verify: str = "tree"  # "tree": top-1 chain plus runner-up siblings per depth; "chain": top-1 only
@@ -70,6 +71,7 @@ class SwiftParams:
     lookup: int = 0  # > 0: where the last tokens occurred before, draft up to this many of what followed (lookup.py)
     lookup_ngrams: tuple = NGRAM_SIZES  # n-gram sizes matched, longest first
     fallback: bool = True  # take plain autoregressive steps while drafting is measured slower than them
+    compile: bool = False  # full-model passes after the prompt through torch.compile (compiled.py; AR too)
 
     def __post_init__(self):
         if self.verify not in ("tree", "chain"):
@@ -261,7 +263,10 @@ class DecodeSession:
         self.max_new_tokens, self.sampling, self.observer, self.on_step = max_new_tokens, sampling, observer, on_step
         self.eos = (eos_ids(model) if eos is None else {int(t) for t in eos}) | {int(t) for t in stop_ids or ()}
         self.logits_transform, self.stop_check = logits_transform, stop_check
-        self.cache = SkipAwareCache(model.config, rollback=method == "swift")  # plain steps never roll back
+        # plain steps never roll back; the run's longest context is the capacity its layers start with (a last
+        # tree verification past it moves them to a little more room)
+        self.cache = SkipAwareCache(model.config, rollback=method == "swift",
+                                    capacity=self.prompt.shape[1] + max_new_tokens)
         self.tree = method == "swift" and swift.verify == "tree" and tree_supported(model)  # else chains
         self.device = self.prompt.device
         self._sync = torch.cuda.synchronize if self.device.type == "cuda" else (lambda: None)
@@ -285,6 +290,10 @@ class DecodeSession:
         # one-token passes (plain steps, all of autoregressive decoding) and the prompt pass run as
         # transformers runs them
         self.linears = linear_layers(model) if method == "swift" else []
+        self.compiled = None  # with swift.compile: verify and plain passes run compiled (compiled.py)
+        if swift.compile:
+            compile_passes(model, tree=self.tree)
+            self.compiled = compiled_forward(model)
 
     def _drafters(self) -> dict:
         drafters = {"plain": PlainStep()}
@@ -303,14 +312,19 @@ class DecodeSession:
     # --- the run's state, as drafters and observers see it
 
     def forward(self, ids: list[int] | torch.Tensor, start: int, positions: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None, last_only: bool = False) -> torch.Tensor:
+                mask: torch.Tensor | None = None, last_only: bool = False, full: bool = False) -> torch.Tensor:
         """Logits [len(ids), vocab] for ids at positions start, start+1, ... (or the given positions,
-        with the given 4D attention mask, for a token tree); with `last_only`, [1, vocab] of the last."""
+        with the given 4D attention mask, for a token tree); with `last_only`, [1, vocab] of the last.
+        `full`: a full-model pass, which runs compiled where the run compiles (never under a skip set)."""
         ids = torch.as_tensor(ids, device=self.device).view(1, -1)
         if positions is None:
             positions = torch.arange(start, start + ids.shape[1], device=self.device).unsqueeze(0)
-        out = self.model(input_ids=ids, position_ids=positions, attention_mask=mask, cache=self.cache, use_cache=True,
-                         **(last_logits_only(self.model) if last_only else {}))
+        model = self.model
+        if full and self.compiled is not None:
+            model = self.compiled
+            self.cache.reserve(start + ids.shape[1])  # a pass that moved the cache would be another graph
+        out = model(input_ids=ids, position_ids=positions, attention_mask=mask, cache=self.cache, use_cache=True,
+                    **(last_logits_only(self.model) if last_only else {}))
         return out.logits[0]
 
     def context(self) -> list[int]:
@@ -414,11 +428,13 @@ class DecodeSession:
 
     def _verify(self, cur: int, tree: DraftTree, n: int) -> torch.Tensor:
         """The full model's logits for the pending token and every node, in one pass."""
-        with small_batch_products(self.model, self.linears if tree.size else []):
+        # a compiled pass chooses its own products
+        with small_batch_products(self.model, self.linears if tree.size and self.compiled is None else []):
             if tree.size > len(tree.chain):  # siblings: the whole tree under a tree mask
                 return self.forward([cur] + tree.tokens(), n, positions=tree_positions(tree, n, self.device),
-                                    mask=tree_mask(tree, n, additive_dtype=self.additive_mask_dtype, device=self.device))
-            return self.forward([cur] + tree.chain, n)
+                                    mask=tree_mask(tree, n, additive_dtype=self.additive_mask_dtype, device=self.device),
+                                    full=True)
+            return self.forward([cur] + tree.chain, n, full=True)
 
     def _choose_target(self, logits: torch.Tensor) -> int:
         """One token from one row of a logits_transform's logits: they are the target as they are."""
