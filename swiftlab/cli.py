@@ -74,6 +74,9 @@ def _add_skip_args(p: argparse.ArgumentParser) -> None:
                         "where no skip set is given)")
     p.add_argument("--no-fallback", action="store_true",
                    help="always draft, even while plain autoregressive steps are measured faster")
+    p.add_argument("--compile", action="store_true",
+                   help="run the full model's passes after the prompt through torch.compile (autoregressive "
+                        "decoding too): faster passes after a one-off compile of tens of seconds per graph on a CPU")
     p.add_argument("--draft-dtype", default="auto", choices=("auto", "model", "float16", "bfloat16"),
                    help="precision of the drafter's matrices (lean drafter only; verification is always the "
                         "model's own): auto = a float16 copy of a small float32 model, model = no copy")
@@ -83,7 +86,7 @@ def _swift_params(args):
     from .engine.decoding import SwiftParams
 
     return SwiftParams(args.epsilon, args.max_draft, verify=args.verify, lookup=args.lookup,
-                       fallback=not args.no_fallback, draft_dtype=args.draft_dtype)
+                       fallback=not args.no_fallback, draft_dtype=args.draft_dtype, compile=args.compile)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,8 @@
 
 Methods (all greedy):
   ar            swiftlab's autoregressive loop (the baseline every speedup is relative to)
+  ar-compile, swift-compile, swift+lookup-compile  the same with the full model's passes compiled
+                (SwiftParams(compile=True), compiled.py; compiled before the first prompt)
   swift         SWIFT on the fly: one stream over the task's prompts, searching, then accelerating
   swift+lookup  the same, drafting by prompt lookup where the context repeats (up to 15 tokens, 3 or 7 after
                 a miss: drafters.LookupDrafter; its own stream and search)
@@ -45,7 +47,7 @@ from ..engine.skipset import SkipSet
 from ..support.storage import append_line
 from ..search.stream import StreamSettings, SwiftStream
 
-METHODS = ("ar", "swift", "swift+lookup", "swift-cached", "uniform", "early-exit", "hf-generate", "hf-early-exit",
+METHODS = ("ar", "ar-compile", "swift", "swift-compile", "swift+lookup", "swift+lookup-compile", "swift-cached", "uniform", "early-exit", "hf-generate", "hf-early-exit",
            "hf-prompt-lookup", "hf-static", "hf-static-compile", "clasp")
 
 
@@ -108,10 +110,14 @@ def make_runners(model, methods, *, task: str, model_name: str, skip_ratio: floa
             raise SwiftlabError(f"method {name!r}: only early-exit and hf-early-exit take a layer (:E), "
                                 "and clasp an interval (:N)")
         exit_layer = _exit_layer(name, layer, L) if layer and m != "clasp" else default_exit
+        compiled = m in ("ar-compile", "swift-compile", "swift+lookup-compile")
+        m = m.removesuffix("-compile") if compiled else m
         if m == "ar":
-            runners[name] = lambda ids, n: decode(model, ids, method="ar", max_new_tokens=n)
+            plain = SwiftParams(compile=compiled)
+            runners[name] = lambda ids, n, plain=plain: decode(model, ids, method="ar", max_new_tokens=n, swift=plain)
         elif m in ("swift", "swift+lookup"):
             params = replace(swift, lookup=LOOKUP_TOKENS) if m == "swift+lookup" else swift
+            params = replace(params, compile=compiled)
             settings = replace(stream_settings, swift=params)
             stream = (SwiftStream.from_store(model, store, model_name, task, search, settings)
                       if reuse_store and store is not None else SwiftStream(model, search, settings=settings))

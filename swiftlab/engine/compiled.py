@@ -1,0 +1,92 @@
+"""Compiled full-model passes, opt-in: `SwiftParams(compile=True)`, `--compile`.
+
+Why: at batch 1 a small model's pass is mostly Python and per-operator dispatch, not arithmetic (the lab
+model's weights read in ~1 ms, its eager pass takes ~10; benchmarks/limit.py). torch.compile traces the
+model's own forward once into one graph (inductor: generated C++ on a CPU, Triton on a GPU) and replays it.
+
+What is compiled: the full model's passes after the prompt, the ones verification and plain steps take,
+through the run's own cache (cache.py). The graph is traced with dynamic shapes, so one graph serves every
+context length and every verify width; a pass under a tree attention mask is a second graph, a one-token
+pass a third (torch specializes size 1). The prompt pass stays eager (it runs once per prompt, and it is
+the one that allocates the cache). Drafting stays eager: a skip set is Python control flow in both
+drafters (skipping.py, leandraft.py), and a graph per skip set would recompile at every search step.
+
+Compiling takes tens of seconds per graph on a CPU, once per process and model (inductor keeps its
+kernels on disk, so a later process compiles faster): `compile_passes` does it up front, with progress,
+and says how long each graph took. The compiled passes compute what the eager ones do, in a different
+order of floating-point operations; the output is the compiled model's greedy decoding, and
+autoregressive decoding with `compile=True` runs the same graphs, so the two stay token-identical.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..models.adapters import input_device
+from .cache import SkipAwareCache
+
+# model -> (the compiled forward, {graph kind: seconds its first call took})
+_COMPILED: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
+GRAPHS = ("one-token", "verify", "tree")  # the kinds of pass `compile_passes` compiles
+
+
+def compiled_forward(model: nn.Module):
+    """The model's forward compiled with dynamic shapes, made once per model (compiling happens at its first
+    calls: see compile_passes)."""
+    held = _COMPILED.get(model)
+    if held is None:
+        held = (torch.compile(model, dynamic=True), {})
+        _COMPILED[model] = held
+    return held[0]
+
+
+def compile_seconds(model: nn.Module) -> dict:
+    """Seconds the first call of each compiled graph took for this model ({} before compile_passes)."""
+    held = _COMPILED.get(model)
+    return dict(held[1]) if held else {}
+
+
+def compile_passes(model: nn.Module, tree: bool = True, progress: bool = True) -> dict:
+    """Compile the model's full-model passes now (a one-token pass, a verify pass, and with `tree` one under a
+    tree mask) on a scratch cache, with a progress bar; {graph kind: seconds}. Graphs compiled before are
+    not compiled again (their seconds are the ones measured then)."""
+    from .tree import DraftTree, tree_mask, tree_positions
+
+    forward = compiled_forward(model)
+    seconds = _COMPILED[model][1]
+    wanted = [g for g in GRAPHS if g not in seconds and (tree or g != "tree")]
+    if not wanted:
+        return compile_seconds(model)
+    device = input_device(model)
+    vocab = model.get_input_embeddings().num_embeddings
+    cache = SkipAwareCache(model.config, rollback=False, capacity=32)
+    eager = getattr(model.config, "_attn_implementation", "sdpa") == "eager"
+    additive = model.get_input_embeddings().weight.dtype if eager else None
+    with torch.inference_mode(), tqdm(total=len(wanted), desc="compiling passes", disable=not progress) as bar:
+        # made under inference mode, as a run's inputs are: a tensor made outside is another graph's input
+        ids = (torch.arange(12, device=device) % (vocab - 1) + 1).view(1, -1)
+        model(input_ids=ids[:, :8], cache=cache, use_cache=True)  # the prompt pass, eager
+        for kind in wanted:
+            bar.set_postfix_str(f"{kind} pass (tens of seconds on a CPU)")
+            n = cache.get_seq_length()
+            t0 = time.perf_counter()
+            # called exactly as DecodeSession.forward calls it: other arguments would be other graphs
+            if kind == "tree":
+                draft = DraftTree(chain=[3, 4], siblings=[[5], []])
+                tokens, positions = torch.tensor([[2] + draft.tokens()], device=device), tree_positions(draft, n, device)
+                mask = tree_mask(draft, n, additive_dtype=additive, device=device)
+            else:
+                # a new tensor, as a run's: a slice's strides would be another guard
+                tokens = torch.tensor([ids[0, n:n + (1 if kind == "one-token" else 3)].tolist()], device=device)
+                positions, mask = torch.arange(n, n + tokens.shape[1], device=device).unsqueeze(0), None
+            forward(input_ids=tokens, position_ids=positions, attention_mask=mask, cache=cache, use_cache=True)
+            seconds[kind] = time.perf_counter() - t0
+            cache.crop_to(8)
+            bar.update(1)
+        bar.set_postfix_str(", ".join(f"{k} {s:.0f} s" for k, s in seconds.items()))
+    return compile_seconds(model)

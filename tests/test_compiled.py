@@ -1,0 +1,49 @@
+"""Compiled full-model passes (SwiftParams(compile=True)): the same tokens as eager decoding, graphs compiled once."""
+
+import pytest
+import torch
+from tiny_models import tiny_model
+
+from swiftlab import SkipSet, decode, num_layers
+from swiftlab.cli import _swift_params, build_parser
+from swiftlab.engine.compiled import GRAPHS, compile_passes, compile_seconds
+from swiftlab.engine.decoding import SwiftParams
+from swiftlab.engine.skipping import is_pristine
+
+PROMPTS = [[1, 5, 9, 23, 40], [7, 7, 12, 30, 31, 32, 33, 34, 7, 7, 12], [2, 3]]
+
+
+def graphs_compiled() -> int:
+    return torch._dynamo.utils.counters["stats"]["unique_graphs"]
+
+
+@pytest.fixture(scope="module")
+def model():
+    m = tiny_model("llama", seed=3)
+    m.generation_config.eos_token_id = None
+    return m
+
+
+def test_compiled_decoding_is_eager_decoding_and_compiles_each_graph_once(model):
+    seconds = compile_passes(model, progress=False)
+    assert set(seconds) == set(GRAPHS) and all(s > 0 for s in seconds.values())
+    before = graphs_compiled()
+    skip = SkipSet.uniform(num_layers(model), 0.5)
+    for prompt in PROMPTS:  # other lengths, other capacities, runs that outgrow theirs: no new graph
+        for n in (9, 40):
+            eager = decode(model, prompt, method="ar", max_new_tokens=n).token_ids
+            assert decode(model, prompt, method="ar", max_new_tokens=n, swift=SwiftParams(compile=True)).token_ids == eager
+            for verify in ("tree", "chain"):
+                swift = SwiftParams(verify=verify, fallback=False, compile=True)
+                result = decode(model, prompt, method="swift", skip_set=skip, max_new_tokens=n, swift=swift)
+                assert result.token_ids == eager and max(result.accepted_per_step) > 0
+                assert is_pristine(model)
+    assert graphs_compiled() == before, "a compiled pass was compiled again"
+    assert compile_seconds(model) == seconds  # compiling again is a no-op that reports what was measured
+    assert compile_passes(model, progress=False) == seconds
+
+
+def test_the_cli_flag_asks_for_compiled_passes():
+    args = build_parser().parse_args(["generate", "--model", "lab", "--prompt", "hi", "--compile"])
+    assert _swift_params(args).compile is True
+    assert _swift_params(build_parser().parse_args(["generate", "--model", "lab", "--prompt", "hi"])).compile is False
