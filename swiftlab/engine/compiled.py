@@ -29,10 +29,14 @@ from tqdm.auto import tqdm
 
 from ..models.adapters import input_device
 from .cache import SkipAwareCache
+from .tree import DraftTree, tree_mask, tree_positions
 
 # model -> (the compiled forward, {graph kind: seconds its first call took})
 _COMPILED: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
 GRAPHS = ("one-token", "verify", "tree")  # the kinds of pass `compile_passes` compiles
+# the scratch prompt's tokens, the traced verify width and the scratch cache's positions: primes, unlike any
+# model's sizes (see compile_passes)
+PROMPT, WIDTH, CAPACITY = 11, 7, 67
 
 
 def compiled_forward(model: nn.Module):
@@ -55,8 +59,6 @@ def compile_passes(model: nn.Module, tree: bool = True, progress: bool = True) -
     """Compile the model's full-model passes now (a one-token pass, a verify pass, and with `tree` one under a
     tree mask) on a scratch cache, with a progress bar; {graph kind: seconds}. Graphs compiled before are
     not compiled again (their seconds are the ones measured then)."""
-    from .tree import DraftTree, tree_mask, tree_positions
-
     forward = compiled_forward(model)
     seconds = _COMPILED[model][1]
     wanted = [g for g in GRAPHS if g not in seconds and (tree or g != "tree")]
@@ -64,29 +66,31 @@ def compile_passes(model: nn.Module, tree: bool = True, progress: bool = True) -
         return compile_seconds(model)
     device = input_device(model)
     vocab = model.get_input_embeddings().num_embeddings
-    cache = SkipAwareCache(model.config, rollback=False, capacity=32)
+    # sizes unlike a model's own (head counts, head size): a traced size equal to one of those can be fixed
+    # in the graph (a guard on it) and any other value compiles again
+    cache = SkipAwareCache(model.config, rollback=False, capacity=CAPACITY)
     eager = getattr(model.config, "_attn_implementation", "sdpa") == "eager"
     additive = model.get_input_embeddings().weight.dtype if eager else None
     with torch.inference_mode(), tqdm(total=len(wanted), desc="compiling passes", disable=not progress) as bar:
         # made under inference mode, as a run's inputs are: a tensor made outside is another graph's input
-        ids = (torch.arange(12, device=device) % (vocab - 1) + 1).view(1, -1)
-        model(input_ids=ids[:, :8], cache=cache, use_cache=True)  # the prompt pass, eager
+        ids = (torch.arange(PROMPT + WIDTH, device=device) % (vocab - 1) + 1).view(1, -1)
+        model(input_ids=ids[:, :PROMPT], cache=cache, use_cache=True)  # the prompt pass, eager
         for kind in wanted:
             bar.set_postfix_str(f"{kind} pass (tens of seconds on a CPU)")
             n = cache.get_seq_length()
             t0 = time.perf_counter()
             # called exactly as DecodeSession.forward calls it: other arguments would be other graphs
             if kind == "tree":
-                draft = DraftTree(chain=[3, 4], siblings=[[5], []])
+                draft = DraftTree(chain=[3, 4, 5, 6], siblings=[[7, 8], [], [], []])  # WIDTH with the pending token
                 tokens, positions = torch.tensor([[2] + draft.tokens()], device=device), tree_positions(draft, n, device)
                 mask = tree_mask(draft, n, additive_dtype=additive, device=device)
             else:
                 # a new tensor, as a run's: a slice's strides would be another guard
-                tokens = torch.tensor([ids[0, n:n + (1 if kind == "one-token" else 3)].tolist()], device=device)
+                tokens = torch.tensor([ids[0, n:n + (1 if kind == "one-token" else WIDTH)].tolist()], device=device)
                 positions, mask = torch.arange(n, n + tokens.shape[1], device=device).unsqueeze(0), None
             forward(input_ids=tokens, position_ids=positions, attention_mask=mask, cache=cache, use_cache=True)
             seconds[kind] = time.perf_counter() - t0
-            cache.crop_to(8)
+            cache.crop_to(PROMPT)
             bar.update(1)
         bar.set_postfix_str(", ".join(f"{k} {s:.0f} s" for k, s in seconds.items()))
     return compile_seconds(model)
