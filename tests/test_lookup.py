@@ -250,6 +250,12 @@ def test_lookup_steps_offer_3_then_7_then_15_tokens_on_a_copied_span(monkeypatch
     assert r.token_ids == reference
     lookups = [n for kind, n in zip(r.step_kinds, r.drafted_per_step) if kind == "lookup"]
     assert lookups[:4] == [3, 7, 15, 15]
+    # a draft cap below the lookup length cuts every continuation to it, as it cuts the skip drafter's chains
+    capped = decode(model, prompt, method="swift", skip_set=SkipSet.uniform(num_layers(model), 0.4), max_new_tokens=60,
+                    swift=SwiftParams(lookup=15, max_draft=5, fallback=False))
+    assert capped.token_ids == reference
+    lookups = [n for kind, n in zip(capped.step_kinds, capped.drafted_per_step) if kind == "lookup"]
+    assert lookups[:4] == [3, 5, 5, 5] and max(capped.drafted_per_step) <= 5
 
 
 def test_lookup_runs_time_their_verify_passes_per_width_and_plain_runs_do_not():

@@ -202,9 +202,9 @@ class LookupDrafter:
         return bool(self.continuation)
 
     def draft(self, run, cur: int, n: int, cap: int) -> DraftTree:
-        """The continuation the last `offer` found, as a chain without siblings (with one-hot q's when
-        sampling). `cur`, `n` and `cap` are not read: `offer` already limited its length."""
-        chain = self.continuation
+        """The continuation the last `offer` found, cut to `cap` tokens (a `max_draft` below the lookup length),
+        as a chain without siblings (with one-hot q's when sampling). `cur` and `n` are not read."""
+        chain = self.continuation[:cap]
         tree = DraftTree(chain=list(chain), siblings=[[] for _ in chain], source="lookup",
                          stop=f"the lookup continuation ({len(chain)} tokens) is verified")
         if not self.greedy:
