@@ -59,7 +59,7 @@ class SkipAwareCache(DynamicCache):
     def reserve(self, positions: int) -> None:
         """Make the preallocated layers' buffers longer than `positions` now (moving those that are not), so that
         a pass up to there writes in place. A compiled pass asks first: a pass that moves, or that fills a buffer
-        exactly, is another graph to compile (tens of seconds), near the end of every run."""
+        exactly, is another graph to compile (a minute or more), near the end of every run."""
         for layer in self.layers:
             if isinstance(layer, PreallocatedLayer) and layer.key_buffer is not None and layer.key_buffer.shape[2] <= positions:
                 layer.move(positions + 1)

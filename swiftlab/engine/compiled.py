@@ -12,9 +12,9 @@ pass a third (torch specializes size 1). The prompt pass stays eager (it runs on
 the one that allocates the cache). Drafting stays eager: a skip set is Python control flow in both
 drafters (skipping.py, leandraft.py), and a graph per skip set would recompile at every search step.
 
-Compiling takes tens of seconds per graph on a CPU, once per process and model (inductor keeps its
-kernels on disk, so a later process compiles faster): `compile_passes` does it up front, with progress,
-and says how long each graph took. The compiled passes compute what the eager ones do, in a different
+Compiling takes from half a minute (lab model) to about 3.5 minutes (SmolLM2-135M, 30 layers) per graph
+on a CPU, once per process and model (inductor keeps its kernels on disk, so a later process compiles
+faster): `compile_passes` does it up front, with progress, and says how long each graph took. The compiled passes compute what the eager ones do, in a different
 order of floating-point operations; the output is the compiled model's greedy decoding, and
 autoregressive decoding with `compile=True` runs the same graphs, so the two stay token-identical.
 """
@@ -80,7 +80,7 @@ def compile_passes(model: nn.Module, tree: bool = True, progress: bool = True) -
         ids = (torch.arange(PROMPT + WIDTH, device=device) % (vocab - 1) + 1).view(1, -1)
         model(input_ids=ids[:, :PROMPT], cache=cache, use_cache=True)  # the prompt pass, eager
         for kind in wanted:
-            bar.set_postfix_str(f"{kind} pass (tens of seconds on a CPU)")
+            bar.set_postfix_str(f"{kind} pass (a minute or more on a CPU)")
             n = cache.get_seq_length()
             t0 = time.perf_counter()
             # called exactly as DecodeSession.forward calls it: other arguments would be other graphs
