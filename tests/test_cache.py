@@ -76,3 +76,15 @@ def test_a_layer_no_longer_viewing_its_buffer_moves_before_writing(model):
     torch.testing.assert_close(out[1, -1], ref[0, -1], rtol=1e-5, atol=1e-5)
     for layer in cache.layers:
         assert layer.keys.data_ptr() == layer.key_buffer.data_ptr() and layer.key_buffer.shape[0] == 2
+
+
+def test_reserve_refuses_a_cache_whose_layers_disagree(model):
+    # a compiled pass reads the length of the layer it is in (compiled.py): a layer a draft left behind
+    # would make it attend over the wrong positions, so reserve (asked before every compiled pass) says so
+    cache = SkipAwareCache(model.config, rollback=False, capacity=20)
+    with torch.inference_mode():
+        model(input_ids=torch.tensor([PROMPT]), cache=cache, use_cache=True)
+    cache.reserve(len(PROMPT) + 1)  # all layers at the prompt's length: fine
+    cache.layers[1].crop(-2)
+    with pytest.raises(RuntimeError, match=r"different lengths \[6, 8\]"):
+        cache.reserve(len(PROMPT) + 1)

@@ -1,12 +1,16 @@
 """Compiled full-model passes (SwiftParams(compile=True)): the same tokens as eager decoding, graphs compiled once."""
 
+import gc
+import weakref
+
 import pytest
 import torch
 from tiny_models import tiny_model
 
 from swiftlab import SkipSet, decode, num_layers
 from swiftlab.cli import _swift_params, build_parser
-from swiftlab.engine.compiled import GRAPHS, compile_passes, compile_seconds
+from swiftlab.engine.cache import SkipAwareCache
+from swiftlab.engine.compiled import CAPACITY, GRAPHS, compile_passes, compile_seconds, compiled_forward
 from swiftlab.engine.decoding import SwiftParams
 from swiftlab.engine.skipping import is_pristine
 
@@ -51,3 +55,16 @@ def test_the_cli_flag_asks_for_compiled_passes():
     args = build_parser().parse_args(["generate", "--model", "lab", "--prompt", "hi", "--compile"])
     assert _swift_params(args).compile is True
     assert _swift_params(build_parser().parse_args(["generate", "--model", "lab", "--prompt", "hi"])).compile is False
+
+
+def test_a_compiled_model_is_freed_when_its_user_lets_go_of_it():
+    model = tiny_model("llama", seed=4, num_hidden_layers=2)
+    freed = weakref.ref(model)
+    cache = SkipAwareCache(model.config, rollback=False, capacity=CAPACITY)
+    with torch.inference_mode():
+        model(input_ids=torch.tensor([[1, 2, 3]]), cache=cache, use_cache=True)
+        compiled_forward(model)(input_ids=torch.tensor([[4]]), position_ids=torch.tensor([[3]]), attention_mask=None,
+                                cache=cache, use_cache=True)  # compiled and called: dynamo holds what it traced
+    del model, cache
+    gc.collect()
+    assert freed() is None, "the compiled-model cache keeps a model alive"

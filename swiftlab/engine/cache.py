@@ -59,10 +59,16 @@ class SkipAwareCache(DynamicCache):
     def reserve(self, positions: int) -> None:
         """Make the preallocated layers' buffers longer than `positions` now (moving those that are not), so that
         a pass up to there writes in place. A compiled pass asks first: a pass that moves, or that fills a buffer
-        exactly, is another graph to compile (a minute or more), near the end of every run."""
+        exactly, is another graph to compile (a minute or more), near the end of every run. It also checks what
+        a compiled pass assumes (_true_length_layer): the layers of a kind all hold the same length."""
+        lengths = {}
         for layer in self.layers:
+            lengths.setdefault(layer.is_sliding, set()).add(layer.get_seq_length())
             if isinstance(layer, PreallocatedLayer) and layer.key_buffer is not None and layer.key_buffer.shape[2] <= positions:
                 layer.move(positions + 1)
+        if any(len(held) > 1 for held in lengths.values()):
+            raise RuntimeError(f"a compiled full-model pass over layers holding different lengths {sorted(set().union(*lengths.values()))}: "
+                               "a skipped layer's positions must be filled (verified) before it")
 
     def crop_to(self, length: int) -> None:
         """Keep the first `length` positions in every layer (layers already shorter are left alone)."""
@@ -118,8 +124,8 @@ class SkipAwareCache(DynamicCache):
 class PreallocatedLayer(DynamicLayer):
     """A full-attention cache layer whose keys and values live in buffers of `capacity` positions, allocated
     on the first pass: `update` writes the pass's positions in place and its keys and values are views of the
-    buffers' first positions. Everything DynamicLayer does to its keys (crop, get_seq_length) works on the
-    views unchanged: a crop shortens them, the next pass overwrites what was cut. DynamicLayer's torch.cat
+    buffers' first positions. The length held is an int attribute (get_seq_length reads it, crop sets it): a
+    crop shortens the views, and the next pass overwrites what was cut. DynamicLayer's torch.cat
     instead copies the whole layer at every pass (and holds old and new copies while it does). A pass that
     would overrun the buffers, or one after its keys stopped being a view of them (transformers' batch and
     offload methods give it new tensors: see below), moves the layer to new buffers: the capacity is a size

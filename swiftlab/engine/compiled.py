@@ -32,7 +32,9 @@ from ..models.adapters import input_device
 from .cache import SkipAwareCache
 from .tree import DraftTree, tree_mask, tree_positions
 
-# model -> (the compiled forward, {graph kind: seconds its first call took})
+# model -> (the compiled forward, {graph kind: seconds its first call took}); the compiled forward reaches its
+# model through a weak reference, so that an entry does not keep its own key alive (a compiled nn.Module holds
+# its model, and a WeakKeyDictionary value that holds its key is never freed)
 _COMPILED: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
 GRAPHS = ("one-token", "verify", "tree")  # the kinds of pass `compile_passes` compiles
 # the scratch prompt's tokens, the traced verify width and the scratch cache's positions: primes, unlike any
@@ -48,9 +50,18 @@ def compiled_forward(model: nn.Module):
         # on a CPU, inductor's C++ wrapper calls the kernels from generated C++ instead of Python: lab model,
         # AR 7.1 instead of 9.5 ms a token, for a compile of 140 instead of 41 s (measured 2026-12-03)
         cpu = input_device(model).type == "cpu"
-        held = (torch.compile(model, dynamic=True, options={"cpp_wrapper": True} if cpu else None), {})
+        held = (torch.compile(_weak_forward(model), dynamic=True, options={"cpp_wrapper": True} if cpu else None), {})
         _COMPILED[model] = held
     return held[0]
+
+
+def _weak_forward(model: nn.Module):
+    """A function calling the model (its __call__, hooks included) that does not keep it alive."""
+    model_ref = weakref.ref(model)
+
+    def forward(**inputs):
+        return model_ref()(**inputs)
+    return forward
 
 
 def compile_seconds(model: nn.Module) -> dict:
