@@ -33,13 +33,15 @@ def model(request):
 
 
 def test_compiled_decoding_is_eager_decoding_and_compiles_each_graph_once(model):
-    products = counters["inductor"]["one_row_product"]
+    before = {kind: counters["inductor"][kind] for kind in ("one_row_product", "few_row_product")}
     seconds = compile_passes(model, progress=False)
     assert set(seconds) == set(GRAPHS) and all(s > 0 for s in seconds.values())
-    # the one-token graph's one-row products, one per weight (7 a layer, the head), made a multiply and a sum
-    # (AOTAutograd traces a graph more than once, each time through the decomposition)
-    decomposed, per_trace = counters["inductor"]["one_row_product"] - products, 7 * num_layers(model) + 1
-    assert decomposed > 0 and decomposed % per_trace == 0, (decomposed, per_trace)
+    # the graphs' products, one per weight (7 a layer, the head), made a multiply and a sum (one-token graph)
+    # or taken the other way round (verify and tree graphs); AOTAutograd traces a graph more than once
+    per_trace = 7 * num_layers(model) + 1
+    for kind, count in before.items():
+        decomposed = counters["inductor"][kind] - count
+        assert decomposed > 0 and decomposed % per_trace == 0, (kind, decomposed, per_trace)
     before = graphs_compiled()
     skip, accepted = SkipSet.uniform(num_layers(model), 0.5), 0
     for prompt in PROMPTS:  # other lengths, other capacities, runs that outgrow theirs: no new graph
@@ -77,13 +79,14 @@ def test_a_compiled_model_is_freed_when_its_user_lets_go_of_it():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_one_row_products_are_the_matrix_product_and_only_for_one_row(dtype):
-    # what the one-token graph computes instead of the BLAS's matrix-vector product (compiled.py)
-    from swiftlab.engine.compiled import _one_row_product
-    row, matrix = torch.randn(1, 96, dtype=dtype), torch.randn(96, 40, dtype=dtype)
-    product = _one_row_product(row, matrix)
-    assert product.dtype == dtype and product.shape == (1, 40)
+def test_few_row_products_are_the_matrix_product(dtype):
+    # what the compiled graphs compute instead of the BLAS's product as called (compiled.py)
+    from swiftlab.engine.compiled import _few_row_product
+    matrix = torch.randn(96, 40, dtype=dtype)
     tolerance = 1e-5 if dtype == torch.float32 else 2e-2
-    torch.testing.assert_close(product.float(), (row.float() @ matrix.float()), rtol=tolerance, atol=tolerance * 10)
-    assert _one_row_product(torch.randn(2, 96, dtype=dtype), matrix) is NotImplemented
-
+    for rows in (1, 3, 39):
+        x = torch.randn(rows, 96, dtype=dtype)
+        product = _few_row_product(x, matrix)
+        assert product.dtype == dtype and product.shape == (rows, 40)
+        torch.testing.assert_close(product.float(), x.float() @ matrix.float(), rtol=tolerance, atol=tolerance * 10)
+    assert _few_row_product(torch.randn(40, 96, dtype=dtype), matrix) is NotImplemented  # as many rows as columns

@@ -7,7 +7,7 @@ on a GPU) and replays it.
 
 What makes a compiled pass fast on a CPU: its one-row matrix products (a one-token pass is little else) become
 a multiply and a sum that inductor compiles into one vectorized, threaded loop, where the BLAS's matrix-vector
-product reads the weights at a third of the speed (_one_row_product). Lab model: a one-token pass 9 ms eager,
+product reads the weights at a third of the speed (_few_row_product). Lab model: a one-token pass 9 ms eager,
 6.4 compiled with the BLAS's products, 2.2-3.0 with these; SmolLM2-135M 62 ms eager, 21.6 compiled (2026-12-03).
 
 What is compiled: the full model's passes after the prompt, the ones verification and plain steps take,
@@ -68,26 +68,38 @@ def compiled_forward(model: nn.Module):
 
 
 def _inductor(cpu: bool):
-    """Inductor, with one-row matrix products as a multiply and a sum on a CPU."""
+    """Inductor, with a decoding pass's few-row matrix products made faster on a CPU (_few_row_product)."""
     def backend(graph, example_inputs):
         # AOTAutograd's cache is keyed on the graph before decomposition, so it would hand back a graph compiled
         # without this one; inductor's own cache (the C++ compile, the slow part) sees the decomposed graph
         with torch._functorch.config.patch(enable_autograd_cache=False):
             return compile_fx(graph, example_inputs, config_patches={"cpp_wrapper": True} if cpu else None,
-                              decompositions={**select_decomp_table(), aten.mm.default: _one_row_product})
+                              decompositions={**select_decomp_table(), aten.mm.default: _few_row_product})
     return backend
 
 
 @pw_cast_for_opmath
-def _one_row_product(row: torch.Tensor, matrix: torch.Tensor, out_dtype: torch.dtype | None = None):
-    """x @ W for one row x on a CPU, as (x.T * W).sum(0): inductor makes that one vectorized, threaded loop over
-    W, which reads the weights ~3x faster than the BLAS's matrix-vector product (MKL on this machine's AMD CPU:
-    7 GB/s against 24 from memory and 60-90 from its cache, measured 2026-12-03). A one-token pass is
-    nearly all such products. With more rows the loop would read W once per row: those stay the BLAS's."""
-    if row.device.type != "cpu" or out_dtype is not None or not statically_known_true(row.shape[0] == 1):
+def _few_row_product(rows: torch.Tensor, matrix: torch.Tensor, out_dtype: torch.dtype | None = None):
+    """rows @ W on a CPU, for the few rows a decoding pass multiplies (measured on this machine's AMD CPU with
+    MKL, 2026-12-03; benchmarks/limit.py):
+    - one row: (x.T * W).sum(0). Inductor makes that one vectorized, threaded loop over W, which reads the
+      weights ~3x faster than the BLAS's matrix-vector product (7 GB/s against 24 from memory, 60-90 from
+      the cache). A one-token pass is little else.
+    - more rows than W has columns: (W.T @ rows.T).T, the same BLAS product taken the other way round,
+      which its kernels do 1.3-4x faster for 2-8 rows and as fast for 16 (smallbatch.py: the same choice
+      for eager passes, timed there). With more rows the multiply-and-sum loop would read W once per row.
+    The verify graph's width is symbolic (it serves every width): it is taken the other way round too."""
+    if rows.device.type != "cpu" or out_dtype is not None:
         return NotImplemented
-    counters["inductor"]["one_row_product"] += 1
-    return (row.unsqueeze(2) * matrix.unsqueeze(0)).sum(dim=1)
+    few, columns = rows.shape[0], matrix.shape[1]
+    if statically_known_true(few == 1):
+        counters["inductor"]["one_row_product"] += 1
+        return (rows.unsqueeze(2) * matrix.unsqueeze(0)).sum(dim=1)
+    # (the product taken the other way round comes back here with an int row count: it stays the BLAS's)
+    if isinstance(few, torch.SymInt) or (isinstance(columns, int) and few < columns):
+        counters["inductor"]["few_row_product"] += 1
+        return torch.mm(matrix.t(), rows.t()).t()
+    return NotImplemented
 
 
 def _weak_forward(model: nn.Module):
