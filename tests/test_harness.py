@@ -144,3 +144,11 @@ def test_compiled_static_generate_asks_to_compile_on_every_device():
     assert static_generate_options(compiled=False) == {"cache_implementation": "static"}
     options = static_generate_options(compiled=True)
     assert options["cache_implementation"] == "static" and options["compile_config"]._compile_all_devices
+
+
+def test_the_best_plain_decoding_includes_the_compiled_ones():
+    lines = [line("ar", "p1", 0, 10, 1.0), line("hf-generate", "p1", 0, 10, 0.8), line("ar-compile", "p1", 0, 10, 0.4),
+             line("hf-static-compile", "p1", 0, 10, 0.5), line("swift", "p1", 0, 10, 0.25, [5, 5], [4, 4])]
+    rows = {r["method"]: r for r in summarize(lines)}
+    assert rows["swift"]["speedup"] == pytest.approx(4.0)  # 40 tok/s over eager ar's 10
+    assert rows["swift"]["speedup_vs_best_ar"] == pytest.approx(40 / 25)  # ar-compile, the fastest plain decoding
