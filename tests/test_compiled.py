@@ -90,3 +90,25 @@ def test_few_row_products_are_the_matrix_product(dtype):
         assert product.dtype == dtype and product.shape == (rows, 40)
         torch.testing.assert_close(product.float(), x.float() @ matrix.float(), rtol=tolerance, atol=tolerance * 10)
     assert _few_row_product(torch.randn(40, 96, dtype=dtype), matrix) is NotImplemented  # as many rows as columns
+
+
+def test_a_compiled_run_prices_its_full_passes_compiled(model):
+    # the search weighs a draft pass against a full one: a compiled run's full passes must be timed compiled
+    from swiftlab.search.budget import pass_cost_rounds
+    compile_passes(model, progress=False)
+    calls = []
+
+    def counted(**inputs):
+        calls.append(inputs["input_ids"].shape[1])
+        return compiled_forward(model)(**inputs)
+
+    before = graphs_compiled()
+    for cache in (None, SkipAwareCache(model.config, capacity=40)):  # a fresh cache, and a run's
+        if cache is not None:
+            with torch.inference_mode():
+                model(input_ids=torch.tensor([PROMPTS[1]]), cache=cache, use_cache=True)
+        context = 20 if cache is None else len(PROMPTS[1])
+        rounds = pass_cost_rounds(model, context, rounds=2, cache=cache, full_forward=counted)
+        assert len(rounds) == 2 and all(r["full"] > 0 and r["verify"] > 0 for r in rounds)
+        assert cache is None or cache.get_seq_length() == context  # every timed pass cropped off again
+    assert calls == [1, 8] * 4 and graphs_compiled() == before and is_pristine(model)

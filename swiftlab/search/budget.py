@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -252,13 +253,15 @@ PassCase = tuple[int, "SkipSet | None", "str | None"]
 
 @torch.inference_mode()
 def time_passes(model, context: int, cases: dict[str, PassCase], rounds: int, *, cache=None, warmup: int = 0,
-                lean_fallback: bool = False, products=None) -> list[dict[str, float]]:
+                lean_fallback: bool = False, products=None, full_forward=None) -> list[dict[str, float]]:
     """`rounds` rounds of one pass per case, interleaved (drift hits every case alike), seconds each.
     Every pass runs on `context` positions in the cache and is cropped off again: a running decode's
     `cache` (no prefill paid), or else `context` random tokens prefilled first. A lean case the model has
     no lean drafter for runs through transformers with `lean_fallback`, else is left out. On a GPU each
     pass is timed between synchronisations (kernels run asynchronously: the clock would time launches).
-    The timed passes take their few-token products as decoding does (smallbatch.py; `products`: whose)."""
+    The timed passes take their few-token products as decoding does (smallbatch.py; `products`: whose), and
+    with `full_forward` (a run's compiled forward, engine/compiled.py) its full-model passes go through it,
+    as that run's do: drafts priced against eager full passes would look cheap beside compiled ones."""
     from ..engine.cache import SkipAwareCache
     from ..engine.leandraft import lean_drafter
     from ..engine.skipping import skipping
@@ -267,8 +270,8 @@ def time_passes(model, context: int, cases: dict[str, PassCase], rounds: int, *,
     vocab, device = model.get_input_embeddings().num_embeddings, input_device(model)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     generator = torch.Generator().manual_seed(0)
-    if cache is None:
-        cache = SkipAwareCache(model.config)
+    if cache is None:  # (preallocated where a compiled pass reads it, as a run's)
+        cache = SkipAwareCache(model.config, capacity=None if full_forward is None else context + 64)
         model(input_ids=torch.randint(3, vocab, (1, context), generator=generator).to(device), cache=cache,
               use_cache=True, **last_logits_only(model))
     elif cache.get_seq_length() != context:
@@ -290,6 +293,9 @@ def time_passes(model, context: int, cases: dict[str, PassCase], rounds: int, *,
         started = time.perf_counter()
         if dtype:
             leans[dtype].logits(first, context, cache, skip_set)
+        elif skip_set is None and full_forward is not None:
+            cache.reserve(context + k)  # called as DecodeSession.forward calls it: anything else is another graph
+            full_forward(input_ids=ids, position_ids=positions, attention_mask=None, cache=cache, use_cache=True)
         elif skip_set is None:
             model(input_ids=ids, position_ids=positions, cache=cache, use_cache=True)
         else:
@@ -303,7 +309,8 @@ def time_passes(model, context: int, cases: dict[str, PassCase], rounds: int, *,
     was_training = model.training
     model.eval()
     try:
-        with small_batch_products(model, products=products):  # as decoding runs its verify passes
+        # as decoding runs its verify passes (a compiled pass chooses its own products)
+        with small_batch_products(model, products=products) if full_forward is None else nullcontext():
             return _timed_rounds(timed, runnable, rounds, warmup)
     finally:
         model.train(was_training)
@@ -317,9 +324,10 @@ def _timed_rounds(timed, runnable: dict, rounds: int, warmup: int) -> list[dict[
 
 
 def pass_cost_rounds(model, context: int, *, draft_dtype: str = "auto", lean: bool = True, rounds: int = 1,
-                     verify_tokens: int = 8, cache=None) -> list[dict[str, float]]:
+                     verify_tokens: int = 8, cache=None, full_forward=None) -> list[dict[str, float]]:
     """`rounds` rounds of one pass of each kind (PASS_KINDS), seconds each, through the calls decoding
-    makes (the lean drafter where the family has one); on a running decode's `cache`, see time_passes."""
+    makes (the lean drafter where the family has one; a compiled run's `full_forward`); on a running
+    decode's `cache`, see time_passes."""
     from ..models.adapters import num_layers as layers_of
 
     L = layers_of(model)
@@ -328,4 +336,4 @@ def pass_cost_rounds(model, context: int, *, draft_dtype: str = "auto", lean: bo
     cases = {"full": (1, None, None), "verify": (verify_tokens, None, None),
              "draft_none": (1, SkipSet((), (), L), dtype), "draft_no_attention": (1, SkipSet(middle, (), L), dtype),
              "draft_no_mlp": (1, SkipSet((), middle, L), dtype)}
-    return time_passes(model, context, cases, rounds, cache=cache, lean_fallback=True)
+    return time_passes(model, context, cases, rounds, cache=cache, lean_fallback=True, full_forward=full_forward)

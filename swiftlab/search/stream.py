@@ -26,6 +26,7 @@ from torch import nn
 
 from ..models.adapters import num_layers
 from .budget import BudgetedSearch, PassCosts, ScoringBudget, costs_from_rounds, pass_cost_rounds
+from ..engine.compiled import compiled_forward
 from ..engine.decoding import Pace, SwiftParams, decode
 from ..engine.records import DecodeResult
 from ..engine.sampling import SamplingParams
@@ -266,9 +267,11 @@ class SwiftStream:
     def _measure_costs(self, context: int, cache=None) -> None:
         self._measured_this_prompt = True
         swift = self.settings.swift
+        # a compiled run's full passes are priced compiled: beside eager ones its eager drafts would look cheap
+        full_forward = compiled_forward(self.model) if swift.compile else None
         started = time.perf_counter()
         self._cost_rounds += pass_cost_rounds(self.model, context, draft_dtype=swift.draft_dtype,
-                                              lean=swift.lean_draft, cache=cache)
+                                              lean=swift.lean_draft, cache=cache, full_forward=full_forward)
         seconds = time.perf_counter() - started
         if self.budget is not None:
             self.budget.spend(seconds, step=False)
