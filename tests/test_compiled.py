@@ -112,3 +112,16 @@ def test_a_compiled_run_prices_its_full_passes_compiled(model):
         assert len(rounds) == 2 and all(r["full"] > 0 and r["verify"] > 0 for r in rounds)
         assert cache is None or cache.get_seq_length() == context  # every timed pass cropped off again
     assert calls == [1, 8] * 4 and graphs_compiled() == before and is_pristine(model)
+
+
+def test_compiled_passes_from_transformers_generate(model):
+    # a transformers user's call: their generate(), swiftlab as its custom_generate, compiled passes asked for
+    import swiftlab
+    compile_passes(model, progress=False)
+    before, prompt = graphs_compiled(), torch.tensor([PROMPTS[1]])
+    want = model.generate(input_ids=prompt, do_sample=False, max_new_tokens=30)
+    got = model.generate(input_ids=prompt, custom_generate=swiftlab.hf_generate, max_new_tokens=30,
+                         skip_set=SkipSet.uniform(num_layers(model), 0.5), swift=SwiftParams(compile=True),
+                         return_dict_in_generate=True)
+    assert got.sequences.tolist() == want.tolist() and is_pristine(model)
+    assert sum(got.swift.accepted_per_step) > 0 and graphs_compiled() == before
