@@ -8,7 +8,7 @@ import torch
 from tiny_models import tiny_model
 from torch._dynamo.utils import counters
 
-from swiftlab import SkipSet, decode, num_layers
+from swiftlab import SkipSet, SwiftlabError, decode, num_layers
 from swiftlab.cli import _swift_params, build_parser
 from swiftlab.engine.cache import SkipAwareCache
 from swiftlab.engine.compiled import CAPACITY, GRAPHS, compile_passes, compile_seconds, compiled_forward
@@ -24,10 +24,12 @@ def graphs_compiled() -> int:
 
 # the tiny model's sizes, and sizes common in real ones (head size 64, SmolLM2's 3 key/value heads): a traced
 # size that equals a model's own can be fixed in the graph, which then compiles again for every other value
-@pytest.fixture(scope="module", params=[{}, {"hidden_size": 192, "num_attention_heads": 3, "num_key_value_heads": 3, "head_dim": 64}],
+@pytest.fixture(scope="module", params=[("llama", {}),
+                                        ("llama", {"hidden_size": 192, "num_attention_heads": 3, "num_key_value_heads": 3, "head_dim": 64})],
                 ids=["tiny", "head-size-64"])
 def model(request):
-    m = tiny_model("llama", seed=3, **request.param)
+    family, overrides = request.param
+    m = tiny_model(family, seed=3, **overrides)
     m.generation_config.eos_token_id = None
     return m
 
@@ -125,3 +127,11 @@ def test_compiled_passes_from_transformers_generate(model):
                          return_dict_in_generate=True)
     assert got.sequences.tolist() == want.tolist() and is_pristine(model)
     assert sum(got.swift.accepted_per_step) > 0 and graphs_compiled() == before
+
+
+def test_sliding_window_models_are_refused_in_one_line():
+    # their sliding layers' cache changes shape as the window slides: every pass would compile again (measured)
+    model = tiny_model("gemma2", seed=3)
+    with pytest.raises(SwiftlabError, match=r"^compile=True: Gemma2ForCausalLM has sliding-window attention layers"):
+        decode(model, PROMPTS[0], method="ar", max_new_tokens=4, swift=SwiftParams(compile=True))
+    assert compile_seconds(model) == {}
