@@ -17,9 +17,10 @@ pass a third (torch specializes size 1). The prompt pass stays eager (it runs on
 the one that allocates the cache). Drafting stays eager: a skip set is Python control flow in both
 drafters (skipping.py, leandraft.py), and a graph per skip set would recompile at every search step.
 
-Compiling takes from half a minute (lab model) to about 3.5 minutes (SmolLM2-135M, 30 layers) per graph
+Compiling takes about a minute per graph for the lab model and 1-3.5 minutes for SmolLM2-135M (30 layers)
 on a CPU, once per process and model (inductor keeps its kernels on disk, so a later process compiles
-faster): `compile_passes` does it up front, with progress, and says how long each graph took. The compiled passes compute what the eager ones do, in a different
+faster): `compile_passes` does it up front, with progress, and says how long each graph took. Models with
+sliding-window layers are refused: their cache changes shape as the window slides, and every pass compiled again. The compiled passes compute what the eager ones do, in a different
 order of floating-point operations; the output is the compiled model's greedy decoding, and
 autoregressive decoding with `compile=True` runs the same graphs, so the two stay token-identical.
 """
