@@ -457,7 +457,7 @@ def _acceptance(by_prompt) -> float | None:
 
 
 def summary_table(rows: list[dict]) -> str:
-    """Markdown: speedups over `ar` and over the faster of `ar` and `hf-generate`, and for SWIFT methods
+    """Markdown: speedups over `ar` and over the fastest plain decoding measured (PLAIN_DECODINGS), and for SWIFT methods
     the zero-overhead bound (the speedup if only draft and verify passes cost time) and the share reached."""
     out = ["| task | method | tokens/s | speedup | vs best AR | bound | of bound | tokens/pass | identical |",
            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
