@@ -27,6 +27,7 @@ from step_costs import pass_costs  # benchmarks/, next to this script
 
 from swiftlab import SkipSet, load_model, num_layers
 from swiftlab.api import encode_prompt
+from swiftlab.engine.compiled import compiled_forward
 from swiftlab.analysis.harness import pass_cost_bound, read_lines, run_bench, search_notes, summarize, summary_table
 from swiftlab.search.skipsearch import RATIOS, SearchConfig
 from swiftlab.tasks import task_source
@@ -89,20 +90,38 @@ def bound_table(model, lines, rows, context: int) -> str:
         cases[f"lean {m}"] = (1, s, "auto")  # the drafter and precision decoding used (SwiftParams' default)
         cases[f"draft {m}"] = (1, s, None)
     costs = pass_costs(model, context, cases, repeats=20)
+    # a compiled stream's full passes are priced compiled, as it ran them (its drafts stay eager)
+    compiled = (pass_costs(model, context, {f"full x{k}": (k, None, None) for k in BLOCKS}, repeats=20,
+                           full_forward=compiled_forward(model)) if any(m.endswith("-compile") for m in streams) else {})
 
-    def full(k: int) -> float:  # linear between the measured block sizes
-        k = min(max(k, BLOCKS[0]), BLOCKS[-1])
-        hi = next(i for i, b in enumerate(BLOCKS) if b >= k)
-        lo = max(hi - 1, 0)
-        a, b = BLOCKS[lo], BLOCKS[hi]
-        ca, cb = costs[f"full x{a}"], costs[f"full x{b}"]
-        return ca if a == b else ca + (cb - ca) * (k - a) / (b - a)
+    def full_for(stream: str):
+        table = compiled if stream.endswith("-compile") else costs
 
+        def full(k: int) -> float:  # linear between the measured block sizes
+            k = min(max(k, BLOCKS[0]), BLOCKS[-1])
+            hi = next(i for i, b in enumerate(BLOCKS) if b >= k)
+            lo = max(hi - 1, 0)
+            a, b = BLOCKS[lo], BLOCKS[hi]
+            ca, cb = table[f"full x{a}"], table[f"full x{b}"]
+            return ca if a == b else ca + (cb - ca) * (k - a) / (b - a)
+        return full
+
+    full = full_for("swift")
+
+    # a compiled stream's speedup is over compiled AR, as its bound is (ar-compile's own speedup divides it out)
     speedups = {r["method"]: r["speedup"] for r in rows}
+    over_compiled = speedups.get("ar-compile")
+    for name in [n for n in speedups if n.split(" (")[0].endswith("-compile") and not n.startswith("ar")]:
+        speedups[name] = speedups[name] / over_compiled if over_compiled and speedups[name] else None
     out = [f"pass costs at context {context} ({L} layers): full x1 {full(1) * 1e3:.2f} ms, x4 {full(4) / full(1):.2f}, "
            f"x16 {full(16) / full(1):.2f} passes",
            "| method | speedup | pass-cost bound | of bound | draft pass (x full) |", "| --- | --- | --- | --- | --- |"]
+    if compiled:
+        compiled_full = full_for("swift-compile")
+        out.insert(1, f"compiled: full x1 {compiled_full(1) * 1e3:.2f} ms, x4 {compiled_full(4) / compiled_full(1):.2f}, "
+                      f"x16 {compiled_full(16) / compiled_full(1):.2f} passes (the -compile rows: speedup and bound over ar-compile)")
     for m in streams:
+        full = full_for(m)
         draft = costs.get(f"lean {m}", costs[f"draft {m}"])
         for name, phase in ((m, None), (f"{m} (accelerating)", "accelerate")):
             mine = [l for l in lines if l.method == m and (phase is None or l.phase == phase)]

@@ -22,13 +22,13 @@ from swiftlab import SkipSet, load_model, num_layers
 from swiftlab.search.budget import time_passes
 
 
-def pass_costs(model, context: int, cases: dict, repeats: int) -> dict[str, float]:
+def pass_costs(model, context: int, cases: dict, repeats: int, full_forward=None) -> dict[str, float]:
     """Median seconds per case, interleaved, after three warm-up rounds (swiftlab.search.budget.time_passes, the
     timing the streams use: a case is (tokens, skip set or None, the lean drafter's precision or None for
     a transformers pass); every pass runs on the same `context` random tokens already in the cache; on a
     GPU each pass is timed between synchronisations). Lean cases the model has no lean drafter for are
-    left out."""
-    rounds = time_passes(model, context, cases, repeats, warmup=3)
+    left out. With `full_forward` (engine.compiled.compiled_forward(model)) full passes run compiled."""
+    rounds = time_passes(model, context, cases, repeats, warmup=3, full_forward=full_forward)
     return {name: statistics.median(r[name] for r in rounds) for name in rounds[0]}
 
 

@@ -152,3 +152,27 @@ def test_the_best_plain_decoding_includes_the_compiled_ones():
     rows = {r["method"]: r for r in summarize(lines)}
     assert rows["swift"]["speedup"] == pytest.approx(4.0)  # 40 tok/s over eager ar's 10
     assert rows["swift"]["speedup_vs_best_ar"] == pytest.approx(40 / 25)  # ar-compile, the fastest plain decoding
+
+
+
+def test_compiled_methods_compile_before_the_first_prompt(local_long_llama_dir, monkeypatch):
+    # a stream is not warmed up and the AR warm-up compiles no tree graph: compiling inside a stream's first
+    # prompt put 32-136 s into its cold start (measured)
+    import swiftlab.analysis.harness as harness
+
+    class Compiling(Exception):
+        pass
+
+    def compile_passes(model, progress=True):
+        raise Compiling
+
+    decoded = []
+    real_decode = harness.decode
+    monkeypatch.setattr(harness, "compile_passes", compile_passes)
+    monkeypatch.setattr(harness, "decode", lambda *a, **k: decoded.append(1) or real_decode(*a, **k))
+    model, tokenizer = load_model(local_long_llama_dir)
+    options = dict(task="story", prompts=1, model_name="tiny", max_new_tokens=4, progress=False)
+    with pytest.raises(Compiling):
+        run_bench(model, tokenizer, methods=["ar", "swift+lookup-compile"], **options)
+    assert decoded == []  # before any warm-up or prompt
+    assert run_bench(model, tokenizer, methods=["ar", "swift+lookup"], **options) and decoded  # eager: no compile

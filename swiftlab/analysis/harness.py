@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from ..models.adapters import input_device, num_layers
 from .bench import hf_generate
+from ..engine.compiled import compile_passes
 from ..engine.decoding import SwiftParams, decode
 from ..support.errors import SwiftlabError
 from ..engine.lookup import LOOKUP_TOKENS
@@ -47,6 +48,7 @@ from ..engine.skipset import SkipSet
 from ..support.storage import append_line
 from ..search.stream import StreamSettings, SwiftStream
 
+COMPILED_METHODS = ("ar-compile", "swift-compile", "swift+lookup-compile")  # SwiftParams(compile=True)
 METHODS = ("ar", "ar-compile", "swift", "swift-compile", "swift+lookup", "swift+lookup-compile", "swift-cached", "uniform", "early-exit", "hf-generate", "hf-early-exit",
            "hf-prompt-lookup", "hf-static", "hf-static-compile", "clasp")
 
@@ -110,7 +112,7 @@ def make_runners(model, methods, *, task: str, model_name: str, skip_ratio: floa
             raise SwiftlabError(f"method {name!r}: only early-exit and hf-early-exit take a layer (:E), "
                                 "and clasp an interval (:N)")
         exit_layer = _exit_layer(name, layer, L) if layer and m != "clasp" else default_exit
-        compiled = m in ("ar-compile", "swift-compile", "swift+lookup-compile")
+        compiled = m in COMPILED_METHODS
         m = m.removesuffix("-compile") if compiled else m
         if m == "ar":
             plain = SwiftParams(compile=compiled)
@@ -199,6 +201,10 @@ def run_bench(model, tokenizer, *, task: str, prompts: int, methods, model_name:
         raise SwiftlabError(f"task {source.label!r} gave no prompts")
     machine = machine_name(model)
     runners = make_runners(model, methods, task=source.label, model_name=model_name, **runner_options)
+    if any(m in COMPILED_METHODS for m in runners):
+        # compiled once per process and model, before any prompt: a stream is not warmed up (its first prompt
+        # is its cold start), and the AR warm-up compiles no tree graph, which a stream's first prompt would
+        compile_passes(model, progress=progress)
     warm = encode_prompt(tokenizer, examples[0].prompt, chat)
     for method, run in runners.items():  # one short warm-up each, kept out of the numbers
         if not hasattr(run, "stream"):  # a stream's first prompt is part of its cold start
