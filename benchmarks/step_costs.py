@@ -1,13 +1,15 @@
 """Benchmark: what one model pass costs, full and skipping, for one token and for a verify block.
 
-    .venv/bin/python benchmarks/step_costs.py [--model lab] [--context 300] [--repeats 30]
+    .venv/bin/python benchmarks/step_costs.py [--model lab] [--context 300] [--repeats 30] [--compile]
 
 Times, interleaved and as medians, the passes SWIFT is made of, through the same engine calls it uses
 (the SkipAwareCache, explicit positions, `skipping`): a full one-token pass (an autoregressive step),
 a one-token draft pass with uniform skip sets of several ratios (through transformers, and through
 the lean drafter decoding uses where the family has one), and full passes over blocks of k
 tokens (a verify pass). From them, the speedup SWIFT could reach with zero overhead for a given draft
-length and acceptance: (accepted + 1) * full / (drafted * draft + verify(drafted + 1)).
+length and acceptance: (accepted + 1) * full / (drafted * draft + verify(drafted + 1)). With --compile the
+full passes and the lean drafts run compiled, as a `SwiftParams(compile=True)` run takes them (compiled
+first, a few minutes on a CPU; transformers' skipping drafts stay eager).
 Not a test: only ratios measured side by side mean anything on a shared machine.
 """
 
@@ -19,6 +21,7 @@ import statistics
 import torch
 
 from swiftlab import SkipSet, load_model, num_layers
+from swiftlab.engine.compiled import compile_passes, compiled_forward
 from swiftlab.search.budget import time_passes
 
 
@@ -39,6 +42,7 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=30)
     p.add_argument("--ratios", type=float, nargs="+", default=[0.3, 0.45, 0.6])
     p.add_argument("--blocks", type=int, nargs="+", default=[1, 4, 8, 16, 32])
+    p.add_argument("--compile", action="store_true", help="full passes and lean drafts compiled (compiled.py)")
     args = p.parse_args()
 
     model, _ = load_model(args.model)
@@ -49,10 +53,15 @@ def main() -> int:
     # (what draft_dtype="auto" picks for a small float32 model); left out where there is none
     cases.update({f"lean r={r}": (1, SkipSet.uniform(L, r), "model") for r in args.ratios})
     cases.update({f"lean16 r={r}": (1, SkipSet.uniform(L, r), "float16") for r in args.ratios})
-    times = pass_costs(model, args.context, cases, args.repeats)  # medians
+    full_forward = None
+    if args.compile:
+        for dtype in ("model", "float16"):
+            compile_passes(model, draft=dtype)
+        full_forward = compiled_forward(model)
+    times = pass_costs(model, args.context, cases, args.repeats, full_forward=full_forward)  # medians
     full = times["full x1"]
     print(f"# {args.model}: {L} layers, context {args.context}, medians of {args.repeats}, torch threads "
-          f"{torch.get_num_threads()}")
+          f"{torch.get_num_threads()}{', full passes and lean drafts compiled' if args.compile else ''}")
     print(f"{'pass':<14} {'ms':>7} {'x full':>7}")
     for name, m in times.items():
         print(f"{name:<14} {m * 1e3:7.2f} {m / full:7.2f}")

@@ -70,6 +70,23 @@ class SkipAwareCache(DynamicCache):
             raise RuntimeError(f"a compiled full-model pass over layers holding different lengths {sorted(set().union(*lengths.values()))}: "
                                "a skipped layer's positions must be filled (verified) before it")
 
+    def draft_slot(self, position: int) -> tuple[list[torch.Tensor], list[torch.Tensor]] | None:
+        """Every layer made to hold one more position, `position`, for a compiled draft pass to write
+        (compileddraft.py): per layer the keys and values [1, kv heads, position + 1, head size] it attends to,
+        whose last position the pass writes, a skipped layer's too. None, and nothing changed, unless every
+        layer is a preallocated one holding exactly `position` positions."""
+        layers = self.layers
+        if not all(isinstance(layer, PreallocatedLayer) and layer.key_buffer is not None and layer.length == position
+                   for layer in layers):
+            return None
+        for layer in layers:
+            if layer.key_buffer.shape[2] <= position + 1:  # (a view filling its buffer exactly is another graph)
+                layer.move(position + 2)
+            layer.keys = layer.key_buffer[:, :, :position + 1]
+            layer.values = layer.value_buffer[:, :, :position + 1]
+            layer.length = position + 1
+        return [layer.keys for layer in layers], [layer.values for layer in layers]
+
     def crop_to(self, length: int) -> None:
         """Keep the first `length` positions in every layer (layers already shorter are left alone)."""
         for layer in self.layers:

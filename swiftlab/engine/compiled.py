@@ -7,15 +7,16 @@ on a GPU) and replays it.
 
 What makes a compiled pass fast on a CPU: its one-row matrix products (a one-token pass is little else) become
 a multiply and a sum that inductor compiles into one vectorized, threaded loop, where the BLAS's matrix-vector
-product reads the weights at a third of the speed (_few_row_product). Lab model: a one-token pass 9 ms eager,
+product reads the weights at a third of the speed (inductor.py). Lab model: a one-token pass 9 ms eager,
 6.4 compiled with the BLAS's products, 2.2-3.0 with these; SmolLM2-135M 62 ms eager, 21.6 compiled (2026-12-03).
 
 What is compiled: the full model's passes after the prompt, the ones verification and plain steps take,
 through the run's own cache (cache.py). The graph is traced with dynamic shapes, so one graph serves every
 context length and every verify width; a pass under a tree attention mask is a second graph, a one-token
 pass a third (torch specializes size 1). The prompt pass stays eager (it runs once per prompt, and it is
-the one that allocates the cache). Drafting stays eager: a skip set is Python control flow in both
-drafters (skipping.py, leandraft.py), and a graph per skip set would recompile at every search step.
+the one that allocates the cache). The lean drafter's pass is a fourth graph, its skip set data
+(compileddraft.py); drafts through transformers' modules (families without a lean drafter) stay eager, a
+skip set being Python control flow there (skipping.py), and a graph per skip set a compile per search step.
 
 Compiling takes about a minute per graph for the lab model and 1-3.5 minutes for SmolLM2-135M (30 layers)
 on a CPU, once per process and model (inductor keeps its kernels on disk, so a later process compiles
@@ -32,25 +33,22 @@ import weakref
 
 import torch
 from torch import nn
-from torch._decomp.decompositions import pw_cast_for_opmath
-from torch._dynamo.utils import counters
-from torch._inductor.compile_fx import compile_fx
-from torch._inductor.decomposition import select_decomp_table
-from torch.fx.experimental.symbolic_shapes import statically_known_true
 from tqdm.auto import tqdm
 
-from ..models.adapters import input_device
+from ..models.adapters import input_device, num_layers
 from ..support.errors import SwiftlabError
 from .cache import SkipAwareCache
+from .compileddraft import compile_seconds_of
+from .inductor import inductor
+from .leandraft import lean_drafter
+from .skipset import SkipSet
 from .tree import DraftTree, tree_mask, tree_positions
-
-aten = torch.ops.aten
 
 # model -> (the compiled forward, {graph kind: seconds its first call took}); the compiled forward reaches its
 # model through a weak reference, so that an entry does not keep its own key alive (a compiled nn.Module holds
 # its model, and a WeakKeyDictionary value that holds its key is never freed)
 _COMPILED: "weakref.WeakKeyDictionary[nn.Module, tuple]" = weakref.WeakKeyDictionary()
-GRAPHS = ("one-token", "verify", "tree")  # the kinds of pass `compile_passes` compiles
+GRAPHS = ("one-token", "verify", "tree", "draft")  # the kinds of pass `compile_passes` compiles
 # the scratch prompt's tokens, the traced verify width and the scratch cache's positions: primes, unlike any
 # model's sizes (see compile_passes)
 PROMPT, WIDTH, CAPACITY = 11, 7, 67
@@ -64,44 +62,9 @@ def compiled_forward(model: nn.Module):
         # on a CPU, inductor's C++ wrapper calls the kernels from generated C++ instead of Python: lab model,
         # AR 7.1 instead of 9.5 ms a token, for a compile of 140 instead of 41 s (measured 2026-12-03)
         cpu = input_device(model).type == "cpu"
-        held = (torch.compile(_weak_forward(model), dynamic=True, backend=_inductor(cpu)), {})
+        held = (torch.compile(_weak_forward(model), dynamic=True, backend=inductor(cpu)), {})
         _COMPILED[model] = held
     return held[0]
-
-
-def _inductor(cpu: bool):
-    """Inductor, with a decoding pass's few-row matrix products made faster on a CPU (_few_row_product)."""
-    def backend(graph, example_inputs):
-        # AOTAutograd's cache is keyed on the graph before decomposition, so it would hand back a graph compiled
-        # without this one; inductor's own cache (the C++ compile, the slow part) sees the decomposed graph
-        with torch._functorch.config.patch(enable_autograd_cache=False):
-            return compile_fx(graph, example_inputs, config_patches={"cpp_wrapper": True} if cpu else None,
-                              decompositions={**select_decomp_table(), aten.mm.default: _few_row_product})
-    return backend
-
-
-@pw_cast_for_opmath
-def _few_row_product(rows: torch.Tensor, matrix: torch.Tensor, out_dtype: torch.dtype | None = None):
-    """rows @ W on a CPU, for the few rows a decoding pass multiplies (measured on this machine's AMD CPU with
-    MKL, 2026-12-03; benchmarks/limit.py):
-    - one row: (x.T * W).sum(0). Inductor makes that one vectorized, threaded loop over W, which reads the
-      weights ~3x faster than the BLAS's matrix-vector product (7 GB/s against 24 from memory, 60-90 from
-      the cache). A one-token pass is little else.
-    - more rows than W has columns: (W.T @ rows.T).T, the same BLAS product taken the other way round,
-      which its kernels do 1.3-4x faster for 2-8 rows and as fast for 16 (smallbatch.py: the same choice
-      for eager passes, timed there). With more rows the multiply-and-sum loop would read W once per row.
-    The verify graph's width is symbolic (it serves every width): it is taken the other way round too."""
-    if rows.device.type != "cpu" or out_dtype is not None:
-        return NotImplemented
-    few, columns = rows.shape[0], matrix.shape[1]
-    if statically_known_true(few == 1):
-        counters["inductor"]["one_row_product"] += 1
-        return (rows.unsqueeze(2) * matrix.unsqueeze(0)).sum(dim=1)
-    # (the product taken the other way round comes back here with an int row count: it stays the BLAS's)
-    if isinstance(few, torch.SymInt) or (isinstance(columns, int) and few < columns):
-        counters["inductor"]["few_row_product"] += 1
-        return torch.mm(matrix.t(), rows.t()).t()
-    return NotImplemented
 
 
 def _weak_forward(model: nn.Module):
@@ -119,10 +82,11 @@ def compile_seconds(model: nn.Module) -> dict:
     return dict(held[1]) if held else {}
 
 
-def compile_passes(model: nn.Module, tree: bool = True, progress: bool = True) -> dict:
-    """Compile the model's full-model passes now (a one-token pass, a verify pass, and with `tree` one under a
-    tree mask) on a scratch cache, with a progress bar; {graph kind: seconds}. Graphs compiled before are
-    not compiled again (their seconds are the ones measured then)."""
+def compile_passes(model: nn.Module, tree: bool = True, progress: bool = True, draft: str | None = "auto") -> dict:
+    """Compile the model's passes now (a one-token pass, a verify pass, with `tree` one under a tree mask, and
+    with a `draft` precision (leandraft.DRAFT_DTYPES) the lean draft pass, where the model has one) on a scratch
+    cache, with a progress bar; {graph kind: seconds}. Graphs compiled before are not compiled again (their
+    seconds are the ones measured then)."""
     if any(SkipAwareCache(model.config).is_sliding):
         # measured on a tiny Gemma 2: tokens right, but 5 graphs more than three over 12 short runs
         raise SwiftlabError(f"compile=True: {type(model).__name__} has sliding-window attention layers, whose cache "
@@ -130,14 +94,16 @@ def compile_passes(model: nn.Module, tree: bool = True, progress: bool = True) -
                             "decode it without compile")
     forward = compiled_forward(model)
     seconds = _COMPILED[model][1]
-    wanted = [g for g in GRAPHS if g not in seconds and (tree or g != "tree")]
+    # sizes unlike a model's own (head counts, head size): a traced size equal to one of those can be fixed
+    # in the graph (a guard on it) and any other value compiles again
+    cache = SkipAwareCache(model.config, rollback=False, capacity=CAPACITY)
+    lean = lean_drafter(model, cache, draft, compiled=True) if draft else None
+    wanted = [g for g in GRAPHS if (tree or g != "tree") and (lean or g != "draft")
+              and (g not in seconds if g != "draft" else compile_seconds_of(lean) is None)]
     if not wanted:
         return compile_seconds(model)
     device = input_device(model)
     vocab = model.get_input_embeddings().num_embeddings
-    # sizes unlike a model's own (head counts, head size): a traced size equal to one of those can be fixed
-    # in the graph (a guard on it) and any other value compiles again
-    cache = SkipAwareCache(model.config, rollback=False, capacity=CAPACITY)
     eager = getattr(model.config, "_attn_implementation", "sdpa") == "eager"
     additive = model.get_input_embeddings().weight.dtype if eager else None
     with torch.inference_mode(), tqdm(total=len(wanted), desc="compiling passes", disable=not progress) as bar:
@@ -148,18 +114,27 @@ def compile_passes(model: nn.Module, tree: bool = True, progress: bool = True) -
             bar.set_postfix_str(f"{kind} pass (a minute or more on a CPU)")
             n = cache.get_seq_length()
             t0 = time.perf_counter()
-            # called exactly as DecodeSession.forward calls it: other arguments would be other graphs
-            if kind == "tree":
-                draft = DraftTree(chain=[3, 4, 5, 6], siblings=[[7, 8], [], [], []])  # WIDTH with the pending token
-                tokens, positions = torch.tensor([[2] + draft.tokens()], device=device), tree_positions(draft, n, device)
-                mask = tree_mask(draft, n, additive_dtype=additive, device=device)
+            if kind == "draft":  # a skip set's flags are data: any one compiles the graph for all
+                lean.logits(int(ids[0, n]), n, cache, SkipSet.uniform(num_layers(model), 0.5))
             else:
-                # a new tensor, as a run's: a slice's strides would be another guard
-                tokens = torch.tensor([ids[0, n:n + (1 if kind == "one-token" else WIDTH)].tolist()], device=device)
-                positions, mask = torch.arange(n, n + tokens.shape[1], device=device).unsqueeze(0), None
-            forward(input_ids=tokens, position_ids=positions, attention_mask=mask, cache=cache, use_cache=True)
+                forward(**_scratch_inputs(kind, ids, n, additive), cache=cache, use_cache=True)
             seconds[kind] = time.perf_counter() - t0
             cache.crop_to(PROMPT)
             bar.update(1)
         bar.set_postfix_str(", ".join(f"{k} {s:.0f} s" for k, s in seconds.items()))
     return compile_seconds(model)
+
+
+def _scratch_inputs(kind: str, ids: torch.Tensor, n: int, additive) -> dict:
+    """A full pass's inputs after `n` cached positions, made exactly as DecodeSession.forward makes them: other
+    arguments would be other graphs."""
+    device = ids.device
+    if kind == "tree":
+        tree = DraftTree(chain=[3, 4, 5, 6], siblings=[[7, 8], [], [], []])  # WIDTH with the pending token
+        return dict(input_ids=torch.tensor([[2] + tree.tokens()], device=device),
+                    position_ids=tree_positions(tree, n, device),
+                    attention_mask=tree_mask(tree, n, additive_dtype=additive, device=device))
+    # a new tensor, as a run's: a slice's strides would be another guard
+    tokens = torch.tensor([ids[0, n:n + (1 if kind == "one-token" else WIDTH)].tolist()], device=device)
+    return dict(input_ids=tokens, position_ids=torch.arange(n, n + tokens.shape[1], device=device).unsqueeze(0),
+                attention_mask=None)

@@ -290,9 +290,10 @@ class DecodeSession:
         # one-token passes (plain steps, all of autoregressive decoding) and the prompt pass run as
         # transformers runs them
         self.linears = linear_layers(model) if method == "swift" else []
-        self.compiled = None  # with swift.compile: verify and plain passes run compiled (compiled.py)
+        self.compiled = None  # with swift.compile: verify and plain passes run compiled (compiled.py), drafts too
         if swift.compile:
-            compile_passes(model, tree=self.tree)
+            lean = method == "swift" and swift.lean_draft
+            compile_passes(model, tree=self.tree, draft=swift.draft_dtype if lean else None)
             self.compiled = compiled_forward(model)
 
     def _drafters(self) -> dict:

@@ -147,7 +147,7 @@ class LeanSkipDrafter(SkipDrafter):
 
 def skip_drafter(run, skip_set: SkipSet, swift) -> SkipDrafter:
     """The lean drafter where the model and `swift` allow it, else the transformers one."""
-    lean = lean_drafter(run.model, run.cache, swift.draft_dtype) if swift.lean_draft else None
+    lean = lean_drafter(run.model, run.cache, swift.draft_dtype, compiled=swift.compile) if swift.lean_draft else None
     if swift.lean_draft and lean is None:
         note_step_aside(run.model)
     return LeanSkipDrafter(run, skip_set, swift, lean) if lean else SkipDrafter(run, skip_set, swift)

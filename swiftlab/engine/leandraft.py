@@ -39,6 +39,7 @@ from torch import nn
 
 from ..models.adapters import LeanParts, adapter_for, dispatched
 from ..support.errors import SwiftlabError
+from .compileddraft import CompiledDraft
 from .skipset import SkipSet
 
 # rotary variants whose angles depend on the position only (not on the sequence length seen so far)
@@ -52,9 +53,10 @@ _COPY_SHARE = 0.05
 DRAFT_DTYPES = ("auto", "model", "float16", "bfloat16")
 
 
-def lean_drafter(model: nn.Module, cache, dtype: str = "model") -> "LeanDrafter | None":
+def lean_drafter(model: nn.Module, cache, dtype: str = "model", compiled: bool = False) -> "LeanDrafter | None":
     """A LeanDrafter for `model`, or None when the model must draft through transformers.
-    `dtype` is the precision of the draft matrices (DRAFT_DTYPES; see draft_dtype)."""
+    `dtype` is the precision of the draft matrices (DRAFT_DTYPES; see draft_dtype); `compiled`: its pass
+    compiled (compileddraft.py)."""
     adapter = adapter_for(model)
     if not adapter.lean_draft:
         return None
@@ -67,7 +69,7 @@ def lean_drafter(model: nn.Module, cache, dtype: str = "model") -> "LeanDrafter 
         return None
     if getattr(model.config, "_attn_implementation", "sdpa") not in ("sdpa", "eager"):
         return None
-    return LeanDrafter(model, draft_dtype(model, dtype))
+    return LeanDrafter(model, draft_dtype(model, dtype), compiled=compiled)
 
 
 _STEP_ASIDE_SHOWN: set[str] = set()
@@ -192,8 +194,9 @@ def _read_matrices(model: nn.Module, dtype: torch.dtype) -> tuple[list[_Layer], 
 class LeanDrafter:
     """The lean draft pass for one Llama-like model; make it with `lean_drafter`, which checks that the
     model qualifies. Its matrices are read in `dtype` (None: the model's own tensors, no copy); `logits` drafts one
-    token with a skip set's sub-layers left out."""
-    def __init__(self, model: nn.Module, dtype: torch.dtype | None = None):
+    token with a skip set's sub-layers left out. With `compiled`, the pass runs as one compiled graph
+    (compileddraft.py) wherever the cache allows it (preallocated, its layers level), else as here."""
+    def __init__(self, model: nn.Module, dtype: torch.dtype | None = None, compiled: bool = False):
         adapter, config = adapter_for(model), model.config
         self.model = model
         self.embed = model.get_input_embeddings().weight
@@ -211,20 +214,25 @@ class LeanDrafter:
         self.rotate = rotate
         self._angles: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._use(dtype or self.embed.dtype)
+        self.compiled = CompiledDraft(self) if compiled else None
 
     def _use(self, dtype: torch.dtype) -> None:
         self.dtype = dtype
         self.layers, self.lm_head = _read_matrices(self.model, dtype)
 
-    def _rope_matrix(self, position: int) -> torch.Tensor:
-        """x * cos + rotate_half(x) * sin as one matrix product, x @ M, built once per token for all layers.
-        The angles come from the model's own rotary module, a block of positions at a time."""
+    def angles(self, position: int) -> tuple[tuple[torch.Tensor, torch.Tensor], int]:
+        """The rotary cos and sin [_ROPE_BLOCK, head size] of the block of positions holding `position`, and its
+        row there. They come from the model's own rotary module, a block of positions at a time."""
         block, offset = divmod(position, _ROPE_BLOCK)
         if block not in self._angles:
             positions = torch.arange(block * _ROPE_BLOCK, (block + 1) * _ROPE_BLOCK, device=self.embed.device)
             cos, sin = self.rotary(self.embed[:1], positions.unsqueeze(0))
             self._angles[block] = (cos[0], sin[0])
-        cos, sin = self._angles[block]
+        return self._angles[block], offset
+
+    def _rope_matrix(self, position: int) -> torch.Tensor:
+        """x * cos + rotate_half(x) * sin as one matrix product, x @ M, built once per token for all layers."""
+        (cos, sin), offset = self.angles(position)
         return torch.diag(cos[offset]) + self.rotate * sin[offset]
 
     def _norm(self, norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -240,10 +248,15 @@ class LeanDrafter:
             cache.crop_to(position)
             _OVERFLOWED.add(self.model)
             self._use(self.embed.dtype)
+            self.compiled = None  # a graph for the model's own precision would be another compile
             logits = self._pass(token, position, cache, skip_set)
         return logits
 
     def _pass(self, token: int, position: int, cache, skip_set: SkipSet) -> torch.Tensor:
+        if self.compiled is not None:
+            logits = self.compiled.logits(token, position, cache, skip_set)
+            if logits is not None:
+                return logits
         x = self.embed[token:token + 1]  # [1, width], the residual stream stays in the model's dtype
         rope = self._rope_matrix(position)
         H, KV, D = self.heads, self.kv_heads, self.head_dim

@@ -260,8 +260,9 @@ def time_passes(model, context: int, cases: dict[str, PassCase], rounds: int, *,
     no lean drafter for runs through transformers with `lean_fallback`, else is left out. On a GPU each
     pass is timed between synchronisations (kernels run asynchronously: the clock would time launches).
     The timed passes take their few-token products as decoding does (smallbatch.py; `products`: whose), and
-    with `full_forward` (a run's compiled forward, engine/compiled.py) its full-model passes go through it,
-    as that run's do: drafts priced against eager full passes would look cheap beside compiled ones."""
+    with `full_forward` (a run's compiled forward, engine/compiled.py) its full-model passes go through it
+    and its lean drafts are compiled too, as that run's are: passes priced in another way than the run takes
+    them would misjudge what drafting saves."""
     from ..engine.cache import SkipAwareCache
     from ..engine.leandraft import lean_drafter
     from ..engine.skipping import skipping
@@ -276,7 +277,9 @@ def time_passes(model, context: int, cases: dict[str, PassCase], rounds: int, *,
               use_cache=True, **last_logits_only(model))
     elif cache.get_seq_length() != context:
         raise SwiftlabError(f"pass costs at context {context}, but the cache holds {cache.get_seq_length()} positions")
-    leans = {dtype: lean_drafter(model, cache, dtype) for dtype in {case[2] for case in cases.values()} if dtype}
+    # a compiled run drafts compiled (compileddraft.py)
+    compiled = full_forward is not None
+    leans = {dtype: lean_drafter(model, cache, dtype, compiled=compiled) for dtype in {case[2] for case in cases.values()} if dtype}
     runnable = {}
     for name, (k, skip_set, dtype) in cases.items():
         if dtype and leans[dtype] is None:

@@ -1,0 +1,176 @@
+"""The lean draft pass, compiled: what `SwiftParams(compile=True)` drafts with where a lean drafter exists.
+
+Why: beside a compiled full pass (compiled.py) an eager draft pass costs about what the full pass it should
+undercut costs (lab model, skip ratio 0.45: ~0.75 of a compiled full pass), so drafting cannot pay. Compiled
+as one graph it costs about half (benchmarks/step_costs.py --compile).
+
+One graph serves every skip set: the skip set is data, a bool tensor per sub-layer, and each sub-layer sits
+in a `torch.cond` on its flag, so the search changing the set at every step compiles nothing again, and a
+skipped sub-layer's branch reads none of its weights. One graph serves every context length too: the
+keys and values come in as views whose length is marked dynamic.
+
+Every layer's KV slot at the draft position is written, a skipped attention layer's with zeros, and every
+layer moves on together (SkipAwareCache.draft_slot). Nothing reads a skipped layer's slot while it is
+skipped (a draft step drafts under one skip set), and the draft's positions are cropped before
+verification, which writes them all again.
+
+Two choices measured in torch 2.13 on this CPU:
+- attention is written out (q K^T, softmax, @ V): for one query inductor fuses it into loops over the
+  keys, where SDPA's CPU kernel took ~40 us a layer at a few hundred positions;
+- each flag is a tensor of its own: inductor's C++ wrapper (compiled.py) reads a torch.cond flag from the
+  start of its storage, so flags that were rows of one tensor all read the first (lab model: logits off by
+  4.4; with a tensor each they match the eager pass to 0.005).
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .inductor import inductor
+from .skipset import SkipSet
+
+# model -> {draft dtype: the compiled draft pass}; one dynamo cache serves all (the code is the same), told apart by
+# its guards on the shapes and constants
+_DRAFTS: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+
+
+class CompiledDraft:
+    """A LeanDrafter's pass as one compiled graph (see the module docstring): `logits` or None where the cache
+    cannot take a compiled pass (then the caller drafts eagerly)."""
+
+    def __init__(self, lean):
+        self.lean = lean
+        self.weights = [_layer_weights(w) for w in lean.layers]
+        self.final = (lean.final_norm.weight.detach(), _parts(lean.lm_head))
+        self.graph = _compiled(lean)
+        self._keep: dict[SkipSet, torch.Tensor] = {}
+
+    def logits(self, token: int, position: int, cache, skip_set: SkipSet) -> torch.Tensor | None:
+        """Logits [vocab] for `token` at `position` with skip_set's sub-layers off, every layer's KV slot at
+        `position` written; None, the cache untouched, where it is not preallocated and level at `position`."""
+        slots = cache.draft_slot(position)
+        if slots is None:
+            return None
+        keys, values = slots
+        for t in keys + values:
+            torch._dynamo.maybe_mark_dynamic(t, 2)
+        lean = self.lean
+        block, offset = lean.angles(position)
+        index = torch.tensor([token, offset], device=lean.embed.device)
+        return self.graph(index, lean.embed.detach(), *block, self._flags(skip_set), self.weights, keys, values,
+                          self.final)
+
+    def _flags(self, skip_set: SkipSet) -> torch.Tensor:
+        """Per layer [attention, MLP] one-element bool tensors, True where the sub-layer runs; kept per skip set
+        (a search revisits its sets)."""
+        flags = self._keep.get(skip_set)
+        if flags is None:
+            off = (set(skip_set.attention), set(skip_set.mlp))
+            flags = [[torch.tensor(i not in off[kind]) for kind in (0, 1)] for i in range(skip_set.num_layers)]
+            if len(self._keep) > 256:
+                self._keep.clear()
+            self._keep[skip_set] = flags
+        return flags
+
+
+def _parts(matrix) -> list:
+    """A leandraft _Matrix's (weight, bias) pairs, detached (a graph input that requires grad is another graph)."""
+    return [(w.detach(), None if b is None else b.detach()) for w, b in matrix.parts]
+
+
+def _layer_weights(w) -> tuple:
+    return (w.norm1.weight.detach(), _parts(w.qkv), _parts(w.o), w.norm2.weight.detach(), _parts(w.gate_up),
+            _parts(w.down))
+
+
+def compile_seconds_of(lean) -> float | None:
+    """Seconds the first call of this drafter's compiled pass took, or None before it ran."""
+    return getattr(_DRAFTS.get(lean.model, {}).get(lean.dtype), "seconds", None)
+
+
+def _compiled(lean):
+    held = _DRAFTS.setdefault(lean.model, {})
+    if lean.dtype not in held:
+        held[lean.dtype] = _FirstCallTimed(torch.compile(_draft_pass(lean), backend=inductor(lean.embed.device.type == "cpu")))
+    return held[lean.dtype]
+
+
+class _FirstCallTimed:
+    """A compiled function that remembers how long its first call (the compile) took."""
+
+    def __init__(self, fn):
+        self.fn, self.seconds = fn, None
+
+    def __call__(self, *args):
+        # dynamo's automatic dynamic shapes would make every size symbolic when a model of other sizes
+        # compiles this code again (one code object serves all), which torch.cond does not trace: the sizes
+        # stay static, the marked context lengths alone dynamic (16 us a call)
+        with torch._dynamo.config.patch(automatic_dynamic_shapes=False):
+            if self.seconds is not None:
+                return self.fn(*args)
+            t0 = time.perf_counter()
+            out = self.fn(*args)
+            self.seconds = time.perf_counter() - t0
+            return out
+
+
+
+
+def _draft_pass(lean):
+    """The pass as a function of its tensors alone, the model's sizes and constants closed over."""
+    H, KV, D, width = lean.heads, lean.kv_heads, lean.head_dim, lean.width
+    half = D // 2
+    first = lean.layers[0]
+    eps, scale, act = first.norm1.variance_epsilon, first.scale, first.act
+    final_eps = lean.final_norm.variance_epsilon
+
+    def linear(x, parts):
+        outs = [F.linear(x.to(w.dtype), w, b).to(x.dtype) for w, b in parts]
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
+
+    def rotated(t, cos, sin):  # t * cos + rotate_half(t) * sin, for [heads, D]
+        return t * cos + torch.cat([-t[:, half:], t[:, :half]], dim=-1) * sin
+
+    def attention_in(x, norm, qkv):
+        # one output, the product itself: a torch.cond branch must return dense tensors that alias nothing
+        return linear(F.rms_norm(x, (width,), norm, eps), qkv)
+
+    def no_attention_in(x, norm, qkv):
+        return x.new_zeros(1, (H + 2 * KV) * D)
+
+    def attention_out(x, q, keys, values, o):
+        keys, values = keys[0], values[0]  # [KV, positions, D]
+        q = q.view(KV, H // KV, D)  # grouped queries: H // KV query heads read each KV head
+        weights = torch.softmax((q @ keys.transpose(-1, -2)) * scale, dim=-1)
+        return x + linear((weights @ values).reshape(1, H * D), o)
+
+    def no_attention_out(x, q, keys, values, o):
+        return x.clone()
+
+    def mlp(x, norm, gate_up, down):
+        gate, up = linear(F.rms_norm(x, (width,), norm, eps), gate_up).chunk(2, dim=-1)
+        return x + linear(act(gate) * up, down)
+
+    def no_mlp(x, norm, gate_up, down):
+        return x.clone()
+
+    def draft_pass(index, embed, cos_block, sin_block, keep, layers, keys, values, final):
+        x = F.embedding(index[:1], embed)  # [1, width]
+        cos, sin = cos_block.index_select(0, index[1:]), sin_block.index_select(0, index[1:])  # [1, D]
+        for i, (norm1, qkv, o, norm2, gate_up, down) in enumerate(layers):
+            q, k, v = torch.cond(keep[i][0], attention_in, no_attention_in, (x, norm1, qkv)).split(
+                [H * D, KV * D, KV * D], dim=-1)
+            q, k = rotated(q.view(H, D), cos, sin), rotated(k.view(KV, D), cos, sin)
+            keys[i][:, :, -1:].copy_(k.view(1, KV, 1, D))
+            values[i][:, :, -1:].copy_(v.view(1, KV, 1, D))
+            x = torch.cond(keep[i][0], attention_out, no_attention_out, (x, q, keys[i], values[i], o))
+            x = torch.cond(keep[i][1], mlp, no_mlp, (x, norm2, gate_up, down))
+        norm, head = final
+        return linear(F.rms_norm(x, (width,), norm, final_eps), head)[0]
+
+    return draft_pass
