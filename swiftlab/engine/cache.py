@@ -61,13 +61,13 @@ class SkipAwareCache(DynamicCache):
         a pass up to there writes in place. A compiled pass asks first: a pass that moves, or that fills a buffer
         exactly, is another graph to compile (a minute or more), near the end of every run. It also checks what
         a compiled pass assumes (_true_length_layer): the layers of a kind all hold the same length."""
-        lengths = {}
-        for layer in self.layers:
-            lengths.setdefault(layer.is_sliding, set()).add(layer.get_seq_length())
+        lengths = ({}, {})  # per kind (full, sliding): {length: a layer index}
+        for i, layer in enumerate(self.layers):
+            lengths[bool(layer.is_sliding)].setdefault(layer.get_seq_length(), i)
             if isinstance(layer, PreallocatedLayer) and layer.key_buffer is not None and layer.key_buffer.shape[2] <= positions:
                 layer.move(positions + 1)
-        if any(len(held) > 1 for held in lengths.values()):
-            raise RuntimeError(f"a compiled full-model pass over layers holding different lengths {sorted(set().union(*lengths.values()))}: "
+        if len(lengths[0]) > 1 or len(lengths[1]) > 1:
+            raise RuntimeError(f"a compiled full-model pass over layers holding different lengths {sorted({*lengths[0], *lengths[1]})}: "
                                "a skipped layer's positions must be filled (verified) before it")
 
     def draft_slot(self, position: int) -> tuple[list[torch.Tensor], list[torch.Tensor]] | None:

@@ -87,16 +87,16 @@ def compile_passes(model: nn.Module, tree: bool = True, progress: bool = True, d
     with a `draft` precision (leandraft.DRAFT_DTYPES) the lean draft pass, where the model has one) on a scratch
     cache, with a progress bar; {graph kind: seconds}. Graphs compiled before are not compiled again (their
     seconds are the ones measured then)."""
-    if any(SkipAwareCache(model.config).is_sliding):
+    # sizes unlike a model's own (head counts, head size): a traced size equal to one of those can be fixed
+    # in the graph (a guard on it) and any other value compiles again
+    cache = SkipAwareCache(model.config, rollback=False, capacity=CAPACITY)
+    if any(cache.is_sliding):
         # measured on a tiny Gemma 2: tokens right, but 5 graphs more than three over 12 short runs
         raise SwiftlabError(f"compile=True: {type(model).__name__} has sliding-window attention layers, whose cache "
                             "changes shape as the window slides, so its passes would compile again and again; "
                             "decode it without compile")
     forward = compiled_forward(model)
     seconds = _COMPILED[model][1]
-    # sizes unlike a model's own (head counts, head size): a traced size equal to one of those can be fixed
-    # in the graph (a guard on it) and any other value compiles again
-    cache = SkipAwareCache(model.config, rollback=False, capacity=CAPACITY)
     lean = lean_drafter(model, cache, draft, compiled=True) if draft else None
     wanted = [g for g in GRAPHS if (tree or g != "tree") and (lean or g != "draft")
               and (g not in seconds if g != "draft" else compile_seconds_of(lean) is None)]
