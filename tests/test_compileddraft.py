@@ -99,3 +99,26 @@ def test_compiled_decoding_drafts_compiled_and_stays_the_full_models(monkeypatch
     assert compiled_drafts and all(compiled_drafts), "drafts of a compiled run went eager"
     assert lean_drafter(model, SkipAwareCache(model.config), compiled=True).compiled is not None
     assert is_pristine(model)
+
+
+def test_a_model_the_graph_does_not_compile_for_drafts_eagerly_and_says_so():
+    model = tiny_model("llama", seed=6)
+    prompt, skip = torch.randint(3, 90, (1, PROMPT)), SkipSet.uniform(num_layers(model), 0.5)
+    compiled = LeanDrafter(model, torch.float32, compiled=True)
+
+    calls = []
+
+    def failing(*args):
+        calls.append(1)
+        raise RuntimeError("inductor could not compile this\nmore detail")
+    compiled.compiled.graph.fn = failing
+    with torch.inference_mode():
+        cache = prefilled(model, prompt, capacity=PROMPT + 8)
+        with pytest.warns(UserWarning, match="did not compile for LlamaForCausalLM .*RuntimeError: inductor could not compile this"):
+            ours = compiled.logits(5, PROMPT, cache, skip)
+        assert compiled.compiled is None  # eager from now on
+        theirs = LeanDrafter(model, torch.float32).logits(5, PROMPT, prefilled(model, prompt, capacity=PROMPT + 8), skip)
+        torch.testing.assert_close(ours, theirs)
+        again = LeanDrafter(model, torch.float32, compiled=True)  # the same graph: not tried again
+        assert again.compiled.logits(6, PROMPT, prefilled(model, prompt, capacity=PROMPT + 8), skip) is None
+        assert len(calls) == 1

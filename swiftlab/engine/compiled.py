@@ -98,6 +98,7 @@ def compile_passes(model: nn.Module, tree: bool = True, progress: bool = True, d
     forward = compiled_forward(model)
     seconds = _COMPILED[model][1]
     lean = lean_drafter(model, cache, draft, compiled=True) if draft else None
+    lean = lean if lean is not None and lean.compiled is not None else None  # (compiled drafts: on a CPU)
     wanted = [g for g in GRAPHS if (tree or g != "tree") and (lean or g != "draft")
               and (g not in seconds if g != "draft" else compile_seconds_of(lean) is None)]
     if not wanted:

@@ -1,8 +1,10 @@
 """The lean draft pass, compiled: what `SwiftParams(compile=True)` drafts with where a lean drafter exists.
 
 Why: beside a compiled full pass (compiled.py) an eager draft pass costs about what the full pass it should
-undercut costs (lab model, skip ratio 0.45: ~0.75 of a compiled full pass), so drafting cannot pay. Compiled
-as one graph it costs about half (benchmarks/step_costs.py --compile).
+undercut costs (lab model, skip ratio 0.45: 0.7-1.0 of a compiled full pass), so drafting cannot pay. Compiled
+as one graph it costs 0.42 of one from the float16 copy, 0.54 from the model's float32 tensors
+(benchmarks/step_costs.py --compile, 2026-12-04); with every sub-layer skipped it still costs ~1 ms, the
+graph's floor (guards on its ~180 inputs, each layer's KV write and rotation, the head).
 
 One graph serves every skip set: the skip set is data, a bool tensor per sub-layer, and each sub-layer sits
 in a `torch.cond` on its flag, so the search changing the set at every step compiles nothing again, and a
@@ -14,10 +16,13 @@ layer moves on together (SkipAwareCache.draft_slot). Nothing reads a skipped lay
 skipped (a draft step drafts under one skip set), and the draft's positions are cropped before
 verification, which writes them all again.
 
+On a CPU only, where it was measured: on a GPU drafts stay eager (a graph there would want its flags on the
+host and CUDA graphs around the branches; untried).
+
 Two choices measured in torch 2.13 on this CPU:
 - attention is written out (q K^T, softmax, @ V): for one query inductor fuses it into loops over the
   keys, where SDPA's CPU kernel took ~40 us a layer at a few hundred positions;
-- each flag is a tensor of its own: inductor's C++ wrapper (compiled.py) reads a torch.cond flag from the
+- each flag is a tensor of its own: inductor's C++ wrapper (inductor.py) reads a torch.cond flag from the
   start of its storage, so flags that were rows of one tensor all read the first (lab model: logits off by
   4.4; with a tensor each they match the eager pass to 0.005).
 """
@@ -25,6 +30,7 @@ Two choices measured in torch 2.13 on this CPU:
 from __future__ import annotations
 
 import time
+import warnings
 import weakref
 
 import torch
@@ -53,7 +59,7 @@ class CompiledDraft:
     def logits(self, token: int, position: int, cache, skip_set: SkipSet) -> torch.Tensor | None:
         """Logits [vocab] for `token` at `position` with skip_set's sub-layers off, every layer's KV slot at
         `position` written; None, the cache untouched, where it is not preallocated and level at `position`."""
-        slots = cache.draft_slot(position)
+        slots = None if self.graph.failed else cache.draft_slot(position)
         if slots is None:
             return None
         keys, values = slots
@@ -62,8 +68,21 @@ class CompiledDraft:
         lean = self.lean
         block, offset = lean.angles(position)
         index = torch.tensor([token, offset], device=lean.embed.device)
-        return self.graph(index, lean.embed.detach(), *block, self._flags(skip_set), self.weights, keys, values,
-                          self.final)
+        try:
+            return self.graph(index, lean.embed.detach(), *block, self._flags(skip_set), self.weights, keys, values,
+                              self.final)
+        except Exception as error:
+            if self.graph.seconds is not None:  # it compiled and ran before: not the compile failing
+                raise
+            # a model the graph does not compile for still drafts, eagerly, and says so once
+            cache.crop_to(position)
+            lean.compiled = None
+            if not self.graph.failed:
+                self.graph.failed = True
+                warnings.warn(f"the compiled draft pass did not compile for {type(lean.model).__name__} "
+                              f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+                              "drafting eagerly", stacklevel=4)
+            return None
 
     def _flags(self, skip_set: SkipSet) -> torch.Tensor:
         """Per layer [attention, MLP] one-element bool tensors, True where the sub-layer runs; kept per skip set
@@ -105,6 +124,7 @@ class _FirstCallTimed:
 
     def __init__(self, fn):
         self.fn, self.seconds = fn, None
+        self.failed = False  # its first call raised: the model drafts eagerly
 
     def __call__(self, *args):
         # dynamo's automatic dynamic shapes would make every size symbolic when a model of other sizes

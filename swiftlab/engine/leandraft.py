@@ -194,7 +194,7 @@ def _read_matrices(model: nn.Module, dtype: torch.dtype) -> tuple[list[_Layer], 
 class LeanDrafter:
     """The lean draft pass for one Llama-like model; make it with `lean_drafter`, which checks that the
     model qualifies. Its matrices are read in `dtype` (None: the model's own tensors, no copy); `logits` drafts one
-    token with a skip set's sub-layers left out. With `compiled`, the pass runs as one compiled graph
+    token with a skip set's sub-layers left out. With `compiled`, on a CPU, the pass runs as one compiled graph
     (compileddraft.py) wherever the cache allows it (preallocated, its layers level), else as here."""
     def __init__(self, model: nn.Module, dtype: torch.dtype | None = None, compiled: bool = False):
         adapter, config = adapter_for(model), model.config
@@ -214,7 +214,9 @@ class LeanDrafter:
         self.rotate = rotate
         self._angles: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self._use(dtype or self.embed.dtype)
-        self.compiled = CompiledDraft(self) if compiled else None
+        # compiled where it was measured: on a CPU (a GPU's graph would want its flags on the host and CUDA graphs
+        # around the branches, both untried)
+        self.compiled = CompiledDraft(self) if compiled and self.embed.device.type == "cpu" else None
 
     def _use(self, dtype: torch.dtype) -> None:
         self.dtype = dtype
