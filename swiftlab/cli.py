@@ -76,7 +76,8 @@ def _add_skip_args(p: argparse.ArgumentParser) -> None:
                    help="always draft, even while plain autoregressive steps are measured faster")
     p.add_argument("--compile", action="store_true",
                    help="run the full model's passes after the prompt through torch.compile (autoregressive "
-                        "decoding too): faster passes after a one-off compile of 1-4 minutes per graph on a CPU")
+                        "decoding too), and the lean drafts on a CPU: faster passes after a one-off compile of "
+                        "1-4 minutes per graph on a CPU")
     p.add_argument("--draft-dtype", default="auto", choices=("auto", "model", "float16", "bfloat16"),
                    help="precision of the drafter's matrices (lean drafter only; verification is always the "
                         "model's own): auto = a float16 copy of a small float32 model, model = no copy")

@@ -54,7 +54,7 @@ class CompiledDraft:
         self.weights = [_layer_weights(w) for w in lean.layers]
         self.final = (lean.final_norm.weight.detach(), _parts(lean.lm_head))
         self.graph = _compiled(lean)
-        self._keep: dict[SkipSet, torch.Tensor] = {}
+        self._keep: dict[SkipSet, list] = {}
 
     def logits(self, token: int, position: int, cache, skip_set: SkipSet) -> torch.Tensor | None:
         """Logits [vocab] for `token` at `position` with skip_set's sub-layers off, every layer's KV slot at
@@ -84,7 +84,7 @@ class CompiledDraft:
                               "drafting eagerly", stacklevel=4)
             return None
 
-    def _flags(self, skip_set: SkipSet) -> torch.Tensor:
+    def _flags(self, skip_set: SkipSet) -> list[list[torch.Tensor]]:
         """Per layer [attention, MLP] one-element bool tensors, True where the sub-layer runs; kept per skip set
         (a search revisits its sets)."""
         flags = self._keep.get(skip_set)
@@ -115,7 +115,8 @@ def compile_seconds_of(lean) -> float | None:
 def _compiled(lean):
     held = _DRAFTS.setdefault(lean.model, {})
     if lean.dtype not in held:
-        held[lean.dtype] = _FirstCallTimed(torch.compile(_draft_pass(lean), backend=inductor(lean.embed.device.type == "cpu")))
+        backend = inductor(lean.embed.device.type == "cpu")
+        held[lean.dtype] = _FirstCallTimed(torch.compile(_draft_pass(lean), backend=backend))
     return held[lean.dtype]
 
 

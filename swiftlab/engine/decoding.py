@@ -56,7 +56,7 @@ class SwiftParams:
     """SWIFT's settings for a decoding run, checked on creation (a SwiftlabError for a bad value): where a
     draft stops (`epsilon`, `max_draft`), how it is verified (`verify`, `max_tree`, the per-depth candidate tables),
     how the skip drafter runs (`lean_draft`, `draft_dtype`), lookup drafts (`lookup`, `lookup_ngrams`), the
-    plain-step `fallback`, and whether full-model passes are compiled (`compile`)."""
+    plain-step `fallback`, and whether passes are compiled (`compile`: full-model passes, and lean drafts on a CPU)."""
     epsilon: float = 0.8  # stop drafting when the drafter's top-1 probability falls below this
     max_draft: int = 25  # draft-length cap (the reference's)
     verify: str = "tree"  # "tree": top-1 chain plus runner-up siblings per depth; "chain": top-1 only
@@ -71,7 +71,7 @@ class SwiftParams:
     lookup: int = 0  # > 0: where the last tokens occurred before, draft up to this many of what followed (lookup.py)
     lookup_ngrams: tuple = NGRAM_SIZES  # n-gram sizes matched, longest first
     fallback: bool = True  # take plain autoregressive steps while drafting is measured slower than them
-    compile: bool = False  # full-model passes after the prompt through torch.compile (compiled.py; AR too)
+    compile: bool = False  # full-model passes after the prompt through torch.compile (compiled.py; AR too), lean drafts too
 
     def __post_init__(self):
         if self.verify not in ("tree", "chain"):
