@@ -122,7 +122,8 @@ def test_speed_flags_reach_the_engine_and_keep_the_output(capsys, local_llama_di
 
     seen = []
     real = drafters.lean_drafter
-    monkeypatch.setattr(drafters, "lean_drafter", lambda model, cache, dtype: seen.append(dtype) or real(model, cache, dtype))
+    monkeypatch.setattr(drafters, "lean_drafter",
+                        lambda model, cache, dtype, **options: seen.append(dtype) or real(model, cache, dtype, **options))
     base = ["generate", "--model", str(local_llama_dir), "--prompt", "abc abc abc", "--max-new-tokens", "16", "--json",
             "--skip-ratio", "0.5"]
     outs = [json.loads(run_cli(capsys, *base, *flags)[1]) for flags in
