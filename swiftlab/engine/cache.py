@@ -61,9 +61,9 @@ class SkipAwareCache(DynamicCache):
         a pass up to there writes in place. A compiled pass asks first: a pass that moves, or that fills a buffer
         exactly, is another graph to compile (a minute or more), near the end of every run. It also checks what
         a compiled pass assumes (_true_length_layer): the layers of a kind all hold the same length."""
-        lengths = ({}, {})  # per kind (full, sliding): {length: a layer index}
-        for i, layer in enumerate(self.layers):
-            lengths[bool(layer.is_sliding)].setdefault(layer.get_seq_length(), i)
+        lengths = (set(), set())  # the lengths held by full-attention and by sliding-window layers
+        for layer in self.layers:
+            lengths[bool(layer.is_sliding)].add(layer.get_seq_length())
             if isinstance(layer, PreallocatedLayer) and layer.key_buffer is not None and layer.key_buffer.shape[2] <= positions:
                 layer.move(positions + 1)
         if len(lengths[0]) > 1 or len(lengths[1]) > 1:
