@@ -137,3 +137,56 @@ def test_sliding_window_models_are_refused_in_one_line():
     with pytest.raises(SwiftlabError, match=r"^compile=True: Gemma2ForCausalLM has sliding-window attention layers"):
         decode(model, PROMPTS[0], method="ar", max_new_tokens=4, swift=SwiftParams(compile=True))
     assert compile_seconds(model) == {}
+
+
+def test_compiled_kinds_are_called_with_the_differentiating_guards_alone_and_others_with_all():
+    # light guards (guards.py) only for a kind whose graph is compiled: a tree pass before its graph exists is
+    # called under every guard, and compiles
+    import swiftlab.engine.guards as guards
+    from swiftlab.engine.tree import DraftTree, tree_mask, tree_positions
+    model = tiny_model("llama", seed=5, num_hidden_layers=2)
+    compile_passes(model, tree=False, progress=False, draft=None)
+    stances, real = [], guards._set_stance
+
+    def recorded(stance):
+        stances.append(stance.skip_guard_eval_unsafe)
+        return real(stance)
+
+    guards._set_stance = recorded
+    try:
+        cache = SkipAwareCache(model.config, capacity=40)
+        tree = DraftTree(chain=[3, 4], siblings=[[9], []])
+        with torch.inference_mode():
+            model(input_ids=torch.tensor([PROMPTS[0]]), cache=cache, use_cache=True)
+            n = cache.get_seq_length()
+            inputs = dict(input_ids=torch.tensor([[2] + tree.tokens()]), position_ids=tree_positions(tree, n),
+                          attention_mask=tree_mask(tree, n), cache=cache, use_cache=True)
+            before = graphs_compiled()
+            got = compiled_forward(model)(**inputs).logits
+            assert graphs_compiled() == before + 1 and stances == []  # compiled, under every guard
+            cache.crop_to(n)
+            want = model(**inputs).logits
+            cache.crop_to(n)
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+            compiled_forward(model)(input_ids=torch.tensor([[4]]), position_ids=torch.tensor([[n]]),
+                                    attention_mask=None, cache=cache, use_cache=True)
+        assert stances == [True, False]  # the one-token graph: light guards on, and off again after
+    finally:
+        guards._set_stance = real
+    for dtype in (torch.float32, torch.bfloat16):  # a model cast after compiling: every guard again, compiled again
+        model.to(dtype)
+        eager = decode(model, PROMPTS[1], method="ar", max_new_tokens=20).token_ids
+        before = graphs_compiled()
+        assert decode(model, PROMPTS[1], method="ar", max_new_tokens=20, swift=SwiftParams(compile=True)).token_ids == eager
+        assert graphs_compiled() == before + (dtype == torch.bfloat16)
+        assert compiled_forward(model).light is (dtype == torch.float32)
+
+
+def test_a_call_no_graph_passes_under_light_guards_is_compiled_under_every_guard():
+    from swiftlab.engine.guards import lightly_guarded
+    twice = torch.compile(lambda x: x * 2, backend="eager")
+    assert twice(torch.ones(3)).dtype == torch.float32
+    before = graphs_compiled()
+    got = lightly_guarded(twice, torch.ones(3, dtype=torch.bfloat16))  # dynamo refuses under the stance: retried
+    assert got.dtype == torch.bfloat16 and got.tolist() == [2, 2, 2] and graphs_compiled() == before + 1
+    assert lightly_guarded(twice, torch.ones(3)).dtype == torch.float32  # the first graph, its guards passing

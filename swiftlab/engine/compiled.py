@@ -39,6 +39,7 @@ from ..models.adapters import input_device, num_layers
 from ..support.errors import SwiftlabError
 from .cache import SkipAwareCache
 from .compileddraft import compile_seconds_of
+from .guards import lightly_guarded, with_own_code
 from .inductor import inductor
 from .leandraft import lean_drafter
 from .skipset import SkipSet
@@ -62,9 +63,41 @@ def compiled_forward(model: nn.Module):
         # on a CPU, inductor's C++ wrapper calls the kernels from generated C++ instead of Python: lab model,
         # AR 7.1 instead of 9.5 ms a token, for a compile of 140 instead of 41 s (measured 2026-12-03)
         cpu = input_device(model).type == "cpu"
-        held = (torch.compile(_weak_forward(model), dynamic=True, backend=inductor(cpu)), {})
+        seconds = {}
+        compiled = torch.compile(_weak_forward(model), dynamic=True, backend=inductor(cpu))
+        held = (_LightlyGuarded(compiled, seconds), seconds)
         _COMPILED[model] = held
     return held[0]
+
+
+class _LightlyGuarded:
+    """A compiled forward whose calls of a kind of pass compile_passes has compiled check only the guards that
+    tell its graphs apart (guards.py); a kind with no graph yet is called under every guard, and compiles."""
+
+    def __init__(self, compiled, seconds: dict):
+        self.compiled, self.seconds = compiled, seconds  # seconds: the kinds compile_passes compiled
+        self.light, self.weights = True, None
+
+    def __call__(self, **inputs):
+        if self.light and pass_kind(inputs) in self.seconds:
+            return lightly_guarded(self.compiled, **inputs)
+        return self.compiled(**inputs)
+
+    def check_weights(self, model: nn.Module) -> bool:
+        """Whether light guards still hold for this model (checked once a run, 0.4 ms on the lab model): they
+        skip the parameters' checks, so once its parameters are other tensors than when its graphs were
+        compiled (cast, resized, replaced), every call checks every guard."""
+        weights = tuple((id(p), p.dtype, p.shape, p.device) for p in model.parameters())
+        self.weights = self.weights or weights
+        self.light = self.light and weights == self.weights
+        return self.light
+
+
+def pass_kind(inputs: dict) -> str:
+    """Which of GRAPHS a full pass with these inputs runs."""
+    if inputs.get("attention_mask") is not None:
+        return "tree"
+    return "one-token" if inputs["input_ids"].shape[1] == 1 else "verify"
 
 
 def _weak_forward(model: nn.Module):
@@ -73,7 +106,7 @@ def _weak_forward(model: nn.Module):
 
     def forward(**inputs):
         return model_ref()(**inputs)
-    return forward
+    return with_own_code(forward)
 
 
 def compile_seconds(model: nn.Module) -> dict:
@@ -82,8 +115,10 @@ def compile_seconds(model: nn.Module) -> dict:
     return dict(held[1]) if held else {}
 
 
-def compile_passes(model: nn.Module, tree: bool = True, progress: bool = True, draft: str | None = "auto") -> dict:
-    """Compile the model's passes now (a one-token pass, a verify pass, with `tree` one under a tree mask, and
+def compile_passes(model: nn.Module, tree: bool = True, progress: bool = True, draft: str | None = "auto",
+                   verify: bool = True) -> dict:
+    """Compile the model's passes now (a one-token pass, with `verify` a verify pass (autoregressive decoding
+    takes none), with `tree` one under a tree mask, and
     with a `draft` precision (leandraft.DRAFT_DTYPES) the lean draft pass, where the model has one) on a scratch
     cache, with a progress bar; {graph kind: seconds}. Graphs compiled before are not compiled again (their
     seconds are the ones measured then)."""
@@ -97,9 +132,12 @@ def compile_passes(model: nn.Module, tree: bool = True, progress: bool = True, d
                             "decode it without compile")
     forward = compiled_forward(model)
     seconds = _COMPILED[model][1]
+    light = forward.check_weights(model)
     lean = lean_drafter(model, cache, draft, compiled=True) if draft else None
     lean = lean if lean is not None and lean.compiled is not None else None  # (compiled drafts: on a CPU)
-    wanted = [g for g in GRAPHS if (tree or g != "tree") and (lean or g != "draft")
+    if lean is not None:
+        lean.compiled.graph.light = light
+    wanted = [g for g in GRAPHS if (tree or g != "tree") and (verify or g != "verify") and (lean or g != "draft")
               and (g not in seconds if g != "draft" else compile_seconds_of(lean) is None)]
     if not wanted:
         return compile_seconds(model)

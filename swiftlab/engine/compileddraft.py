@@ -37,11 +37,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .guards import lightly_guarded, with_own_code
 from .inductor import inductor
 from .skipset import SkipSet
 
-# model -> {draft dtype: the compiled draft pass}; one dynamo cache serves all (the code is the same), told apart by
-# its guards on the shapes and constants
+# model -> {draft dtype: the compiled draft pass}, each its own code object and so its own dynamo cache
 _DRAFTS: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
 
 
@@ -52,7 +52,8 @@ class CompiledDraft:
     def __init__(self, lean):
         self.lean = lean
         self.weights = [_layer_weights(w) for w in lean.layers]
-        self.final = (lean.final_norm.weight.detach(), _parts(lean.lm_head))
+        self.final = (_weight(lean.final_norm.weight), _parts(lean.lm_head))
+        self.embed = _weight(lean.embed)
         self.graph = _compiled(lean)
         self._keep: dict[SkipSet, list] = {}
 
@@ -69,7 +70,7 @@ class CompiledDraft:
         block, offset = lean.angles(position)
         index = torch.tensor([token, offset], device=lean.embed.device)
         try:
-            return self.graph(index, lean.embed.detach(), *block, self._flags(skip_set), self.weights, keys, values,
+            return self.graph(index, self.embed, *block, self._flags(skip_set), self.weights, keys, values,
                               self.final)
         except Exception as error:
             if self.graph.seconds is not None:  # it compiled and ran before: not the compile failing
@@ -97,13 +98,19 @@ class CompiledDraft:
         return flags
 
 
+def _weight(t: torch.Tensor) -> nn.Parameter:
+    """A weight as the graph takes it: an nn.Parameter over the same storage that does not require grad (an
+    input that requires grad is another graph; a parameter's guards are among those guards.py skips)."""
+    return nn.Parameter(t.detach(), requires_grad=False)
+
+
 def _parts(matrix) -> list:
-    """A leandraft _Matrix's (weight, bias) pairs, detached (a graph input that requires grad is another graph)."""
-    return [(w.detach(), None if b is None else b.detach()) for w, b in matrix.parts]
+    """A leandraft _Matrix's (weight, bias) pairs."""
+    return [(_weight(w), None if b is None else _weight(b)) for w, b in matrix.parts]
 
 
 def _layer_weights(w) -> tuple:
-    return (w.norm1.weight.detach(), _parts(w.qkv), _parts(w.o), w.norm2.weight.detach(), _parts(w.gate_up),
+    return (_weight(w.norm1.weight), _parts(w.qkv), _parts(w.o), _weight(w.norm2.weight), _parts(w.gate_up),
             _parts(w.down))
 
 
@@ -126,14 +133,15 @@ class _FirstCallTimed:
     def __init__(self, fn):
         self.fn, self.seconds = fn, None
         self.failed = False  # its first call raised: the model drafts eagerly
+        self.light = True  # later calls under light guards (guards.py; compiled.py checks the model's weights)
 
     def __call__(self, *args):
-        # dynamo's automatic dynamic shapes would make every size symbolic when a model of other sizes
-        # compiles this code again (one code object serves all), which torch.cond does not trace: the sizes
-        # stay static, the marked context lengths alone dynamic (16 us a call)
+        # dynamo's automatic dynamic shapes would make every size symbolic when this code compiles again for
+        # other sizes (measured while one code object served every model; each has its own now), which
+        # torch.cond does not trace: the sizes stay static, the marked context lengths alone dynamic (16 us)
         with torch._dynamo.config.patch(automatic_dynamic_shapes=False):
             if self.seconds is not None:
-                return self.fn(*args)
+                return lightly_guarded(self.fn, *args) if self.light else self.fn(*args)
             t0 = time.perf_counter()
             out = self.fn(*args)
             self.seconds = time.perf_counter() - t0
@@ -194,4 +202,4 @@ def _draft_pass(lean):
         norm, head = final
         return linear(F.rms_norm(x, (width,), norm, final_eps), head)[0]
 
-    return draft_pass
+    return with_own_code(draft_pass)
