@@ -113,3 +113,21 @@ def test_limit_prints_the_bound_every_method_and_its_last_line():
     for method in ("ar", "hf-generate", "hf-static", "swift", "swift+lookup"):
         assert re.search(rf"^{re.escape(method)} +[\d.]+ \([-\d.]+-[\d.]+\) +[\d.]+x ", out, re.M), out
     assert re.search(r"^limit: lab AR pass/bound \d+\.\d+x, swift\+lookup over best AR \d+\.\d+x$", out.strip(), re.M), out
+
+
+def test_limit_times_a_random_model_of_a_real_shape_and_counts_outputs_equal_to_ar():
+    out = run_script("limit.py", "--shape", "tiny", "--prompts", "2", "--max-new-tokens", "6",
+                     "--methods", "ar,hf-generate,hf-static")
+    assert re.search(r"^tiny-shape on cpu \(torch.float16, ", out, re.M), out  # --shape's default precision
+    # greedy decodings of one model: transformers' eager ones give ar's tokens
+    assert re.search(r"^outputs token-identical to ar's: hf-generate 2/2, hf-static 2/2$", out, re.M), out
+    assert re.search(r"^limit: tiny-shape AR pass/bound \d+\.\d+x, swift\+lookup over best AR nanx$", out, re.M), out
+
+
+def test_guard_cost_times_both_passes_under_both_guard_rules(stories_path):
+    # real weights of 5 layers: its three graphs compile in about a minute
+    out = run_script("guard_cost.py", "--model", str(stories_path), "--context", "20", "--blocks", "2", "--calls", "3")
+    for name in ("one-token pass", "lean16 draft r=0.45"):
+        for how in ("every guard", "differentiating"):
+            assert re.search(rf"^{re.escape(name)} +{how} +\d+\.\d+  \d+\.\d+-\d+\.\d+$", out, re.M), out
+        assert re.search(rf"^{re.escape(name)}: every guard / differentiating \d+\.\d+x$", out, re.M), out

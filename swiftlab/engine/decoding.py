@@ -292,8 +292,9 @@ class DecodeSession:
         self.linears = linear_layers(model) if method == "swift" else []
         self.compiled = None  # with swift.compile: verify and plain passes run compiled (compiled.py), drafts too
         if swift.compile:
-            lean = method == "swift" and swift.lean_draft
-            compile_passes(model, tree=self.tree, draft=swift.draft_dtype if lean else None)
+            swifting = method == "swift"  # autoregressive decoding takes one-token passes alone
+            compile_passes(model, tree=self.tree and swifting, verify=swifting,
+                           draft=swift.draft_dtype if swifting and swift.lean_draft else None)
             self.compiled = compiled_forward(model)
 
     def _drafters(self) -> dict:

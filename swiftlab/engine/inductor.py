@@ -25,8 +25,16 @@ def inductor(cpu: bool):
     return backend
 
 
-@pw_cast_for_opmath
 def _few_row_product(rows: torch.Tensor, matrix: torch.Tensor, out_dtype: torch.dtype | None = None):
+    """rows @ W, the CPU's way (below); elsewhere, and for a product with an output dtype, inductor's own
+    (NotImplemented: decided before any cast to the compute dtype is traced)."""
+    if rows.device.type != "cpu" or out_dtype is not None:
+        return NotImplemented
+    return _few_row_product_on_cpu(rows, matrix)
+
+
+@pw_cast_for_opmath
+def _few_row_product_on_cpu(rows: torch.Tensor, matrix: torch.Tensor):
     """rows @ W on a CPU, for the few rows a decoding pass multiplies (measured on this machine's AMD CPU with
     MKL, 2026-12-03; benchmarks/limit.py):
     - one row: (x.T * W).sum(0). Inductor makes that one vectorized, threaded loop over W, which reads the
@@ -36,8 +44,6 @@ def _few_row_product(rows: torch.Tensor, matrix: torch.Tensor, out_dtype: torch.
       which its kernels do 1.3-4x faster for 2-8 rows and as fast for 16 (smallbatch.py: the same choice
       for eager passes, timed there). With more rows the multiply-and-sum loop would read W once per row.
     The verify graph's width is symbolic (it serves every width): it is taken the other way round too."""
-    if rows.device.type != "cpu" or out_dtype is not None:
-        return NotImplemented
     few, columns = rows.shape[0], matrix.shape[1]
     if statically_known_true(few == 1):
         counters["inductor"]["one_row_product"] += 1
