@@ -124,6 +124,13 @@ def test_limit_times_a_random_model_of_a_real_shape_and_counts_outputs_equal_to_
     assert re.search(r"^limit: tiny-shape AR pass/bound \d+\.\d+x, swift\+lookup over best AR nanx$", out, re.M), out
 
 
+def test_lookup_kinds_times_every_method_and_checks_their_tokens():
+    out = run_script("lookup_kinds.py", "--tasks", "summarization", "--prompts", "1", "--repeats", "1")
+    assert "## summarization: 1 prompts x 1 repeats" in out, out
+    for method in ("ar", "hf-prompt-lookup", "swift+lookup", "+1-gram,restart10", "pure lookup"):
+        assert re.search(rf"^{re.escape(method)} +\d+\.\d +\d+\.\d\dx +\d+\.\d\d-\d+\.\d\d +\d+\.\d\d$", out, re.M), out
+
+
 def test_guard_cost_times_both_passes_under_both_guard_rules(stories_path):
     # real weights of 5 layers: its three graphs compile in about a minute
     out = run_script("guard_cost.py", "--model", str(stories_path), "--context", "20", "--blocks", "2", "--calls", "3")
