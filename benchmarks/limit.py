@@ -115,14 +115,14 @@ def main() -> int:
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    placed = {"device": args.device} if args.device else {}
     if args.shape:
         _, tokenizer = load_model("lab")  # its prompts' tokens: every shape's vocabulary holds them
         shape = SHAPES[args.shape]
         model = random_llama(shape, shape.depth, DTYPES[args.dtype or "float16"], args.device or "cpu", "sdpa")
         args.model = f"{args.shape}-shape"
     else:
-        model, tokenizer = load_model(args.model, **placed, **({"dtype": args.dtype} if args.dtype else {}))
+        options = {name: value for name, value in (("device", args.device), ("dtype", args.dtype)) if value}
+        model, tokenizer = load_model(args.model, **options)
     device = model.get_output_embeddings().weight.device
     dtype = model.get_output_embeddings().weight.dtype
     methods = [m for m in args.methods.split(",") if m]

@@ -63,6 +63,14 @@ def test_compiled_decoding_is_eager_decoding_and_compiles_each_graph_once(model)
     assert compile_passes(model, progress=False) == seconds
 
 
+def test_autoregressive_decoding_compiles_its_one_token_graph_alone():
+    fresh = tiny_model("llama", seed=5)
+    fresh.generation_config.eos_token_id = None
+    eager = decode(fresh, PROMPTS[0], method="ar", max_new_tokens=12).token_ids
+    assert decode(fresh, PROMPTS[0], method="ar", max_new_tokens=12, swift=SwiftParams(compile=True)).token_ids == eager
+    assert set(compile_seconds(fresh)) == {"one-token"}  # no verify or tree graph it would never run
+
+
 def test_the_cli_flag_asks_for_compiled_passes():
     args = build_parser().parse_args(["generate", "--model", "lab", "--prompt", "hi", "--compile"])
     assert _swift_params(args).compile is True

@@ -207,9 +207,12 @@ def run_bench(model, tokenizer, *, task: str, prompts: int, methods, model_name:
         compile_passes(model, progress=progress)
     warm = encode_prompt(tokenizer, examples[0].prompt, chat)
     for method, run in runners.items():  # one short warm-up each, kept out of the numbers
-        if not hasattr(run, "stream"):  # a stream's first prompt is part of its cold start
-            # generate() keeps its static cache while a run fits in it; a bigger one is a new graph to compile
-            run(warm, max_new_tokens if method.startswith("hf-static") else 4)
+        if method.startswith("hf-static"):
+            # generate() keeps its static cache while a run fits in it, and a bigger one is a new graph to
+            # compile: warmed up on the longest first turn at full length, a later turn alone may outgrow it
+            run(max((encode_prompt(tokenizer, ex.prompt, chat) for ex in examples), key=len), max_new_tokens)
+        elif not hasattr(run, "stream"):  # a stream's first prompt is part of its cold start
+            run(warm, 4)
     lines = []
     names = list(runners)
     bar = tqdm(total=len(names) * repeats * len(examples), desc=f"bench {source.label}", disable=not progress)

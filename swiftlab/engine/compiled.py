@@ -117,9 +117,9 @@ def compile_seconds(model: nn.Module) -> dict:
 
 def compile_passes(model: nn.Module, tree: bool = True, progress: bool = True, draft: str | None = "auto",
                    verify: bool = True) -> dict:
-    """Compile the model's passes now (a one-token pass, with `verify` a verify pass (autoregressive decoding
-    takes none), with `tree` one under a tree mask, and
-    with a `draft` precision (leandraft.DRAFT_DTYPES) the lean draft pass, where the model has one) on a scratch
+    """Compile the model's passes now (a one-token pass; with `verify` a verify pass, which autoregressive
+    decoding never takes; with `tree` one under a tree mask; with a `draft` precision (leandraft.DRAFT_DTYPES)
+    the lean draft pass, where the model has one) on a scratch
     cache, with a progress bar; {graph kind: seconds}. Graphs compiled before are not compiled again (their
     seconds are the ones measured then)."""
     # sizes unlike a model's own (head counts, head size): a traced size equal to one of those can be fixed

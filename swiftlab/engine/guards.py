@@ -4,15 +4,15 @@ Why: before each call dynamo checks every guard of the graph, one per parameter 
 model). `torch.compiler.set_stance(skip_guard_eval_unsafe=True)` checks only the guards that tell its graphs
 apart: the tensor checks of every input that is not an nn.Parameter (ids, positions, mask, cache tensors, a
 draft's flags) and the guards that failed when a later graph was compiled (what tells a one-token pass from a
-verify pass, one model from another). Lab model, a compiled one-token pass: AR 2.47 against 1.92 ms a token
-(2026-12-04, benchmarks in docs/measurements.md). Where no graph's guards pass (a model cast to another
+verify pass, one model from another). Lab model, one compiled pass at context 300: a one-token pass 4.25
+against 3.81 ms, a lean16 draft 2.26 against 1.98 (2026-12-04, benchmarks/guard_cost.py). Where no graph's guards pass (a model cast to another
 precision: its caches' checks fail) dynamo raises rather than compile under that stance; the call is made
 again under every guard, which compiles. Callers use it only for graphs compiled before (compiled.py):
 a kind of pass with no graph yet (a tree pass before its graph) could match a graph with no guard on
 what it differs by.
 
-set_stance's own object costs 150 us to make; the setter behind it and a stance record, ~4 us (private: a
-torch without them checks every guard).
+set_stance's own object costs 150 us to make; the setter behind it and a copy of the stance record, ~1 us
+(private: a torch without them, or whose stance lacks the field, checks every guard).
 """
 
 from __future__ import annotations
