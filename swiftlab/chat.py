@@ -210,6 +210,9 @@ class Chat:
         r = reply.result
         steps = ", ".join(f"{'plain' if kind == 'ar' else kind} {n}" for kind, n in r.drafters.items() if n)
         verdict = VERDICT_WORDS.get(self.stream.verdict, "")
+        records = self.stream.records
+        if records and records[-1].lookup == "pure":  # the stream chose it for this answer (search/lookupchoice.py)
+            verdict = f", pure prompt lookup{verdict}"
         return (f"[{_tokens(r.new_tokens)}, {r.mean_accepted_tokens:.2f} tokens/pass, {r.tokens_per_s:.1f} tok/s, "
                 f"{self.speedup(reply)}; steps: {steps or 'prompt pass only'}{verdict}]")
 

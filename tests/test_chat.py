@@ -157,6 +157,8 @@ def test_the_line_after_an_answer(lab):
     assert re.fullmatch(rf"\[{r.new_tokens} tokens?, {r.mean_accepted_tokens:.2f} tokens/pass, [\d.]+ tok/s, "
                         r"(~\d+\.\d\dx plain steps|~\d+\.\d\dx expected by the search|no plain step timed yet); "
                         r"steps: [a-z0-9, ]+\]", line), line
+    chat.stream.records[-1].lookup = "pure"  # the stream took pure prompt lookup for this answer
+    assert ", pure prompt lookup" in chat.stats_line(real) and ", pure prompt lookup" not in line
 
 
 class StopsAt:

@@ -416,6 +416,8 @@ def search_notes(rows: list[dict]) -> list[str]:
             parts.append(facts["verdict_reason"])
         if facts.get("ratio_reason"):
             parts.append(f"ratio {facts['ratio_reason']}")
+        if facts.get("lookup_reason"):
+            parts.append(facts["lookup_reason"])
         if facts.get("stored"):
             parts.append(f"found set stored to {facts['stored']}: the next run starts from it (--fresh: from scratch)")
         elif facts.get("not_stored_because"):

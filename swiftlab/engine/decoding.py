@@ -302,7 +302,8 @@ class DecodeSession:
         if self.method == "swift":
             drafters["skip"] = skip_drafter(self, self.skip_set, self.swift)
             if self.swift.lookup:
-                drafters["lookup"] = LookupDrafter(self, self.swift, long=self._long_offers())
+                drafters["lookup"] = LookupDrafter(self, self.swift, long=self._long_offers(),
+                                                   pure=self.policy.pure_lookup is not None)
                 drafters["gated"] = GatedLookup(drafters["skip"], drafters["lookup"])
                 drafters["ungated"] = drafters["lookup"]  # the same continuation, measured as drafting (policy.py)
         return drafters

@@ -22,7 +22,7 @@ from contextlib import nullcontext
 import torch
 
 from .leandraft import LeanDrafter, lean_drafter, note_step_aside
-from .lookup import lookup_continuation
+from .lookup import PURE_NGRAMS, PURE_TOKENS, lookup_continuation
 from .sampling import probabilities, sample
 from .skipping import skipping
 from .skipset import SkipSet
@@ -168,13 +168,17 @@ class LookupDrafter:
     times as much for it, smallbatch.py). `copying` says that the last continuation was accepted whole:
     then the next one is verified without the gate's draft pass (policy.StepPolicy.choose).
     Both follow accepted tokens, and `long` measured costs only when greedy, so a seeded run still
-    repeats exactly."""
+    repeats exactly. Where the stream chose pure prompt lookup (`pure`, greedy), it offers as transformers
+    does: 2- then 1-gram matches, PURE_TOKENS every time (at most `swift.lookup`)."""
 
     SHORT = 3  # tokens offered after a continuation was cut short (a verify pass over 4) ...
     LONG = 7  # ... or this many where a verify pass over LONG + 1 is measured cheap
 
-    def __init__(self, run, swift, long: bool = False):
+    def __init__(self, run, swift, long: bool = False, pure: bool = False):
         self.longest, self.ngrams = swift.lookup, swift.lookup_ngrams
+        self.pure = pure and run.sampling.greedy
+        if self.pure:
+            self.longest, self.ngrams = min(PURE_TOKENS, swift.lookup), PURE_NGRAMS
         self.eos, self.greedy = run.eos, run.sampling.greedy
         self.vocab = run.model.get_input_embeddings().num_embeddings
         self.continuation: list[int] = []
@@ -182,7 +186,10 @@ class LookupDrafter:
         self.copying = False  # the last verified continuation was accepted whole
 
     def restart(self, long: bool) -> int:
-        """The length of an offer after a miss: LONG where `long`, else SHORT (at most `swift.lookup`)."""
+        """The length of an offer after a miss: LONG where `long`, else SHORT (at most `swift.lookup`);
+        pure lookup's fixed length."""
+        if self.pure:
+            return self.longest
         return min(self.LONG if long else self.SHORT, self.longest)
 
     def verified(self, tree: DraftTree, path: list[int], long: bool = False) -> None:

@@ -44,6 +44,11 @@ class StepPolicy:
     Sampling never takes a plain step and always verifies a lookup match: a timing-based choice would
     use the generator differently run to run, and a seeded run must repeat exactly.
 
+    A stream may choose pure prompt lookup for a prompt (`pure_lookup`, its reason; greedy only): no skip
+    drafts, lookup steps or plain ones as where skip drafting is ruled out, and the lookup drafter offers
+    transformers' way (drafters.LookupDrafter). It is the stream's choice, made from its prompts
+    (search/lookupchoice.py); within a run the gate's per-step choice stays as above.
+
     Verify passes are timed per width too (`verify_took`): `long_offers` says whether a lookup offer
     after a miss may hold 7 tokens rather than 3 (drafters.LookupDrafter): where a verify pass over 8
     tokens is measured at most LONG_OFFER times one over 4 (the lab model on a CPU: about 1.2; SmolLM2
@@ -67,6 +72,7 @@ class StepPolicy:
         self.ruled_out: dict[str, str] = {}  # kind ("skip", "lookup", "ar") -> why it is never chosen
         self._stand_in: StepPolicy | None = None  # lookup vs plain, where lookup stands in for a plain step
         self.verify_seconds: dict[int, float] = {}  # verify width (tokens) -> running seconds of its passes
+        self.pure_lookup: str | None = None  # why the stream takes pure prompt lookup now (greedy), else None
 
     @classmethod
     def plain_only(cls, why: str) -> "StepPolicy":
@@ -91,8 +97,9 @@ class StepPolicy:
         accepted whole."""
         lookup = lookup and "lookup" not in self.ruled_out
         timed = greedy and fallback and "ar" not in self.ruled_out  # may a measured cost choose plain steps?
-        if "skip" in self.ruled_out:
-            return self._lookup_or_plain(self.ruled_out["skip"], timed) if lookup else Choice("plain", self.ruled_out["skip"])
+        no_skip = self.ruled_out.get("skip") or (self.pure_lookup if greedy else None)
+        if no_skip:
+            return self._lookup_or_plain(no_skip, timed) if lookup else Choice("plain", no_skip)
         if not greedy:
             return (Choice("lookup", "when sampling a lookup match is always verified") if lookup else
                     Choice("skip", "when sampling every step drafts (a seeded run repeats exactly)"))

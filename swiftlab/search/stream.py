@@ -27,9 +27,10 @@ from torch import nn
 from ..models.adapters import num_layers
 from .budget import BudgetedSearch, PassCosts, ScoringBudget, costs_from_rounds, pass_cost_rounds
 from ..engine.compiled import compiled_forward
-from ..engine.decoding import Pace, SwiftParams, decode
+from ..engine.decoding import Pace, SwiftParams, decode, eos_ids
 from ..engine.records import DecodeResult
 from ..engine.sampling import SamplingParams
+from .lookupchoice import LookupChoice, PassLog
 from .skipsearch import SearchConfig, SkipSearch
 from ..engine.skipset import SkipSet
 
@@ -54,6 +55,7 @@ class PromptRecord:
     verdict: str | None = None  # "pays" / "does not pay" (skip drafting ruled out), once judged
     ratio: float | None = None  # skip ratio of the best set after this prompt
     expected_speedup: float | None = None  # of the best set, at the measured pass costs
+    lookup: str | None = None  # with lookup drafts: "gated" (by the skip drafter) or "pure" (lookupchoice.py)
 
 
 PAYS = "pays"
@@ -121,6 +123,8 @@ class SwiftStream:
         self.records: list[PromptRecord] = []
         self._accelerated: list[float] = []  # acceptance per prompt since the search last stopped
         self.pace = Pace()  # what each kind of step costs per token, carried from prompt to prompt
+        # gated or pure prompt lookup, learned from prompt to prompt (lookup drafts on, greedy prompts)
+        self.lookup_choice = LookupChoice() if settings.swift.lookup else None
         self.budget = ScoringBudget(settings.search_share, clock) if settings.search_share else None
         self.costs: PassCosts | None = None  # measured after searching prompts (the search values sets by them)
         self._cost_rounds: list[dict] = []
@@ -177,20 +181,26 @@ class SwiftStream:
             self._frozen_at = None
         phase = self.phase
         self.search.prompt_index = len(self.records)
-        if self.budget is not None:
+        pure = self._choose_lookup(sampling)
+        # a prompt of pure lookup drafts nothing with a skip set: the search waits for the next gated prompt, and
+        # the prompt's wall time stays out of its budget (which would otherwise be spent in a burst there)
+        searching = phase == "optimize" and not pure
+        if self.budget is not None and not pure:
             self.budget.open()
         self._in_prompt = True
         try:
             self._measured_this_prompt = False
+            log = PassLog()
+            on_step = self._noting(log, on_step)
             search = (BudgetedSearch(self.search, self.budget, self._judge, probe=self._after_verification,
                                      min_confidence=self._min_confidence())
-                      if phase == "optimize" else None)
+                      if searching else None)
             result = decode(self.model, input_ids, method="swift", skip_set=self.search.best,
                             max_new_tokens=max_new_tokens, sampling=sampling, swift=self.settings.swift, seed=seed,
                             search=search, pace=self.pace, on_step=on_step, **hooks)
             if not self._pass_s and len(result.step_kinds) > 1:  # no probe ran: the prompt's mean verify pass
                 self._pass_s = result.timings_s["verify"] / (len(result.step_kinds) - 1)
-            if phase == "optimize" and self.settings.costs_after_prompt and self._wants_costs(
+            if searching and self.settings.costs_after_prompt and self._wants_costs(
                     prefill_s=result.timings_s["prefill"]):
                 # the prompt ended before a round was affordable: prefill a context of its size (the prompt's
                 # search time, and its wall time: it was served when this is done)
@@ -199,13 +209,19 @@ class SwiftStream:
                 result = result.plus(time.perf_counter() - started, "optimize")
         finally:
             self._in_prompt = False
+            self.pace.pure_lookup = None  # the choice is the stream's, per prompt: it does not leak into other runs
             if self.budget is not None:
                 self.budget.close()
+        if self.lookup_choice is not None and sampling.greedy:
+            eos = hooks.get("eos")
+            self.lookup_choice.after(result.prompt_ids, result.token_ids, log, pure,
+                                     eos=eos_ids(self.model) if eos is None else eos)
         record = PromptRecord(len(self.records), phase, result.new_tokens, result.wall_s, result.tokens_per_s,
                               result.mean_accepted_tokens, result.acceptance_rate, result.timings_s["optimize"],
                               self.search.best_score, result.skip_set, search_share=self.search_share,
                               verdict=self.verdict, ratio=round(self.search.best.ratio, 4),
-                              expected_speedup=self.expected_speedup())
+                              expected_speedup=self.expected_speedup(),
+                              lookup=None if self.lookup_choice is None else "pure" if pure else "gated")
         if phase == "accelerate":
             record.reopened = self._check_shift(result.acceptance_rate)
         else:
@@ -214,6 +230,23 @@ class SwiftStream:
         if phase == "optimize" and self.verdict == DOES_NOT_PAY and not self.search.done:
             self._freeze()  # a re-try that found nothing better
         return result
+
+    def _noting(self, log: PassLog, on_step):
+        """The caller's `on_step`, after the stream's PassLog notes the step (with lookup drafts on)."""
+        if self.lookup_choice is None:
+            return on_step
+
+        def noted(event):
+            log.note(event)
+            if on_step is not None:
+                on_step(event)
+        return noted
+
+    def _choose_lookup(self, sampling: SamplingParams) -> bool:
+        """Whether this prompt takes pure prompt lookup (the stream's LookupChoice; greedy only): set in the Pace."""
+        reason = self.lookup_choice.reason if self.lookup_choice is not None and sampling.greedy else None
+        self.pace.pure_lookup = reason
+        return reason is not None
 
     # ----- what the search costs and whether it pays ---------------------------------------------
     @property
@@ -414,7 +447,18 @@ class SwiftStream:
         return {"search_share": self.search_share, "verdict": self.verdict, "verdict_reason": self.verdict_reason,
                 "ratio": round(self.search.best.ratio, 4), "ratio_reason": self.ratio_choice(),
                 "expected_speedup": self.expected_speedup(), "started_from": self.started_from,
-                "iterations": self.search.iteration, "stopped_because": self.search.stopped_because}
+                "iterations": self.search.iteration, "stopped_because": self.search.stopped_because,
+                "lookup_reason": self.lookup_note()}
+
+    def lookup_note(self) -> str | None:
+        """With lookup drafts: how many prompts took pure prompt lookup, and the measured ratio that chose it."""
+        if self.lookup_choice is None:
+            return None
+        pure = sum(r.lookup == "pure" for r in self.records)
+        ratio = self.lookup_choice.gate_over_pure
+        measured = (f": gated prompts ran {ratio:.2f}x pure lookup's price (pure above {LookupChoice.MARGIN}x)"
+                    if ratio is not None else "")
+        return f"pure prompt lookup on {pure} of {len(self.records)} prompts{measured}"
 
     def summary(self) -> dict:
         """The stream so far as a JSON-ready dict: the search's state (iterations, why it stopped, the best set
@@ -427,4 +471,5 @@ class SwiftStream:
                 "ratio": round(self.search.best.ratio, 4), "ratio_reason": self.ratio_choice(),
                 "expected_speedup": self.expected_speedup(), "started_from": self.started_from,
                 "pass_costs": self.costs.to_dict() if self.costs else None,
+                "lookup_choice": self.lookup_choice.summary() if self.lookup_choice else None,
                 "records": [asdict(r) for r in self.records]}

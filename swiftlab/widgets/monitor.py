@@ -112,7 +112,7 @@ class OptimizationMonitor(w.VBox):
             f"{search.best_score if search.best_score is not None else float('nan'):.3f}"
             + (f" · stopped: <b>{search.stopped_because}</b>" if search.stopped_because else "")
             + (f" · last prompt {last.tokens_per_s:.1f} tok/s, {last.mean_accepted_tokens:.2f} tokens/pass"
-               if last else ""))
+               + (f", {last.lookup} lookup" if last.lookup else "") if last else ""))
 
 
 def _copy_traces(source: go.Figure, target: go.FigureWidget, layout: tuple[str, ...] = ()) -> None:
