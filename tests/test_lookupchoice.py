@@ -120,6 +120,14 @@ def test_the_choice_takes_pure_lookup_where_the_gate_is_slower_and_retries_the_g
     assert choice.summary()["history"][-1]["ratio"] == pytest.approx(1.0)
 
 
+def test_pure_prompts_too_short_to_price_still_bring_the_gate_back():
+    choice = LookupChoice()
+    choice.pure = True
+    for _ in range(choice.RETRY):  # one-token answers: no pass after the prompt's to learn from
+        choice.after([1, 2, 3], [4], PassLog(), ran_pure=True)
+    assert not choice.pure and choice.retrying and choice.history == []
+
+
 def test_pure_prompts_calibrate_the_price():
     choice = LookupChoice()
     choice.pure = True

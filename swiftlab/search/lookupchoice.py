@@ -113,22 +113,17 @@ class LookupChoice:
                 f"{self.gate_over_pure:.2f}x the time pure lookup is priced at (it must exceed {self.MARGIN}x)")
 
     def after(self, prompt_ids: list[int], token_ids: list[int], log: PassLog, ran_pure: bool, eos=()) -> None:
-        """Learn from a greedy prompt of the stream: its tokens, its passes (`log`), and whether it `ran_pure`."""
-        if len(log.verify) < 2:
-            return
-        widths = replay_pure_lookup(prompt_ids, token_ids, PURE_TOKENS, PURE_NGRAMS, eos)
-        price = priced_seconds(widths, width_costs(log.verify), statistics.median(log.other_seconds))
-        seconds = sum(log.step_seconds)
-        if not price or not seconds:
-            return
-        ratio = seconds / price
-        self.history.append({"kind": "pure" if ran_pure else "gated", "seconds": round(seconds, 5),
-                             "pure_price": round(price, 5), "ratio": round(ratio, 4)})
+        """Learn from a greedy prompt of the stream: its tokens, its passes (`log`), and whether it `ran_pure`.
+        Every pure prompt counts towards the gate's re-try, one too short to price too."""
+        ratio = self._measured_ratio(prompt_ids, token_ids, log, ran_pure, eos)
         if ran_pure:
-            self._calibrations.append(ratio)
+            if ratio is not None:
+                self._calibrations.append(ratio)
             self.pure_streak += 1
             if self.pure_streak >= self.interval:  # the search may have found a better drafter meanwhile
                 self.pure, self.retrying = False, True
+            return
+        if ratio is None:
             return
         self._gate_ratios.append(ratio / self.calibration)
         if len(self._gate_ratios) >= self.FIRST and self.gate_over_pure > self.MARGIN:
@@ -138,6 +133,21 @@ class LookupChoice:
         elif self.retrying:
             self.interval = self.RETRY
         self.retrying = False
+
+    def _measured_ratio(self, prompt_ids, token_ids, log: PassLog, ran_pure: bool, eos) -> float | None:
+        """The prompt's seconds over pure lookup's price for its tokens (noted in `history`); None where it took
+        fewer than two passes after the prompt's."""
+        if len(log.verify) < 2:
+            return None
+        widths = replay_pure_lookup(prompt_ids, token_ids, PURE_TOKENS, PURE_NGRAMS, eos)
+        price = priced_seconds(widths, width_costs(log.verify), statistics.median(log.other_seconds))
+        seconds = sum(log.step_seconds)
+        if not price or not seconds:
+            return None
+        ratio = seconds / price
+        self.history.append({"kind": "pure" if ran_pure else "gated", "seconds": round(seconds, 5),
+                             "pure_price": round(price, 5), "ratio": round(ratio, 4)})
+        return ratio
 
     @property
     def calibration(self) -> float:
